@@ -1,0 +1,86 @@
+"""`ocibuild build`: service directory -> bento in the store, all or nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from datetime import datetime, timezone
+from pathlib import Path
+
+import ocibuild
+from ocibuild.bento.collect import SourceFile, collect_files
+from ocibuild.bento.info import LOCK, OPENAPI, REQUIREMENTS, SRC_DIR, BENTO_FILE, BentoInfo, utc_iso
+from ocibuild.bento.loader import LoadedService, load_service
+from ocibuild.bento.lock import lock_requirements
+from ocibuild.bento.store import Bento, BentoStore
+from ocibuild.bento.tags import Tag, new_version, validate_version
+from ocibuild.errors import SpecError
+from ocibuild.platforms import DEFAULT_PLATFORM, Platform
+from ocibuild.sdk.images import PythonImage
+from ocibuild.sdk.openapi import openapi_document
+
+# The serving runtime's own dependencies, locked together with the service's so they can coexist.
+RUNTIME_REQUIREMENTS = ("uvicorn>=0.30", "packaging>=23")
+
+
+def build_bento(path: Path, store: BentoStore, *, entry_point: str | None = None,
+                version: str | None = None, platform: Platform = DEFAULT_PLATFORM,
+                now: datetime | None = None) -> Bento:
+    root = Path(path).resolve()
+    loaded = load_service(root, entry_point)
+    moment = now or datetime.now(timezone.utc)
+    tag = Tag(loaded.spec.name, validate_version(version) if version else new_version(moment))
+    files = collect_files(root)
+    requirements = requirements_text(root, loaded.spec.image)
+    with store.staging() as staged:
+        copy_sources(root, files, staged / SRC_DIR)
+        (staged / REQUIREMENTS).parent.mkdir(parents=True)
+        (staged / REQUIREMENTS).write_text(requirements)
+        lock_requirements(staged / REQUIREMENTS, staged / LOCK, loaded.spec.image.python_version, platform)
+        (staged / OPENAPI).parent.mkdir(parents=True)
+        (staged / OPENAPI).write_text(json.dumps(openapi_document(loaded.spec, tag.version), indent=2))
+        info = bento_info(loaded, tag, moment, platform, files)
+        info.dump(staged / BENTO_FILE)
+        return Bento(store.commit(staged, tag), info)
+
+
+def requirements_text(root: Path, image: PythonImage) -> str:
+    lines = ["# service requirements", *image.packages]
+    for name in image.requirements_files:
+        req_file = root / name
+        if not req_file.is_file():
+            raise SpecError(f"requirements file {name} not found in {root}")
+        lines += [f"# from {name}", *req_file.read_text().splitlines()]
+    lines += ["# ocibuild serving runtime", *RUNTIME_REQUIREMENTS]
+    return "\n".join(lines) + "\n"
+
+
+def copy_sources(root: Path, files: list[SourceFile], dest: Path) -> None:
+    dest.mkdir(parents=True)
+    for f in files:
+        target = dest / f.relpath
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if f.link is not None:
+            os.symlink(f.link, target)
+        else:
+            shutil.copyfile(root / f.relpath, target)
+            shutil.copymode(root / f.relpath, target)
+
+
+def bento_info(loaded: LoadedService, tag: Tag, moment: datetime, platform: Platform,
+               files: list[SourceFile]) -> BentoInfo:
+    spec = loaded.spec
+    return BentoInfo(
+        name=tag.name,
+        version=tag.version,
+        created=utc_iso(moment),
+        service=loaded.entry_point,
+        image=spec.image.to_dict(),
+        platform=str(platform),
+        envs=[{"name": e.name, "value": e.value} for e in spec.envs],
+        apis=[{"name": a.name, "route": f"/{a.name}", "input": a.input_schema(),
+               "output": a.output_schema()} for a in spec.apis],
+        files={"count": len(files), "size": sum(f.size for f in files)},
+        ocibuild_version=ocibuild.__version__,
+    )

@@ -1,0 +1,63 @@
+"""`bento.yaml`: what a bento is, as a frozen dataclass and its YAML form."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import yaml
+
+from ocibuild.bento.tags import Tag
+from ocibuild.errors import ArchiveError
+
+BENTO_FILE = "bento.yaml"
+SRC_DIR = "src"
+REQUIREMENTS = "env/python/requirements.txt"
+LOCK = "env/python/requirements.lock.txt"
+OPENAPI = "apis/openapi.json"
+
+
+@dataclass(frozen=True)
+class BentoInfo:
+    name: str
+    version: str
+    created: str  # ISO 8601, UTC
+    service: str  # "module:Class" inside src/
+    image: dict
+    platform: str
+    envs: list[dict]
+    apis: list[dict]
+    files: dict  # {"count": N, "size": BYTES}
+    ocibuild_version: str
+    models: list[dict] = field(default_factory=list)
+
+    @property
+    def tag(self) -> Tag:
+        return Tag(self.name, self.version)
+
+    @property
+    def created_at(self) -> datetime:
+        return datetime.fromisoformat(self.created)
+
+    @property
+    def python_version(self) -> str:
+        return self.image["python_version"]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def dump(self, path: Path) -> None:
+        path.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
+
+    @classmethod
+    def load(cls, path: Path) -> BentoInfo:
+        try:
+            data = yaml.safe_load(path.read_text())
+            return cls(**data)
+        except (OSError, yaml.YAMLError, TypeError) as exc:
+            raise ArchiveError(f"unreadable {path}: {exc}") from None
+
+
+def utc_iso(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).isoformat(timespec="microseconds")

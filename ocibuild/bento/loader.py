@@ -1,0 +1,103 @@
+"""Importing a user's `service.py` to find its `@ocibuild.service` class.
+
+The import happens in this process with the service directory first on `sys.path`; both
+`sys.path` and `sys.modules` are restored afterwards so several builds can run in one process.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import sys
+import traceback
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from ocibuild.errors import OcibuildError, ServiceLoadError
+from ocibuild.sdk.service import ServiceSpec, service_spec
+
+DEFAULT_MODULE = "service"
+
+
+@dataclass(frozen=True)
+class LoadedService:
+    entry_point: str  # "module:Class", importable from the bento's src/
+    spec: ServiceSpec
+    cls: type
+
+
+@contextmanager
+def importable_from(root: Path):
+    saved_path, saved_modules = list(sys.path), set(sys.modules)
+    sys.path.insert(0, str(root))
+    importlib.invalidate_caches()
+    try:
+        yield
+    finally:
+        sys.path[:] = saved_path
+        for name in set(sys.modules) - saved_modules:
+            del sys.modules[name]
+
+
+def load_service(root: Path, entry_point: str | None = None) -> LoadedService:
+    root = root.resolve()
+    module_name, _, class_name = (entry_point or DEFAULT_MODULE).partition(":")
+    if not (root / (module_name.replace(".", "/") + ".py")).is_file() and \
+            not (root / module_name.replace(".", "/") / "__init__.py").is_file():
+        raise ServiceLoadError(f"no {module_name.replace('.', '/')}.py in {root}")
+    with importable_from(root):
+        module = _import(root, module_name)
+        return _find_service(module, module_name, class_name)
+
+
+def load_class(root: Path, entry_point: str) -> type:
+    """Import `module:Class` for serving; the module stays imported."""
+    module_name, _, class_name = entry_point.partition(":")
+    sys.path.insert(0, str(root))
+    return getattr(_import(root, module_name), class_name)
+
+
+def _import(root: Path, module_name: str):
+    try:
+        return importlib.import_module(module_name)
+    except SyntaxError as exc:
+        where = f"{_shown(root, exc.filename)}:{exc.lineno}" if exc.filename else module_name
+        raise ServiceLoadError(f"{where}: syntax error: {exc.msg}") from exc
+    except OcibuildError as exc:
+        raise ServiceLoadError(f"{_origin(root, exc)}: {exc}") from exc
+    except BaseException as exc:  # noqa: BLE001 - user code may raise anything, even SystemExit
+        raise ServiceLoadError(f"{_origin(root, exc)}: {type(exc).__name__}: {exc}") from exc
+
+
+def _origin(root: Path, exc: BaseException) -> str:
+    """`file:line` of the innermost frame inside the service directory."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if _inside(root, f.filename)]
+    if not frames:
+        return "service import failed"
+    return f"{_shown(root, frames[-1].filename)}:{frames[-1].lineno}"
+
+
+def _inside(root: Path, filename: str) -> bool:
+    return Path(filename).resolve().is_relative_to(root)
+
+
+def _shown(root: Path, filename: str) -> str:
+    path = Path(filename).resolve()
+    return path.relative_to(root).as_posix() if path.is_relative_to(root) else str(path)
+
+
+def _find_service(module, module_name: str, class_name: str) -> LoadedService:
+    if class_name:
+        cls = getattr(module, class_name, None)
+        if cls is None or not inspect.isclass(cls) or service_spec(cls) is None:
+            raise ServiceLoadError(f"{module_name}:{class_name} is not an @ocibuild.service class")
+        return LoadedService(f"{module_name}:{class_name}", service_spec(cls), cls)
+    found = [c for _, c in inspect.getmembers(module, inspect.isclass)
+             if service_spec(c) is not None and c.__module__ == module.__name__]
+    if not found:
+        raise ServiceLoadError(f"{module_name}.py defines no @ocibuild.service class")
+    if len(found) > 1:
+        names = ", ".join(c.__name__ for c in found)
+        raise ServiceLoadError(f"{module_name}.py defines several services ({names}): choose one with --service {module_name}:CLASS")
+    return LoadedService(f"{module_name}:{found[0].__name__}", service_spec(found[0]), found[0])

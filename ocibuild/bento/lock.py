@@ -1,0 +1,39 @@
+"""Locking Python requirements with uv, for the target Python version and platform.
+
+uv runs in a subprocess (through plumbum) from the `uv` wheel installed with ocibuild. Only
+wheels are admitted (`--only-binary :all:`): nothing is ever built on the host for the target.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from plumbum import ProcessExecutionError, local
+
+from ocibuild.errors import LockError
+from ocibuild.platforms import Platform
+
+
+def uv_command():
+    import uv  # the PyPI package shipping the binary
+
+    return local[uv.find_uv_bin()]
+
+
+def lock_requirements(requirements: Path, lock: Path, python_version: str, platform: Platform) -> None:
+    """Write `lock` (exact versions and hashes) for `requirements`, or raise with uv's reason."""
+    args = ["pip", "compile", str(requirements), "-o", str(lock), "--quiet", "--no-header",
+            "--generate-hashes", "--only-binary", ":all:",
+            "--python-version", python_version, "--python-platform", platform.uv_platform]
+    try:
+        uv_command()(*args)
+    except ProcessExecutionError as exc:
+        raise LockError(f"cannot lock Python requirements for Python {python_version} on {platform}: "
+                        + uv_reason(exc.stderr)) from None
+
+
+def uv_reason(stderr: str) -> str:
+    """uv explains failures over several indented lines; fold them into one."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    text = " ".join(lines)
+    return text.removeprefix("error: ") or "uv failed without a message"

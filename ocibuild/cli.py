@@ -1,0 +1,149 @@
+"""The `ocibuild` command: parses arguments, calls one function, prints. No logic lives here."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+
+import click
+import yaml
+
+import ocibuild
+from ocibuild.errors import OcibuildError
+from ocibuild.home import ocibuild_home
+
+
+class Context:
+    def __init__(self, verbose: bool):
+        self.verbose = verbose
+        self.home = ocibuild_home()
+
+    def bentos(self):
+        from ocibuild.bento.store import BentoStore
+
+        return BentoStore(self.home)
+
+
+class OcibuildGroup(click.Group):
+    """Turns OcibuildError into one line on stderr and an exit code; tracebacks only with --verbose."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except OcibuildError as exc:
+            if "--verbose" in sys.argv or "-v" in sys.argv[1:2]:
+                raise
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("error: interrupted", err=True)
+            sys.exit(130)
+
+
+@click.group(cls=OcibuildGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(ocibuild.__version__, prog_name="ocibuild")
+@click.option("-v", "--verbose", is_flag=True, help="Show debug output and tracebacks.")
+@click.pass_context
+def cli(ctx, verbose):
+    """Package AI/ML services into bentos and OCI images, without a Docker daemon."""
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING,
+                        format="%(levelname)s: %(message)s")
+    ctx.obj = Context(verbose)
+
+
+@cli.command()
+@click.argument("path", default=".", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--service", "entry_point", metavar="MODULE:CLASS", help="The service to build (default: the one in service.py).")
+@click.option("--version", "version", help="The bento version (default: generated, ordered by time).")
+@click.option("--platform", default="linux/amd64", show_default=True, help="Target platform for the locked dependencies.")
+@click.pass_obj
+def build(obj, path, entry_point, version, platform):
+    """Package the service in PATH into a bento."""
+    from ocibuild.bento.build import build_bento
+    from ocibuild.platforms import Platform
+
+    bento = build_bento(path, obj.bentos(), entry_point=entry_point, version=version,
+                        platform=Platform.parse(platform))
+    click.echo(f"Built bento {bento.tag}")
+
+
+@cli.command("list")
+@click.option("-o", "--output", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.pass_obj
+def list_(obj, output):
+    """List the bentos in the store, newest first."""
+    rows = [{"tag": str(b.tag), "size": b.size(), "created": b.info.created} for b in obj.bentos().list()]
+    if output == "json":
+        click.echo(json.dumps(rows, indent=2))
+        return
+    click.echo(table(["TAG", "SIZE", "CREATED"],
+                     [[r["tag"], human_size(r["size"]), r["created"][:19].replace("T", " ")] for r in rows]))
+
+
+@cli.command()
+@click.argument("tag")
+@click.option("-o", "--output", type=click.Choice(["yaml", "json"]), default="yaml", show_default=True)
+@click.pass_obj
+def get(obj, tag, output):
+    """Show a bento's bento.yaml."""
+    info = obj.bentos().get(tag).info.to_dict()
+    click.echo(json.dumps(info, indent=2) if output == "json" else yaml.safe_dump(info, sort_keys=False), nl=False)
+
+
+@cli.command()
+@click.argument("tags", nargs=-1, required=True)
+@click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.pass_obj
+def delete(obj, tags, yes):
+    """Delete bentos."""
+    store = obj.bentos()
+    bentos = [store.get(t) for t in tags]  # resolve all first: an unknown tag deletes nothing
+    if not yes:
+        click.confirm(f"Delete {', '.join(str(b.tag) for b in bentos)}?", abort=True)
+    for bento in bentos:
+        store.delete(bento.tag)
+        click.echo(f"Deleted {bento.tag}")
+
+
+@cli.command("export")
+@click.argument("tag")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.pass_obj
+def export_(obj, tag, file):
+    """Write a bento to one archive file."""
+    from ocibuild.bento.archive import export_bento
+
+    bento = obj.bentos().get(tag)
+    export_bento(bento, file)
+    click.echo(f"Exported {bento.tag} to {file}")
+
+
+@cli.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.pass_obj
+def import_(obj, file):
+    """Add a bento from an archive made by `ocibuild export`."""
+    from ocibuild.bento.archive import import_bento
+
+    bento = import_bento(obj.bentos(), file)
+    click.echo(f"Imported {bento.tag}")
+
+
+def human_size(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} B"
+
+
+def table(headers: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(str(c)) for c in col) for col in zip(headers, *rows)]
+    return "\n".join("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip()
+                     for row in [headers, *rows])
+
+
+def main():
+    cli(prog_name="ocibuild")
