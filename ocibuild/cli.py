@@ -131,6 +131,24 @@ def import_(obj, file):
     click.echo(f"Imported {bento.tag}")
 
 
+@cli.command()
+@click.argument("target", default=".")
+@click.option("--port", type=int, help="Port to listen on (default: $PORT or 3000).")
+@click.option("--host", default="0.0.0.0", show_default=True)
+@click.pass_obj
+def serve(obj, target, port, host):
+    """Serve a service directory or a bento (TAG) over HTTP on this machine."""
+    from ocibuild.bento.loader import load_service
+    from ocibuild.runtime.server import serve as run
+
+    if Path(target).is_dir():
+        src, entry_point = Path(target).resolve(), load_service(Path(target)).entry_point
+    else:
+        bento = obj.bentos().get(target)
+        src, entry_point = bento.path / "src", bento.info.service
+    run(src, entry_point, host=host, port=port)
+
+
 def human_size(n: int) -> str:
     for unit in ("B", "KiB", "MiB", "GiB"):
         if n < 1024 or unit == "GiB":

@@ -51,13 +51,6 @@ def load_service(root: Path, entry_point: str | None = None) -> LoadedService:
         return _find_service(module, module_name, class_name)
 
 
-def load_class(root: Path, entry_point: str) -> type:
-    """Import `module:Class` for serving; the module stays imported."""
-    module_name, _, class_name = entry_point.partition(":")
-    sys.path.insert(0, str(root))
-    return getattr(_import(root, module_name), class_name)
-
-
 def _import(root: Path, module_name: str):
     try:
         return importlib.import_module(module_name)

@@ -1,0 +1,37 @@
+"""The image's entrypoint: `serve` (or no command) starts the service; anything else is exec'd.
+
+`python3 -m ocibuild.runtime.entrypoint` needs no shell, so it works on distroless bases.
+The image config names the service in `OCIBUILD_SERVICE` and sets the working directory to the
+service source.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+
+def main(argv: list[str]) -> int:
+    if argv and argv[0] != "serve":
+        os.execvp(argv[0], argv)
+    args = argv[1:]
+    port = None
+    if args[:1] == ["--port"] and len(args) == 2:
+        port = int(args[1])
+    elif args:
+        print("usage: serve [--port PORT]", file=sys.stderr)
+        return 2
+    from ocibuild.errors import OcibuildError
+    from ocibuild.runtime.server import serve
+
+    try:
+        serve(Path(os.environ.get("OCIBUILD_SRC", ".")), os.environ["OCIBUILD_SERVICE"], port=port)
+    except OcibuildError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,55 @@
+"""Starting a service: check its environment, import it, instantiate it, serve it."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import signal
+import sys
+from pathlib import Path
+
+from ocibuild.errors import OcibuildError, ServiceLoadError
+from ocibuild.sdk.service import service_spec
+
+DEFAULT_PORT = 3000
+
+
+class MissingEnvError(OcibuildError):
+    exit_code = 78  # EX_CONFIG
+
+
+def missing_envs(required: tuple[str, ...], environ=os.environ) -> list[str]:
+    return [name for name in required if not environ.get(name)]
+
+
+def load(src: Path, entry_point: str):
+    """Import `module:Class` from `src` and return (spec, class)."""
+    module_name, _, class_name = entry_point.partition(":")
+    sys.path.insert(0, str(src))
+    module = importlib.import_module(module_name)
+    cls = getattr(module, class_name, None)
+    spec = service_spec(cls) if cls is not None else None
+    if spec is None:
+        raise ServiceLoadError(f"{entry_point} is not an @ocibuild.service class")
+    return spec, cls
+
+
+def serve(src: Path, entry_point: str, host: str = "0.0.0.0", port: int | None = None) -> None:
+    import uvicorn
+
+    from ocibuild.runtime.app import ServiceApp
+
+    spec, cls = load(src, entry_point)
+    for env in spec.envs:  # images bake defaults into their config; on a host, apply them here
+        if env.value is not None:
+            os.environ.setdefault(env.name, env.value)
+    missing = missing_envs(spec.required_envs())
+    if missing:
+        raise MissingEnvError(f"required environment variable(s) not set: {', '.join(missing)}")
+    app = ServiceApp(spec, cls())
+    config = uvicorn.Config(app, host=host, port=port or int(os.environ.get("PORT", DEFAULT_PORT)),
+                            lifespan="on", timeout_graceful_shutdown=30, log_level="info")
+    # uvicorn drains in-flight requests on SIGTERM, then re-raises the signal to the handler
+    # installed before it started; a no-op handler there makes a drained shutdown exit 0.
+    signal.signal(signal.SIGTERM, lambda *_: None)
+    uvicorn.Server(config).run()
