@@ -132,6 +132,41 @@ def import_(obj, file):
 
 
 @cli.command()
+@click.argument("tag")
+@click.option("-o", "--output", "output", type=click.Path(path_type=Path), help="Where to write (default: ./NAME-VERSION.tar, or ./NAME-VERSION for oci-dir).")
+@click.option("--format", "fmt", type=click.Choice(["archive", "oci-dir"]), default="archive", show_default=True)
+@click.option("--compression", type=click.Choice(["gzip", "zstd", "none"]), default="gzip", show_default=True)
+@click.option("--image-tag", metavar="REPO:TAG", help="The image's name (default: NAME:VERSION).")
+@click.option("--base", metavar="REF", help="Base image to use instead of the bento's (oci-layout:DIR[:REF], oci-archive:FILE[:REF], docker-archive:FILE).")
+@click.option("--platform", default="linux/amd64", show_default=True)
+@click.option("--load", is_flag=True, help="Load the image into the local Docker engine.")
+@click.pass_obj
+def containerize(obj, tag, output, fmt, compression, image_tag, base, platform, load):
+    """Build an OCI image from a bento, without a Docker daemon."""
+    from ocibuild.containerize import ContainerizeOptions, image_for_bento, source_date_epoch
+    from ocibuild.layers.cache import LayerCache
+    from ocibuild.layers.compression import Compression
+    from ocibuild.outputs import write_image
+    from ocibuild.outputs.docker import docker_load
+    from ocibuild.outputs.names import ImageName
+    from ocibuild.platforms import Platform
+
+    bento = obj.bentos().get(tag)
+    name = ImageName.parse(image_tag or f"{bento.info.name}:{bento.info.version}")
+    if load and fmt != "archive":
+        raise click.UsageError("--load needs --format archive")
+    options = ContainerizeOptions(Platform.parse(platform), Compression(compression), base, source_date_epoch())
+    step = (lambda s: click.echo(f"==> {s}", err=True)) if sys.stderr.isatty() else (lambda s: None)
+    image = image_for_bento(bento, options, LayerCache(obj.home / "cache"), step)
+    dest = output or Path(f"{bento.info.name}-{bento.info.version}" + (".tar" if fmt == "archive" else ""))
+    step(f"writing {dest}")
+    write_image(image, name, fmt, dest)
+    click.echo(f"Image {name} {image.digest} ({human_size(image.size())}) written to {dest}")
+    if load:
+        click.echo(docker_load(dest))
+
+
+@cli.command()
 @click.argument("target", default=".")
 @click.option("--port", type=int, help="Port to listen on (default: $PORT or 3000).")
 @click.option("--host", default="0.0.0.0", show_default=True)

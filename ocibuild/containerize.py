@@ -1,0 +1,123 @@
+"""`ocibuild containerize`: a bento becomes an Image value (base + layers + config).
+
+Layers, least to most often changed: base, Python dependencies, serving runtime, source.
+Timestamps come from the input, never the clock: shared layers (dependencies, runtime) use
+`SOURCE_DATE_EPOCH` or 0, so they are identical for every bento; the source layer and the config
+use `SOURCE_DATE_EPOCH` or the bento's creation time.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Callable
+
+from ocibuild.bento.info import LOCK
+from ocibuild.bento.store import Bento
+from ocibuild.errors import ImageError
+from ocibuild.image.model import Descriptor, Image, Layer
+from ocibuild.image.sources import BaseImage, is_local_reference, load_local_base
+from ocibuild.layers.app import APP_DIR, HOME_DIR, RUNTIME_DIR, USER_ID, cached_layer, runtime_entries, source_entries
+from ocibuild.layers.cache import LayerCache
+from ocibuild.layers.compression import Compression
+from ocibuild.layers.python_deps import SITE_PACKAGES, dependency_layers
+from ocibuild.layers.tarwriter import LayerBlob
+from ocibuild.platforms import DEFAULT_PLATFORM, Platform
+
+PORT = 3000
+ENTRYPOINT = ["python3", "-m", "ocibuild.runtime.entrypoint"]
+
+
+@dataclass(frozen=True)
+class ContainerizeOptions:
+    platform: Platform = DEFAULT_PLATFORM
+    compression: Compression = Compression.GZIP
+    base: str | None = None  # overrides the bento's base_image
+    source_date_epoch: int | None = None
+
+
+def source_date_epoch() -> int | None:
+    value = os.environ.get("SOURCE_DATE_EPOCH")
+    if value is None:
+        return None
+    if not value.isdigit():
+        raise ImageError(f"SOURCE_DATE_EPOCH must be a whole number of seconds, not {value!r}")
+    return int(value)
+
+
+def resolve_base(bento: Bento, options: ContainerizeOptions, cache: LayerCache) -> BaseImage:
+    reference = options.base or bento.info.image.get("base_image")
+    if reference is None:
+        raise ImageError(f"bento {bento.tag} names no base_image: pass --base "
+                         "(oci-layout:DIR[:REF], oci-archive:FILE[:REF] or docker-archive:FILE)")
+    if not is_local_reference(reference):
+        raise ImageError(f"base image {reference!r}: only oci-layout:, oci-archive: and docker-archive: "
+                         "bases are supported so far; pass one with --base")
+    return load_local_base(reference, cache, options.platform)
+
+
+def image_for_bento(bento: Bento, options: ContainerizeOptions, cache: LayerCache,
+                    step: Callable[[str], None] = lambda _: None) -> Image:
+    info = bento.info
+    created_at = info.created_at
+    shared_epoch = options.source_date_epoch or 0
+    epoch = options.source_date_epoch or int(created_at.timestamp())
+    created = datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    step("base image")
+    base = resolve_base(bento, options, cache)
+    step("python dependencies")
+    layers = [_layer(blob, cache, created, f"ocibuild: {description}")
+              for blob, description in dependency_layers(bento.path / LOCK, info.python_version, options.platform,
+                                                         options.compression, cache, shared_epoch)]
+    step("serving runtime")
+    runtime = cached_layer("runtime", runtime_entries(), options.compression, shared_epoch, cache)
+    layers.append(_layer(runtime, cache, created, "ocibuild: serving runtime"))
+    step("service source")
+    source = cached_layer("source", source_entries(bento.path), options.compression, epoch, cache)
+    layers.append(_layer(source, cache, created, f"ocibuild: bento {bento.tag}"))
+    return configure(base.image.append(*layers), bento, base, created, options.platform)
+
+
+def _layer(blob: LayerBlob, cache: LayerCache, created: str, created_by: str) -> Layer:
+    return Layer(Descriptor(blob.media_type, blob.digest, blob.size), blob.diff_id,
+                 cache.blob_path(blob.digest), {"created": created, "created_by": created_by})
+
+
+def image_env(base_env: list[str], service_envs: list[dict], entry_point: str) -> list[str]:
+    """The base's env, our paths in front, then the service's defaulted envs (never a bare name)."""
+    env = dict(item.split("=", 1) if "=" in item else (item, "") for item in base_env)
+    path = env.get("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+    python_path = ":".join(p for p in (f"/{RUNTIME_DIR}", f"/{SITE_PACKAGES}", env.get("PYTHONPATH")) if p)
+    env.update({
+        "PATH": f"/{SITE_PACKAGES}/bin:{path}",
+        "PYTHONPATH": python_path,
+        "PYTHONUNBUFFERED": "1",
+        "HOME": f"/{HOME_DIR}",
+        "OCIBUILD_SERVICE": entry_point,
+        "OCIBUILD_SRC": f"/{APP_DIR}/src",
+    })
+    for e in service_envs:
+        if e.get("value") is not None:
+            env[e["name"]] = e["value"]
+    return [f"{k}={v}" for k, v in env.items()]
+
+
+def configure(image: Image, bento: Bento, base: BaseImage, created: str, platform: Platform) -> Image:
+    info = bento.info
+    labels = {
+        "org.opencontainers.image.created": created,
+        "org.opencontainers.image.version": info.version,
+        "org.opencontainers.image.title": info.name,
+        "org.opencontainers.image.base.name": base.name,
+        "org.opencontainers.image.base.digest": base.digest,
+        "io.ocibuild.bento": str(bento.tag),
+    }
+    inner = image.config.get("config", {})
+    return (image
+            .with_top(created=created, architecture=platform.architecture, os=platform.os)
+            .with_config(Env=image_env(inner.get("Env") or [], info.envs, info.service),
+                         Entrypoint=ENTRYPOINT, Cmd=["serve"], User=f"{USER_ID}:{USER_ID}",
+                         WorkingDir=f"/{APP_DIR}/src", ExposedPorts={f"{PORT}/tcp": {}},
+                         Labels={**(inner.get("Labels") or {}), **labels})
+            .with_annotations(**labels))

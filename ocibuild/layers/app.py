@@ -1,0 +1,63 @@
+"""The layers ocibuild adds above the dependencies: the serving runtime and the service source.
+
+The runtime layer holds only the parts of `ocibuild` that run in the image (the SDK, the runtime,
+the errors) and the runtime user's home; the source layer holds the bento itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import ocibuild
+from ocibuild.layers.cache import LayerCache, cache_key
+from ocibuild.layers.compression import Compression
+from ocibuild.layers.tarwriter import Entry, LayerBlob, tree_entries, with_parents, write_layer
+
+RUNTIME_DIR = "opt/ocibuild/runtime"
+APP_DIR = "app"
+USER_ID = 1000
+HOME_DIR = "home/ocibuild"
+# The modules that run inside images: they import nothing from the builder.
+RUNTIME_MODULES = ("__init__.py", "errors.py", "sdk", "runtime")
+
+
+def runtime_entries() -> list[Entry]:
+    package = Path(ocibuild.__file__).parent
+    entries = [Entry(HOME_DIR, "dir", 0o755, USER_ID, USER_ID)]
+    for name in RUNTIME_MODULES:
+        path = package / name
+        if path.is_dir():
+            entries += [e for e in tree_entries(path, f"{RUNTIME_DIR}/ocibuild/{name}")
+                        if "__pycache__" not in e.path and not e.path.endswith(".pyc")]
+            entries.append(Entry(f"{RUNTIME_DIR}/ocibuild/{name}", "dir", 0o755))
+        else:
+            entries.append(Entry(f"{RUNTIME_DIR}/ocibuild/{name}", "file", 0o644, source=path,
+                                 size=path.stat().st_size))
+    return with_parents([_normalized(e) for e in entries])
+
+
+def _normalized(entry: Entry) -> Entry:
+    """Installed-package files have whatever modes the installer gave: normalize them."""
+    mode = 0o755 if entry.kind == "dir" else 0o644
+    return Entry(entry.path, entry.kind, mode, entry.uid, entry.gid, entry.source, entry.size, entry.linkname)
+
+
+def source_entries(bento_dir: Path) -> list[Entry]:
+    return with_parents(tree_entries(bento_dir, APP_DIR))
+
+
+def content_key(kind: str, entries: list[Entry], compression: Compression, epoch: int) -> str:
+    """A key over every entry's metadata and content: equal keys mean equal layers."""
+    parts = [kind, compression.value, str(epoch)]
+    for e in entries:
+        parts.append(f"{e.path}|{e.kind}|{e.mode:o}|{e.uid}|{e.gid}|{e.linkname}|{e.mtime}")
+        if e.source is not None:
+            parts.append(hashlib.sha256(e.source.read_bytes()).hexdigest())
+    return cache_key(*parts)
+
+
+def cached_layer(kind: str, entries: list[Entry], compression: Compression, epoch: int,
+                 cache: LayerCache) -> LayerBlob:
+    key = content_key(kind, entries, compression, epoch)
+    return cache.layer(key, lambda out: write_layer(entries, out, compression, epoch))

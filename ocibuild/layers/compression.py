@@ -1,0 +1,56 @@
+"""Layer compression: gzip (default, widest support), zstd (pyzstd), or none.
+
+Each writer is deterministic: gzip headers carry no name and no time, zstd frames no checksum
+of the clock. The same uncompressed stream always gives the same compressed bytes with the same
+library version.
+"""
+
+from __future__ import annotations
+
+import enum
+import gzip
+from typing import BinaryIO
+
+import pyzstd
+
+GZIP_LEVEL = 6
+ZSTD_LEVEL = 3
+
+
+class Compression(enum.Enum):
+    GZIP = "gzip"
+    ZSTD = "zstd"
+    NONE = "none"
+
+    @property
+    def media_type(self) -> str:
+        suffix = {"gzip": "+gzip", "zstd": "+zstd", "none": ""}[self.value]
+        return f"application/vnd.oci.image.layer.v1.tar{suffix}"
+
+    def writer(self, raw: BinaryIO) -> BinaryIO:
+        """A stream compressing into `raw`; closing it finishes the frame, not `raw`."""
+        if self is Compression.GZIP:
+            return gzip.GzipFile(fileobj=raw, mode="wb", filename="", mtime=0, compresslevel=GZIP_LEVEL)
+        if self is Compression.ZSTD:
+            return pyzstd.ZstdFile(raw, mode="wb", level_or_option=ZSTD_LEVEL)
+        return _Uncompressed(raw)
+
+
+class _Uncompressed:
+    def __init__(self, raw: BinaryIO):
+        self.raw = raw
+
+    def write(self, data) -> int:
+        return self.raw.write(data)
+
+    def close(self) -> None:
+        pass
+
+
+def sniff(head: bytes) -> Compression:
+    """Recognize a blob's compression by its magic bytes (docker-archive layers carry no type)."""
+    if head.startswith(b"\x1f\x8b"):
+        return Compression.GZIP
+    if head.startswith(b"\x28\xb5\x2f\xfd"):
+        return Compression.ZSTD
+    return Compression.NONE

@@ -1,0 +1,54 @@
+"""Layer planning as pure data: which files go into which layer, and in what order.
+
+Dependencies are split so that changing one dependency rebuilds one layer: a distribution
+larger than `BIG_DISTRIBUTION` installed gets a layer of its own, the rest share one.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+
+BIG_DISTRIBUTION = 20 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Distribution:
+    """An installed distribution: its dist-info name, files (relative to the target) and size."""
+
+    name: str
+    files: tuple[str, ...]
+    size: int
+    record: bytes  # the RECORD file: file hashes, so a fingerprint of the installed content
+
+
+@dataclass(frozen=True)
+class DependencyGroup:
+    distributions: tuple[Distribution, ...]
+
+    @property
+    def files(self) -> tuple[str, ...]:
+        return tuple(sorted(f for d in self.distributions for f in d.files))
+
+    @property
+    def description(self) -> str:
+        return "python packages " + " ".join(d.name.removesuffix(".dist-info") for d in self.distributions)
+
+
+def record_files(record: bytes) -> tuple[str, ...]:
+    """Paths a RECORD lists, skipping any that would leave the install directory."""
+    rows = csv.reader(io.StringIO(record.decode()))
+    return tuple(sorted({row[0] for row in rows if row and ".." not in row[0].split("/")
+                         and not row[0].startswith("/")}))
+
+
+def group_distributions(dists: list[Distribution], unclaimed: tuple[str, ...] = (),
+                        threshold: int = BIG_DISTRIBUTION) -> list[DependencyGroup]:
+    """Big distributions alone, by name; then one layer with the rest (and unclaimed files)."""
+    ordered = sorted(dists, key=lambda d: d.name)
+    big = [DependencyGroup((d,)) for d in ordered if d.size > threshold]
+    small = tuple(d for d in ordered if d.size <= threshold)
+    if unclaimed:
+        small += (Distribution("(unclaimed files)", unclaimed, 0, "\n".join(unclaimed).encode()),)
+    return big + ([DependencyGroup(small)] if small else [])

@@ -1,0 +1,95 @@
+"""Python dependency layers: the bento's lock installed by uv for the target, split and cached.
+
+A warm build looks the whole lock up in the cache and touches nothing else. On a miss, uv
+installs the lock into a staging directory (wheels only, hashes required, no bytecode), console
+scripts get a shebang for the image, and each planned group becomes a layer, itself cached by the
+RECORDs of its distributions, so only changed groups are written.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from plumbum import ProcessExecutionError
+
+from ocibuild.bento.lock import uv_command, uv_reason
+from ocibuild.errors import LockError
+from ocibuild.layers.cache import LayerCache, cache_key
+from ocibuild.layers.compression import Compression
+from ocibuild.layers.plan import DependencyGroup, Distribution, group_distributions, record_files
+from ocibuild.layers.tarwriter import Entry, LayerBlob, with_parents, write_layer
+from ocibuild.platforms import Platform
+
+SITE_PACKAGES = "opt/ocibuild/python"
+SHEBANG = b"#!/usr/bin/env python3"
+
+
+def install(lock: Path, target: Path, python_version: str, platform: Platform) -> None:
+    args = ["pip", "install", "--target", str(target), "--python-platform", platform.uv_platform,
+            "--python-version", python_version, "--only-binary", ":all:", "--no-deps",
+            "--no-installer-metadata", "--no-compile-bytecode", "--require-hashes", "--quiet", "-r", str(lock)]
+    try:
+        uv_command()(*args)
+    except ProcessExecutionError as exc:
+        raise LockError(f"cannot install the locked Python packages for {platform}: {uv_reason(exc.stderr)}") from None
+
+
+def rewrite_shebangs(bin_dir: Path) -> None:
+    """Console scripts name the installing interpreter; inside the image it is `python3`."""
+    if not bin_dir.is_dir():
+        return
+    for script in bin_dir.iterdir():
+        if not script.is_file() or script.is_symlink():
+            continue
+        data = script.read_bytes()
+        first, sep, rest = data.partition(b"\n")
+        if first.startswith(b"#!") and b"python" in first:
+            script.write_bytes(SHEBANG + sep + rest)
+
+
+def read_distributions(target: Path) -> tuple[list[Distribution], tuple[str, ...]]:
+    dists, claimed = [], set()
+    for record in sorted(target.glob("*.dist-info/RECORD")):
+        data = record.read_bytes()
+        files = tuple(f for f in record_files(data) if (target / f).is_file())
+        claimed.update(files)
+        dists.append(Distribution(record.parent.name, files, sum((target / f).stat().st_size for f in files), data))
+    unclaimed = tuple(sorted(p.relative_to(target).as_posix() for p in target.rglob("*")
+                             if p.is_file() and p.relative_to(target).as_posix() not in claimed))
+    return dists, unclaimed
+
+
+def group_entries(group: DependencyGroup, target: Path) -> list[Entry]:
+    entries = []
+    for rel in group.files:
+        path = target / rel
+        st = path.stat()
+        entries.append(Entry(f"{SITE_PACKAGES}/{rel}", "file", st.st_mode, source=path, size=st.st_size))
+    return with_parents(entries)
+
+
+def dependency_layers(lock: Path, python_version: str, platform: Platform, compression: Compression,
+                      cache: LayerCache, epoch: int) -> list[tuple[LayerBlob, str]]:
+    """(blob, description) per dependency layer, from the cache when the lock is unchanged."""
+    lock_text = lock.read_bytes()
+    set_key = cache_key("python-deps", lock_text, python_version, str(platform), compression.value, str(epoch))
+    cached = cache.lookup_set(set_key)
+    if cached is not None:
+        return cached
+    cache.tmp.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=cache.tmp) as staging:
+        target = Path(staging)
+        install(lock, target, python_version, platform)
+        rewrite_shebangs(target / "bin")
+        dists, unclaimed = read_distributions(target)
+        layers = []
+        for group in group_distributions(dists, unclaimed):
+            key = cache_key("python-group", python_version, str(platform), compression.value, str(epoch),
+                            SHEBANG, *(d.record for d in group.distributions))
+            entries = group_entries(group, target)
+            blob = cache.layer(key, lambda out: write_layer(entries, out, compression, epoch))
+            layers.append((blob, group.description))
+    cache.store_set(set_key, layers)
+    return layers

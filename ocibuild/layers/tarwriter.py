@@ -1,0 +1,132 @@
+"""Deterministic layer tars, written in one streaming pass that yields both digests.
+
+Entries are sorted by path, owners are numeric with empty names, modes are kept, mtimes are
+integers clamped to the given epoch, and no atime/ctime records are written (integer mtimes and
+ASCII paths keep PAX headers out unless a path is too long, and then they are deterministic).
+The tar is hashed (diff_id) before compression and the blob hashed after it, while it is
+written: memory stays flat whatever the layer size.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, Iterable
+
+from ocibuild.layers.compression import Compression
+
+CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One tar member. `source` is the file to read for regular files."""
+
+    path: str  # relative, posix, no leading "/"
+    kind: str  # "file" | "dir" | "symlink"
+    mode: int
+    uid: int = 0
+    gid: int = 0
+    source: Path | None = None
+    size: int = 0
+    linkname: str = ""
+    mtime: int | None = None  # None: the layer's epoch
+
+
+@dataclass(frozen=True)
+class LayerBlob:
+    """A written layer: where its bytes are and how they are addressed."""
+
+    digest: str  # of the compressed blob
+    diff_id: str  # of the uncompressed tar
+    size: int
+    media_type: str
+
+
+class HashingWriter:
+    """A write-only stream that hashes and counts what passes through to `target`."""
+
+    def __init__(self, target: BinaryIO | None):
+        self.target = target
+        self.sha = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data) -> int:
+        self.sha.update(data)
+        self.size += len(data)
+        if self.target is not None:
+            self.target.write(data)
+        return len(data)
+
+    @property
+    def digest(self) -> str:
+        return "sha256:" + self.sha.hexdigest()
+
+
+def with_parents(entries: Iterable[Entry]) -> list[Entry]:
+    """Add a directory entry (0755, root) for every parent that has none, then sort by path."""
+    by_path = {e.path: e for e in entries}
+    for path in list(by_path):
+        parent = os.path.dirname(path)
+        while parent and parent not in by_path:
+            by_path[parent] = Entry(parent, "dir", 0o755)
+            parent = os.path.dirname(parent)
+    return [by_path[p] for p in sorted(by_path)]
+
+
+def tarinfo(entry: Entry, epoch: int) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(entry.path)
+    info.mode = entry.mode & 0o7777
+    info.uid, info.gid = entry.uid, entry.gid
+    info.uname = info.gname = ""
+    mtime = epoch if entry.mtime is None else min(int(entry.mtime), epoch)
+    info.mtime = max(mtime, 0)
+    if entry.kind == "dir":
+        info.type = tarfile.DIRTYPE
+    elif entry.kind == "symlink":
+        info.type, info.linkname = tarfile.SYMTYPE, entry.linkname
+    else:
+        info.type, info.size = tarfile.REGTYPE, entry.size
+    return info
+
+
+def write_tar(entries: list[Entry], out: BinaryIO, epoch: int) -> None:
+    with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+        for entry in entries:
+            info = tarinfo(entry, epoch)
+            if info.isreg():
+                with open(entry.source, "rb") as src:
+                    tar.addfile(info, src)
+            else:
+                tar.addfile(info)
+
+
+def write_layer(entries: list[Entry], dest: BinaryIO, compression: Compression, epoch: int) -> LayerBlob:
+    """Write the layer blob to `dest`, returning its digests; one pass over the input files."""
+    blob = HashingWriter(dest)
+    compressor = compression.writer(blob)
+    tar_stream = HashingWriter(compressor)
+    write_tar(entries, tar_stream, epoch)
+    compressor.close()
+    return LayerBlob(blob.digest, tar_stream.digest, blob.size, compression.media_type)
+
+
+def tree_entries(root: Path, prefix: str, *, uid: int = 0, gid: int = 0) -> list[Entry]:
+    """Every file, link and directory under `root`, placed under `prefix`, modes and mtimes kept."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for name in sorted(dirnames + filenames):
+            path = Path(dirpath) / name
+            rel = f"{prefix}/{path.relative_to(root).as_posix()}"
+            st = path.lstat()
+            if path.is_symlink():
+                found.append(Entry(rel, "symlink", 0o777, uid, gid, linkname=os.readlink(path), mtime=int(st.st_mtime)))
+            elif path.is_dir():
+                found.append(Entry(rel, "dir", st.st_mode, uid, gid, mtime=int(st.st_mtime)))
+            elif path.is_file():
+                found.append(Entry(rel, "file", st.st_mode, uid, gid, source=path, size=st.st_size, mtime=int(st.st_mtime)))
+    return found
