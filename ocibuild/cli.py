@@ -35,7 +35,7 @@ class OcibuildGroup(click.Group):
         except OcibuildError as exc:
             if "--verbose" in sys.argv or "-v" in sys.argv[1:2]:
                 raise
-            click.echo(f"error: {exc}", err=True)
+            click.echo("error: " + " ".join(str(exc).split()), err=True)  # always one line
             sys.exit(exc.exit_code)
         except KeyboardInterrupt:
             click.echo("error: interrupted", err=True)

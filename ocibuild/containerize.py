@@ -109,10 +109,11 @@ def configure(image: Image, bento: Bento, base: BaseImage, created: str, platfor
         "org.opencontainers.image.created": created,
         "org.opencontainers.image.version": info.version,
         "org.opencontainers.image.title": info.name,
-        "org.opencontainers.image.base.name": base.name,
         "org.opencontainers.image.base.digest": base.digest,
         "io.ocibuild.bento": str(bento.tag),
     }
+    if not is_local_reference(base.name):  # a local path would leak the host's layout into the image
+        labels["org.opencontainers.image.base.name"] = base.name
     inner = image.config.get("config", {})
     return (image
             .with_top(created=created, architecture=platform.architecture, os=platform.os)

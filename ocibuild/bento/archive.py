@@ -63,6 +63,8 @@ def import_into(store: VersionedStore, archive: Path, load: Callable[[Path], Ben
                 if tag.version is None:
                     raise ArchiveError(f"refusing archive: it names no exact version ({info.version!r})")
                 return store.commit(staged, tag)
+    except tarfile.ReadError:
+        raise ArchiveError(f"cannot read {archive}: not a tar archive (plain, gzip, bzip2 or xz)") from None
     except (tarfile.TarError, EOFError, OSError) as exc:
         raise ArchiveError(f"cannot read {archive}: {exc}") from None
 
@@ -73,4 +75,4 @@ def export_bento(bento: Bento, dest: Path) -> None:
 
 def import_bento(store: BentoStore, archive: Path) -> Bento:
     path = import_into(store, archive, BentoInfo.load)
-    return Bento(path, BentoInfo.load(path / BENTO_FILE))
+    return Bento(path, BentoInfo.load(path / store.manifest))

@@ -59,7 +59,7 @@ class PythonImage:
     debian_packages: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        version = self.python_version or default_python_version()
+        version = default_python_version() if self.python_version is None else self.python_version
         object.__setattr__(self, "python_version", validate_python_version(version))
         if self.base_image is not None and not (isinstance(self.base_image, str) and self.base_image.strip()):
             raise SpecError(f"invalid base_image {self.base_image!r}: expected an image reference")

@@ -1,0 +1,163 @@
+"""`ocibuild build` against the real package index (small packages), and the store's guarantees."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from ocibuild.bento.build import build_bento
+from ocibuild.bento.store import BentoStore
+from ocibuild.errors import LockError
+from tests.conftest import ECHO, EXAMPLE, copy_service, run_process
+
+SERVICE = '''
+import ocibuild
+
+@ocibuild.service(image=ocibuild.images.PythonImage(python_version="3.11").python_packages({packages}))
+class Tiny:
+    @ocibuild.api
+    def ping(self) -> str:
+        return "pong"
+'''
+
+
+def tiny_service(tmp_path, packages='"six==1.16.0"'):
+    root = tmp_path / "tiny"
+    root.mkdir()
+    (root / "service.py").write_text(SERVICE.format(packages=packages))
+    return root
+
+
+def test_build_writes_a_complete_bento(home, tmp_path):
+    root = copy_service(EXAMPLE, tmp_path / "svc")
+    (root / "debug.log").write_text("ignored by .bentoignore")
+    bento = build_bento(root, BentoStore(home))
+    info = bento.info
+    assert info.name == "summarization" and info.service == "service:Summarization"
+    assert info.envs == [{"name": "SUMMARY_API_KEY", "value": None}, {"name": "SUMMARY_SENTENCES", "value": "2"}]
+    assert sorted(p.name for p in (bento.path / "src").iterdir()) == [".bentoignore", "README.md", "service.py"]
+    lock = (bento.path / "env/python/requirements.lock.txt").read_text()
+    assert "numpy==" in lock and "--hash=sha256:" in lock and "uvicorn==" in lock
+    assert "numpy>=1.26" in (bento.path / "env/python/requirements.txt").read_text()
+    openapi = json.loads((bento.path / "apis/openapi.json").read_text())
+    assert set(openapi["paths"]) >= {"/summarize", "/stats", "/healthz"}
+    assert info.files["count"] == 3
+
+
+def test_lock_is_for_the_target_platform_not_the_host(home, tmp_path):
+    root = tiny_service(tmp_path, '"numpy==2.1.3"')
+    from ocibuild.platforms import Platform
+
+    bento = build_bento(root, BentoStore(home), platform=Platform.parse("linux/arm64"))
+    assert bento.info.platform == "linux/arm64"
+    assert "numpy==2.1.3" in (bento.path / "env/python/requirements.lock.txt").read_text()
+
+
+def test_unknown_package_fails_with_uv_reason_and_stores_nothing(home, tmp_path):
+    root = tiny_service(tmp_path, '"ocibuild-no-such-package-zz9"')
+    with pytest.raises(LockError, match="ocibuild-no-such-package-zz9 was not found"):
+        build_bento(root, BentoStore(home))
+    assert BentoStore(home).list() == []
+    assert not any((home / "tmp").iterdir())
+
+
+def test_conflict_fails(home, tmp_path):
+    root = tiny_service(tmp_path, '"six==1.16.0", "six==1.15.0"')
+    with pytest.raises(LockError, match="six"):
+        build_bento(root, BentoStore(home))
+
+
+def test_requirements_file_is_read_relative_to_service(home, tmp_path):
+    root = tiny_service(tmp_path, '"six"')
+    (root / "service.py").write_text((root / "service.py").read_text().replace(
+        '.python_packages("six")', '.python_packages("six").requirements_file("reqs/extra.txt")'))
+    (root / "reqs").mkdir()
+    (root / "reqs/extra.txt").write_text("idna==3.7\n")
+    bento = build_bento(root, BentoStore(home))
+    assert "idna==3.7" in (bento.path / "env/python/requirements.lock.txt").read_text()
+
+
+def test_explicit_version_and_latest(home, tmp_path):
+    store = BentoStore(home)
+    root = copy_service(ECHO, tmp_path / "echo")
+    build_bento(root, store, version="1.0")
+    build_bento(root, store, version="0.9")  # created later, so newest despite the smaller name
+    assert store.get("echo").info.version == "0.9"
+    assert store.get("echo:latest").info.version == "0.9"
+    assert store.get("echo:1.0").info.version == "1.0"
+
+
+class StallingIndex:
+    """A loopback 'package index' that accepts connections and never answers."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}/simple"
+        self.accepted = threading.Event()
+        self.conns = []
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.conns.append(conn)
+            self.accepted.set()
+
+    def close(self):
+        for c in self.conns:
+            c.close()
+        self.sock.close()
+
+
+def test_build_killed_half_way_leaves_store_as_it_was(home, tmp_path):
+    store = BentoStore(home)
+    root = copy_service(ECHO, tmp_path / "echo")
+    build_bento(root, store, version="1")
+    before = sorted(p.relative_to(home / "bentos") for p in (home / "bentos").rglob("*"))
+    index = StallingIndex()
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "ocibuild", "build", str(root)],
+                                env={**os.environ, "UV_INDEX_URL": index.url, "UV_DEFAULT_INDEX": index.url,
+                                     "UV_NO_CACHE": "1", "UV_HTTP_TIMEOUT": "300"},
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        assert index.accepted.wait(60), "the build never reached the locking step"
+        assert any((home / "tmp").iterdir()), "the build should be staging by now"
+        assert proc.poll() is None, "the build ended before it could be killed"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+    finally:
+        index.close()
+    after = sorted(p.relative_to(home / "bentos") for p in (home / "bentos").rglob("*"))
+    assert after == before
+    assert [str(b.tag) for b in store.list()] == ["echo:1"]
+
+
+def test_two_concurrent_builds_both_land(home, tmp_path):
+    root = copy_service(ECHO, tmp_path / "echo")
+    procs = [subprocess.Popen([sys.executable, "-m", "ocibuild", "build", str(root)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outputs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outputs
+    bentos = BentoStore(home).list()
+    assert len(bentos) == 2 and bentos[0].tag != bentos[1].tag
+    for b in bentos:
+        assert (b.path / "env/python/requirements.lock.txt").is_file()
+
+
+def test_same_explicit_version_twice_is_refused(home, tmp_path):
+    root = copy_service(ECHO, tmp_path / "echo")
+    assert run_process("build", str(root), "--version", "v1").returncode == 0
+    second = run_process("build", str(root), "--version", "v1")
+    assert second.returncode == 1
+    assert second.stderr.strip() == "error: bento echo:v1 already exists"

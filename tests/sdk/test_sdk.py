@@ -1,0 +1,110 @@
+import pytest
+
+import ocibuild
+from ocibuild.errors import SpecError
+from ocibuild.sdk.images import PythonImage, default_python_version
+from ocibuild.sdk.openapi import openapi_document
+from ocibuild.sdk.schema import SchemaError, check, json_schema
+from ocibuild.sdk.service import service_spec
+
+
+def test_python_image_defaults_to_building_interpreter():
+    assert PythonImage().python_version == default_python_version()
+
+
+@pytest.mark.parametrize("version", ["3", "banana", "3.11.2", "2.7", "3.7", "", "3.x"])
+def test_python_image_rejects_bad_versions(version):
+    with pytest.raises(SpecError, match="python_version"):
+        PythonImage(python_version=version)
+
+
+def test_chaining_returns_new_values():
+    base = PythonImage(python_version="3.11")
+    image = base.python_packages("numpy>=1.26", "requests[socks]; python_version>'3.8'") \
+        .requirements_file("reqs.txt").system_packages("libgomp1")
+    assert base.packages == ()
+    assert image.packages == ("numpy>=1.26", "requests[socks]; python_version>'3.8'")
+    assert image.requirements_files == ("reqs.txt",)
+    assert image.debian_packages == ("libgomp1",)
+
+
+@pytest.mark.parametrize("requirement", ["numpy>>1", "not a requirement!", "numpy[", ""])
+def test_malformed_requirement_is_rejected_at_definition(requirement):
+    with pytest.raises(SpecError, match="invalid Python requirement"):
+        PythonImage().python_packages(requirement)
+
+
+@pytest.mark.parametrize("name", ["Libgomp1", "a", "-x", "lib gomp"])
+def test_bad_debian_names(name):
+    with pytest.raises(SpecError, match="Debian package"):
+        PythonImage().system_packages(name)
+
+
+def test_absolute_requirements_file_rejected():
+    with pytest.raises(SpecError):
+        PythonImage().requirements_file("/etc/reqs.txt")
+
+
+def test_service_spec_envs_and_apis():
+    @ocibuild.service(envs=[{"name": "TOKEN"}, {"name": "MODE", "value": "fast"}])
+    class MyService:
+        @ocibuild.api
+        def predict(self, text: str, k: int = 3) -> list[str]:
+            """Predict things."""
+            return [text] * k
+
+        def helper(self):
+            pass
+
+    spec = service_spec(MyService)
+    assert spec.name == "myservice"
+    assert spec.required_envs() == ("TOKEN",)
+    assert [a.name for a in spec.apis] == ["predict"]
+    assert spec.apis[0].input_schema() == {
+        "type": "object", "properties": {"text": {"type": "string"}, "k": {"type": "integer"}},
+        "required": ["text"], "additionalProperties": False}
+    doc = openapi_document(spec)
+    assert doc["paths"]["/predict"]["post"]["summary"] == "Predict things."
+
+
+@pytest.mark.parametrize("envs, message", [
+    ([{"name": "1BAD"}], "invalid env name"),
+    ([{"name": "A-B"}], "invalid env name"),
+    ([{"name": "X"}, {"name": "X", "value": "1"}], "declared twice"),
+    ([{"value": "1"}], "invalid env"),
+    ([{"name": "X", "value": 3}], "expected a string"),
+])
+def test_bad_envs(envs, message):
+    with pytest.raises(SpecError, match=message):
+        @ocibuild.service(envs=envs)
+        class S:
+            pass
+
+
+@pytest.mark.parametrize("name", ["Upper", "has space", "-lead", "a" * 64])
+def test_bad_service_names(name):
+    with pytest.raises(SpecError, match="invalid service name"):
+        @ocibuild.service(name=name)
+        class S:
+            pass
+
+
+def test_image_must_be_python_image():
+    with pytest.raises(SpecError, match="PythonImage"):
+        @ocibuild.service(image="python:3.11")
+        class S:
+            pass
+
+
+def test_schema_check_converts_and_names_fields():
+    assert check(3, float, "x") == 3.0
+    assert check([1, 2], list[int], "x") == [1, 2]
+    assert check(None, int | None, "x") is None
+    assert check({"a": "b"}, dict[str, str], "x") == {"a": "b"}
+    with pytest.raises(SchemaError, match=r"x\[1\]: expected integer"):
+        check([1, "2"], list[int], "x")
+    with pytest.raises(SchemaError, match="x: expected integer"):
+        check(True, int, "x")
+    with pytest.raises(SchemaError):
+        check("1", float, "x")
+    assert json_schema(int | None) == {"anyOf": [{"type": "integer"}, {"type": "null"}]}

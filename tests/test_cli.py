@@ -1,0 +1,110 @@
+"""Every CLI error path: one line on stderr naming the problem, a non-zero exit, no traceback."""
+
+import json
+
+import pytest
+
+from tests.conftest import ECHO, copy_service, run_process
+
+
+@pytest.fixture
+def echo(tmp_path):
+    return copy_service(ECHO, tmp_path / "echo")
+
+
+def assert_one_line_error(result, *fragments):
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ")
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+    assert "Traceback" not in result.stderr
+
+
+def test_version_and_help():
+    assert run_process("--version").stdout.startswith("ocibuild, version ")
+    for command in ["build", "list", "get", "delete", "export", "import", "containerize", "serve"]:
+        result = run_process(command, "--help")
+        assert result.returncode == 0 and "Usage:" in result.stdout
+
+
+def test_build_list_get_delete(home, echo):
+    result = run_process("build", str(echo), "--version", "1")
+    assert result.returncode == 0 and "echo:1" in result.stdout
+    run_process("build", str(echo), "--version", "2")
+    listed = json.loads(run_process("list", "-o", "json").stdout)
+    assert [r["tag"] for r in listed] == ["echo:2", "echo:1"]
+    assert all(r["size"] > 0 for r in listed)
+    table = run_process("list").stdout.splitlines()
+    assert table[0].split() == ["TAG", "SIZE", "CREATED"] and table[1].startswith("echo:2")
+    assert json.loads(run_process("get", "echo", "-o", "json").stdout)["version"] == "2"
+    assert "service: service:Echo" in run_process("get", "echo:1").stdout
+    assert run_process("delete", "echo:2", "-y").returncode == 0
+    assert [r["tag"] for r in json.loads(run_process("list", "-o", "json").stdout)] == ["echo:1"]
+
+
+def test_syntax_error_names_file_and_line(home, echo):
+    (echo / "service.py").write_text("import ocibuild\n\ndef broken(:\n    pass\n")
+    assert_one_line_error(run_process("build", str(echo)), "service.py:3", "syntax error")
+
+
+def test_import_error_names_file_and_line(home, echo):
+    (echo / "helpers.py").write_text("x = 1\nimport does_not_exist_zz\n")
+    (echo / "service.py").write_text("import ocibuild\nimport helpers\n")
+    assert_one_line_error(run_process("build", str(echo)), "helpers.py:2", "does_not_exist_zz")
+
+
+def test_no_service_class(home, echo):
+    (echo / "service.py").write_text("import ocibuild\n")
+    assert_one_line_error(run_process("build", str(echo)), "defines no @ocibuild.service class")
+
+
+def test_missing_service_file(home, tmp_path):
+    assert_one_line_error(run_process("build", str(tmp_path)), "no service.py")
+
+
+def test_spec_error_at_definition(home, echo):
+    (echo / "service.py").write_text(
+        "import ocibuild\n\nimage = ocibuild.images.PythonImage(python_version='banana')\n")
+    assert_one_line_error(run_process("build", str(echo)), "service.py:3", "invalid python_version 'banana'")
+
+
+def test_unknown_package(home, echo):
+    (echo / "service.py").write_text((echo / "service.py").read_text().replace(
+        "@ocibuild.service(", "@ocibuild.service(image=ocibuild.images.PythonImage().python_packages('zz-no-such-pkg-ocibuild'), "))
+    result = run_process("build", str(echo))
+    assert_one_line_error(result, "cannot lock", "zz-no-such-pkg-ocibuild")
+    assert json.loads(run_process("list", "-o", "json").stdout) == []
+
+
+def test_bad_tags_and_versions(home, echo):
+    assert_one_line_error(run_process("build", str(echo), "--version", "bad/version"), "invalid version")
+    assert_one_line_error(run_process("get", "Bad:Tag"), "invalid tag 'Bad:Tag'")
+    assert_one_line_error(run_process("get", "nothing:1"), "no bento nothing:1")
+    assert_one_line_error(run_process("delete", "nothing", "-y"), "no bento named 'nothing'")
+
+
+def test_delete_resolves_all_before_deleting(home, echo):
+    run_process("build", str(echo), "--version", "1")
+    assert_one_line_error(run_process("delete", "echo:1", "missing:1", "-y"), "no bento missing:1")
+    assert run_process("get", "echo:1").returncode == 0
+
+
+def test_corrupt_import(home, tmp_path):
+    bad = tmp_path / "bad.bento"
+    bad.write_bytes(b"not an archive at all")
+    assert_one_line_error(run_process("import", str(bad)), "cannot read")
+
+
+def test_export_import_via_cli(home, echo, tmp_path):
+    run_process("build", str(echo), "--version", "1")
+    assert run_process("export", "echo:1", str(tmp_path / "e.bento")).returncode == 0
+    assert_one_line_error(run_process("import", str(tmp_path / "e.bento")), "already exists")
+    result = run_process("import", str(tmp_path / "e.bento"), env={"OCIBUILD_HOME": str(tmp_path / "h2")})
+    assert result.returncode == 0 and "Imported echo:1" in result.stdout
+
+
+def test_verbose_shows_traceback(home, echo):
+    result = run_process("--verbose", "get", "nothing:1")
+    assert result.returncode != 0 and "Traceback" in result.stderr
