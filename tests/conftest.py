@@ -88,3 +88,7 @@ def docker_engine() -> None:
     from ocibuild.outputs.docker import engine_available
 
     need(engine_available(), "no Docker engine is reachable (run scripts/setup.sh)")
+
+
+# The reaper image cannot be pulled here: containers are stopped by the tests themselves.
+os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")

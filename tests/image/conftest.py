@@ -1,0 +1,85 @@
+"""The example service built once per session into a shared store, for the image tests."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import referencing
+import jsonschema
+
+from ocibuild.bento.build import build_bento
+from ocibuild.bento.store import Bento, BentoStore
+from ocibuild.containerize import ContainerizeOptions, image_for_bento
+from ocibuild.image.model import Image
+from ocibuild.layers.cache import LayerCache
+from ocibuild.layers.compression import Compression
+from ocibuild.outputs import write_image
+from ocibuild.outputs.names import ImageName
+from tests.conftest import EXAMPLE, ROOT, copy_service, need
+
+SCHEMAS = ROOT.parent / "shared" / "oci-image-spec-schemas"
+
+
+@dataclass
+class Built:
+    bento: Bento
+    image: Image
+    cache: LayerCache
+    base: str
+
+
+@pytest.fixture(scope="session")
+def session_home(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("ocibuild-home")
+
+
+@pytest.fixture(scope="session")
+def example(session_home, python_base, tmp_path_factory) -> Built:
+    src = copy_service(EXAMPLE, tmp_path_factory.mktemp("src") / "summarization")
+    bento = build_bento(src, BentoStore(session_home))
+    cache = LayerCache(session_home / "cache")
+    image = image_for_bento(bento, ContainerizeOptions(base=python_base), cache)
+    return Built(bento, image, cache, python_base)
+
+
+def containerize(built: Built, bento: Bento | None = None, cache: LayerCache | None = None, **options) -> Image:
+    return image_for_bento(bento or built.bento, ContainerizeOptions(base=built.base, **options), cache or built.cache)
+
+
+def write(image: Image, dest: Path, fmt: str = "archive", tag: str = "summarization:test") -> Path:
+    write_image(image, ImageName.parse(tag), fmt, dest)
+    return dest
+
+
+@pytest.fixture(scope="session")
+def oci_schema():
+    need(SCHEMAS.is_dir(), f"the OCI schemas are not at {SCHEMAS}")
+    schemas = {path.name: json.loads(path.read_text()) for path in SCHEMAS.glob("*.json")}
+    # draft-04: every nested "id" rebases relative $refs, so each file is registered under each
+    # base those ids imply, as well as under its own id and file name.
+    bases = {i.rsplit("/", 1)[0] for i in _ids(list(schemas.values()))}
+    resources = []
+    for name, schema in schemas.items():
+        resource = referencing.jsonschema.DRAFT4.create_resource(schema)
+        uris = [name, *([schema["id"]] if "id" in schema else []), *(f"{b}/{name}" for b in bases)]
+        resources += [(uri, resource) for uri in uris]
+    registry = referencing.Registry().with_resources(resources)
+
+    def validate(kind: str, document: dict) -> None:
+        schema = json.loads((SCHEMAS / f"{kind}-schema.json").read_text())
+        jsonschema.Draft4Validator(schema, registry=registry).validate(document)
+
+    return validate
+
+
+def _ids(node) -> list[str]:
+    if isinstance(node, dict):
+        own = [node["id"]] if isinstance(node.get("id"), str) else []
+        return own + [i for v in node.values() for i in _ids(v)]
+    if isinstance(node, list):
+        return [i for v in node for i in _ids(v)]
+    return []
