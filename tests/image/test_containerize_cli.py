@@ -1,0 +1,72 @@
+"""`ocibuild containerize` from the command line: outputs, --load, and failures that change nothing."""
+
+import json
+import subprocess
+
+import pytest
+
+from tests.conftest import ECHO, copy_service, run_process
+
+
+@pytest.fixture
+def echo_bento(home, tmp_path):
+    src = copy_service(ECHO, tmp_path / "echo")
+    assert run_process("build", str(src), "--version", "1").returncode == 0
+    return "echo:1"
+
+
+def test_default_output_name_and_digest_line(echo_bento, python_base, tmp_path):
+    result = run_process("containerize", echo_bento, "--base", python_base, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "echo-1.tar").is_file()
+    assert "Image echo:1 sha256:" in result.stdout
+
+
+def test_oci_dir_output_replaces_a_layout_atomically(echo_bento, python_base, tmp_path):
+    out = tmp_path / "layout"
+    for _ in range(2):
+        result = run_process("containerize", echo_bento, "--base", python_base, "--format", "oci-dir",
+                             "-o", str(out), "--image-tag", "registry.local:5000/team/echo:v1")
+        assert result.returncode == 0, result.stderr
+    index = json.loads((out / "index.json").read_text())
+    assert index["manifests"][0]["annotations"]["io.containerd.image.name"] == "registry.local:5000/team/echo:v1"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["echo", "home", "layout"]  # no staging left behind
+
+
+def assert_fails_cleanly(result, fragment):
+    assert result.returncode != 0
+    assert fragment in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_failures_leave_the_output_as_it_was(echo_bento, python_base, tmp_path):
+    out = tmp_path / "img.tar"
+    out.write_bytes(b"previous content")
+    assert_fails_cleanly(run_process("containerize", echo_bento, "--base", "oci-layout:/nope", "-o", str(out)),
+                         "does not exist")
+    assert_fails_cleanly(run_process("containerize", echo_bento, "--base", python_base, "-o", str(out),
+                                     "--image-tag", "Bad Name"), "invalid image tag")
+    assert_fails_cleanly(run_process("containerize", echo_bento, "-o", str(out)), "names no base_image")
+    assert_fails_cleanly(run_process("containerize", "missing:1", "-o", str(out)), "no bento missing:1")
+    assert out.read_bytes() == b"previous content"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["echo", "home", "img.tar"]
+
+
+def test_load_without_an_engine_keeps_the_tarball(echo_bento, python_base, tmp_path):
+    out = tmp_path / "img.tar"
+    result = run_process("containerize", echo_bento, "--base", python_base, "-o", str(out), "--load",
+                         env={"DOCKER_HOST": f"unix://{tmp_path}/no-engine.sock"})
+    assert result.returncode != 0
+    assert "no Docker engine is reachable" in result.stderr and str(out) in result.stderr
+    assert out.is_file()
+
+
+def test_load_into_the_engine(echo_bento, python_base, docker_engine, tmp_path):
+    result = run_process("containerize", echo_bento, "--base", python_base, "-o", str(tmp_path / "i.tar"),
+                         "--load", "--image-tag", "ocibuild-test/echo:cli")
+    assert result.returncode == 0, result.stderr
+    assert "Loaded image: ocibuild-test/echo:cli" in result.stdout
+    out = subprocess.run(["docker", "run", "--rm", "--network", "host", "-e", "ECHO_TOKEN=t", "ocibuild-test/echo:cli",
+                          "python3", "-c", "import os; print(os.environ['ECHO_PREFIX'])"], capture_output=True, text=True)
+    assert out.stdout.strip() == ">", out.stderr
+    subprocess.run(["docker", "rmi", "ocibuild-test/echo:cli"], capture_output=True)

@@ -1,0 +1,103 @@
+"""Base images from local sources, and the refusal of corrupt ones."""
+
+import json
+import shutil
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from ocibuild.errors import ImageError
+from ocibuild.image.sources import load_local_base
+from ocibuild.layers.cache import LayerCache
+from ocibuild.platforms import DEFAULT_PLATFORM, Platform
+from tests.image.conftest import write
+
+
+def layout_dir(python_base: str) -> Path:
+    return Path(python_base.removeprefix("oci-layout:").rsplit(":", 1)[0])
+
+
+def tar_dir(directory: Path, dest: Path) -> Path:
+    with tarfile.open(dest, "w") as tar:
+        for path in sorted(directory.rglob("*")):
+            tar.add(path, arcname=path.relative_to(directory).as_posix(), recursive=False)
+    return dest
+
+
+@pytest.fixture
+def archive(python_base, tmp_path) -> Path:
+    return tar_dir(layout_dir(python_base), tmp_path / "base.tar")
+
+
+def test_layout_archive_and_docker_archive_give_the_same_layers(python_base, archive, example, tmp_path):
+    cache = LayerCache(tmp_path / "cache")
+    from_dir = load_local_base(python_base, cache, DEFAULT_PLATFORM)
+    from_tar = load_local_base(f"oci-archive:{archive}:3.11-slim", cache, DEFAULT_PLATFORM)
+    assert from_dir.image.layers == from_tar.image.layers
+    assert from_dir.digest == from_tar.digest
+    # our own archive is also a docker-archive: build on top of it
+    ours = write(example.image, tmp_path / "ours.tar")
+    from_docker = load_local_base(f"docker-archive:{ours}", cache, DEFAULT_PLATFORM)
+    assert [l.diff_id for l in from_docker.image.layers] == [l.diff_id for l in example.image.layers]
+    assert [l.descriptor.digest for l in from_docker.image.layers] == [l.descriptor.digest for l in example.image.layers]
+
+
+def test_truncated_archive_is_refused(archive, tmp_path):
+    data = archive.read_bytes()
+    truncated = tmp_path / "truncated.tar"
+    truncated.write_bytes(data[: len(data) // 2])
+    cache = LayerCache(tmp_path / "cache")
+    with pytest.raises(ImageError, match="truncated.tar"):
+        load_local_base(f"oci-archive:{truncated}:3.11-slim", cache, DEFAULT_PLATFORM)
+    assert not cache.blobs.exists() or not any(cache.blobs.iterdir())
+
+
+def test_corrupt_layer_blob_is_refused_and_not_cached(python_base, tmp_path):
+    layout = shutil.copytree(layout_dir(python_base), tmp_path / "layout")
+    index = json.loads((layout / "index.json").read_text())
+    manifest_path = layout / "blobs/sha256" / index["manifests"][0]["digest"].removeprefix("sha256:")
+    layer = json.loads(manifest_path.read_text())["layers"][0]
+    blob = layout / "blobs/sha256" / layer["digest"].removeprefix("sha256:")
+    with open(blob, "r+b") as f:
+        f.seek(1000)
+        byte = f.read(1)
+        f.seek(1000)
+        f.write(bytes([byte[0] ^ 0xFF]))
+    cache = LayerCache(tmp_path / "cache")
+    with pytest.raises(ImageError, match=f"blob {layer['digest']} is corrupt"):
+        load_local_base(f"oci-layout:{layout}:3.11-slim", cache, DEFAULT_PLATFORM)
+    assert not cache.has_blob(layer["digest"])
+
+
+def test_corrupt_manifest_is_refused(python_base, tmp_path):
+    layout = shutil.copytree(layout_dir(python_base), tmp_path / "layout")
+    index = json.loads((layout / "index.json").read_text())
+    manifest_path = layout / "blobs/sha256" / index["manifests"][0]["digest"].removeprefix("sha256:")
+    manifest_path.write_text(manifest_path.read_text().replace("schemaVersion", "schemaversion"))
+    with pytest.raises(ImageError, match="is corrupt"):
+        load_local_base(f"oci-layout:{layout}", LayerCache(tmp_path / "cache"), DEFAULT_PLATFORM)
+
+
+@pytest.mark.parametrize("reference, message", [
+    ("oci-layout:/nonexistent/dir", "does not exist"),
+    ("zip:/x", "expected one of"),
+])
+def test_bad_references(reference, message, tmp_path):
+    with pytest.raises(ImageError, match=message):
+        load_local_base(reference, LayerCache(tmp_path), DEFAULT_PLATFORM)
+
+
+def test_not_a_tar(tmp_path):
+    bogus = tmp_path / "bogus.tar"
+    bogus.write_bytes(b"hello" * 1000)
+    with pytest.raises(ImageError, match="not a readable tar archive"):
+        load_local_base(f"oci-archive:{bogus}", LayerCache(tmp_path), DEFAULT_PLATFORM)
+
+
+def test_unknown_ref_and_wrong_platform(python_base, tmp_path):
+    cache = LayerCache(tmp_path)
+    with pytest.raises(ImageError, match="no image tagged 'nope'"):
+        load_local_base(f"{python_base.rsplit(':', 1)[0]}:nope", cache, DEFAULT_PLATFORM)
+    with pytest.raises(ImageError, match="no image for linux/arm64"):
+        load_local_base(python_base, cache, Platform.parse("linux/arm64"))

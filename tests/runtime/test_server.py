@@ -1,0 +1,92 @@
+"""`ocibuild serve` on the host: a real uvicorn server on loopback, driven over HTTP."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import requests
+
+from tests.conftest import ECHO, free_port
+
+
+@pytest.fixture
+def server():
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "ocibuild", "serve", str(ECHO), "--port", str(port),
+                             "--host", "127.0.0.1"], env={**os.environ, "ECHO_TOKEN": "t"},
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(100):
+        try:
+            requests.get(f"{url}/healthz", timeout=1)
+            break
+        except requests.ConnectionError:
+            time.sleep(0.1)
+    yield url, proc
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait()
+
+
+def post(url, body, **kwargs):
+    return requests.post(url, data=body, headers={"content-type": "application/json"}, timeout=10, **kwargs)
+
+
+def test_endpoints_answer(server):
+    url, _ = server
+    assert requests.post(f"{url}/echo", json={"text": "hi", "times": 2}).json() == ">hi >hi"
+    assert requests.post(f"{url}/mean", json={"values": [1, 2.5]}).json() == 1.75
+    assert requests.post(f"{url}/tags", json={"labels": {"b": "2", "a": "1"}}).json() == ["a=1", "b=2"]
+    for probe in ("healthz", "livez", "readyz"):
+        assert requests.get(f"{url}/{probe}").status_code == 200
+    assert set(requests.get(f"{url}/docs.json").json()["paths"]) >= {"/echo", "/mean", "/tags"}
+
+
+@pytest.mark.parametrize("body, message", [
+    ("not json", "not valid JSON"),
+    ("[1, 2]", "must be a JSON object"),
+    ("{}", "missing field: text"),
+    ('{"text": 1}', "text: expected string"),
+    ('{"text": "a", "times": "2"}', "times: expected integer"),
+    ('{"text": "a", "extra": 1}', "unknown field(s): extra"),
+])
+def test_bad_input_is_a_400_never_a_500(server, body, message):
+    url, _ = server
+    response = post(f"{url}/echo", body)
+    assert response.status_code == 400
+    assert message in response.json()["error"]
+
+
+def test_service_failure_is_a_500_and_routing_errors(server):
+    url, _ = server
+    assert post(f"{url}/boom", "{}").status_code == 500
+    assert requests.get(f"{url}/echo").status_code == 405
+    assert post(f"{url}/nothing", "{}").status_code == 404
+
+
+def test_metrics_count_and_time_requests(server):
+    url, _ = server
+    requests.post(f"{url}/echo", json={"text": "x"})
+    post(f"{url}/echo", "bad")
+    text = requests.get(f"{url}/metrics").text
+    assert 'ocibuild_requests_total{endpoint="/echo",status="200"} 1' in text
+    assert 'ocibuild_requests_total{endpoint="/echo",status="400"} 1' in text
+    assert 'ocibuild_request_duration_seconds_count{endpoint="/echo"} 2' in text
+    assert '# TYPE ocibuild_request_duration_seconds histogram' in text
+
+
+def test_sigterm_drains_and_exits_zero(server):
+    url, proc = server
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(30) == 0
+
+
+def test_refuses_to_start_without_required_env():
+    env = {k: v for k, v in os.environ.items() if k != "ECHO_TOKEN"}
+    result = subprocess.run([sys.executable, "-m", "ocibuild", "serve", str(ECHO), "--port", str(free_port())],
+                            env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    assert result.stderr.strip() == "error: required environment variable(s) not set: ECHO_TOKEN"
