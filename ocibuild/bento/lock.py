@@ -21,12 +21,17 @@ def uv_command():
 
 
 def lock_requirements(requirements: Path, lock: Path, python_version: str, platform: Platform) -> None:
-    """Write `lock` (exact versions and hashes) for `requirements`, or raise with uv's reason."""
-    args = ["pip", "compile", str(requirements), "-o", str(lock), "--quiet", "--no-header",
+    """Write `lock` (exact versions and hashes) for `requirements`, or raise with uv's reason.
+
+    uv runs from the requirements' directory with relative paths, so its `# via -r` annotations
+    name `requirements.txt`, not the staging directory: the same input gives the same lock.
+    """
+    args = ["pip", "compile", requirements.name, "-o", str(lock.resolve()), "--quiet", "--no-header",
             "--generate-hashes", "--only-binary", ":all:",
             "--python-version", python_version, "--python-platform", platform.uv_platform]
     try:
-        uv_command()(*args)
+        with local.cwd(requirements.parent):
+            uv_command()(*args)
     except ProcessExecutionError as exc:
         raise LockError(f"cannot lock Python requirements for Python {python_version} on {platform}: "
                         + uv_reason(exc.stderr)) from None

@@ -70,11 +70,16 @@ def group_entries(group: DependencyGroup, target: Path) -> list[Entry]:
     return with_parents(entries)
 
 
+def requirement_lines(lock: Path) -> str:
+    """The lock without its comment lines (uv's `# via` notes): what decides the installed content."""
+    lines = (line.strip() for line in lock.read_text().splitlines())
+    return "\n".join(line for line in lines if line and not line.startswith("#"))
+
+
 def dependency_layers(lock: Path, python_version: str, platform: Platform, compression: Compression,
                       cache: LayerCache, epoch: int) -> list[tuple[LayerBlob, str]]:
     """(blob, description) per dependency layer, from the cache when the lock is unchanged."""
-    lock_text = lock.read_bytes()
-    set_key = cache_key("python-deps", lock_text, python_version, str(platform), compression.value, str(epoch))
+    set_key = cache_key("python-deps", requirement_lines(lock), python_version, str(platform), compression.value, str(epoch))
     cached = cache.lookup_set(set_key)
     if cached is not None:
         return cached

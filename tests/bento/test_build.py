@@ -50,6 +50,15 @@ def test_build_writes_a_complete_bento(home, tmp_path):
     assert info.files["count"] == 3
 
 
+def test_same_requirements_give_the_same_lock(home, tmp_path):
+    store = BentoStore(home)
+    root = tiny_service(tmp_path)
+    first, second = build_bento(root, store), build_bento(root, store)
+    lock = (first.path / "env/python/requirements.lock.txt").read_text()
+    assert lock == (second.path / "env/python/requirements.lock.txt").read_text()
+    assert str(home) not in lock and "# via -r requirements.txt" in lock
+
+
 def test_lock_is_for_the_target_platform_not_the_host(home, tmp_path):
     root = tiny_service(tmp_path, '"numpy==2.1.3"')
     from ocibuild.platforms import Platform
