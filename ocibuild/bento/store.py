@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,20 @@ class Bento:
         return sum(p.stat().st_size for p in self.path.rglob("*") if p.is_file() and not p.is_symlink())
 
 
+STALE_SECONDS = 24 * 3600
+
+
+def remove_stale(tmp_root: Path, now: float | None = None) -> None:
+    """Remove what killed writers left behind; a day is far longer than any live build."""
+    limit = (now or time.time()) - STALE_SECONDS
+    for entry in tmp_root.iterdir():
+        try:
+            if entry.lstat().st_mtime < limit:
+                shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+        except OSError:
+            pass  # another process removed it first
+
+
 class VersionedStore:
     """Directories `ROOT/NAME/VERSION/` each holding a `MANIFEST` file; shared by bentos and models."""
 
@@ -47,6 +62,7 @@ class VersionedStore:
         """A fresh directory next to the store, removed on exit unless committed (moved away)."""
         tmp_root = self.home / "tmp"
         tmp_root.mkdir(parents=True, exist_ok=True)
+        remove_stale(tmp_root)
         path = Path(tempfile.mkdtemp(prefix=f"{self.kind}-", dir=tmp_root))
         try:
             yield path

@@ -170,3 +170,28 @@ def test_same_explicit_version_twice_is_refused(home, tmp_path):
     second = run_process("build", str(root), "--version", "v1")
     assert second.returncode == 1
     assert second.stderr.strip() == "error: bento echo:v1 already exists"
+
+
+def test_stale_staging_is_cleaned_by_the_next_build(home, tmp_path):
+    store = BentoStore(home)
+    root = copy_service(ECHO, tmp_path / "echo")
+    leftover = home / "tmp" / "bento-killed"
+    leftover.mkdir(parents=True)
+    os.utime(leftover, (time.time() - 2 * 86400,) * 2)
+    fresh = home / "tmp" / "bento-running"
+    fresh.mkdir()
+    build_bento(root, store)
+    assert not leftover.exists() and fresh.exists()
+
+
+def test_explicit_service_entry_point(home, tmp_path):
+    root = tmp_path / "multi"
+    (root / "app").mkdir(parents=True)
+    (root / "app/__init__.py").write_text("")
+    (root / "app/api.py").write_text(
+        "import ocibuild\n\n@ocibuild.service\nclass One:\n    pass\n\n"
+        "@ocibuild.service(name='two')\nclass Two:\n    pass\n")
+    with pytest.raises(Exception, match="several services .One, Two.: choose one with --service app.api:CLASS"):
+        build_bento(root, BentoStore(home), entry_point="app.api")
+    bento = build_bento(root, BentoStore(home), entry_point="app.api:Two")
+    assert bento.info.name == "two" and bento.info.service == "app.api:Two"

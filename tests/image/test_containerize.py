@@ -45,6 +45,18 @@ def test_same_bento_same_digest_in_fresh_caches_and_directories(example, tmp_pat
     assert a.read_bytes() == b.read_bytes()
 
 
+def test_source_date_epoch_sets_every_time(example, tmp_path):
+    image = containerize(example, source_date_epoch=1_600_000_000)
+    assert image.config_json()["created"] == "2020-09-13T12:26:40Z"
+    assert image.digest != example.image.digest
+    assert image.digest == containerize(example, source_date_epoch=1_600_000_000,
+                                        cache=LayerCache(tmp_path / "c")).digest
+    layout = write(image, tmp_path / "layout", "oci-dir")
+    top = layout / "blobs/sha256" / image.layers[-1].descriptor.digest.removeprefix("sha256:")
+    with tarfile.open(top) as tar:
+        assert {m.mtime for m in tar.getmembers()} == {1_600_000_000}
+
+
 def test_zstd_and_none_change_blobs_not_diff_ids(example):
     zstd = containerize(example, compression=Compression.ZSTD)
     none = containerize(example, compression=Compression.NONE)

@@ -90,3 +90,23 @@ def test_refuses_to_start_without_required_env():
                             env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode != 0
     assert result.stderr.strip() == "error: required environment variable(s) not set: ECHO_TOKEN"
+
+
+def test_serve_a_bento_by_tag(home, tmp_path):
+    from tests.conftest import copy_service, run_process
+
+    assert run_process("build", str(copy_service(ECHO, tmp_path / "echo")), "--version", "7").returncode == 0
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "ocibuild", "serve", "echo:7", "--port", str(port), "--host", "127.0.0.1"],
+                            env={**os.environ, "ECHO_TOKEN": "t"}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(100):
+            try:
+                response = requests.post(f"http://127.0.0.1:{port}/echo", json={"text": "tag"}, timeout=1)
+                break
+            except requests.ConnectionError:
+                time.sleep(0.1)
+        assert response.json() == ">tag"
+    finally:
+        proc.terminate()
+        assert proc.wait(30) == 0
