@@ -4,8 +4,9 @@ Importing `ocibuild` loads only the SDK: the same package is imported by `servic
 images, where the builder's dependencies are absent.
 """
 
+from ocibuild import models
 from ocibuild.sdk import images
 from ocibuild.sdk.service import api, service
 
 __version__ = "0.1.0"
-__all__ = ["api", "images", "service", "__version__"]
+__all__ = ["api", "images", "models", "service", "__version__"]

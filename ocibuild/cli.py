@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -179,9 +180,96 @@ def serve(obj, target, port, host):
     if Path(target).is_dir():
         src, entry_point = Path(target).resolve(), load_service(Path(target)).entry_point
     else:
+        from ocibuild.bento.info import MODELS_DIR
+        from ocibuild.models.reference import MODELS_DIR_ENV
+
         bento = obj.bentos().get(target)
         src, entry_point = bento.path / "src", bento.info.service
+        os.environ[MODELS_DIR_ENV] = str(bento.path / MODELS_DIR)  # the bento's pinned models
     run(src, entry_point, host=host, port=port)
+
+
+@cli.group()
+def models():
+    """The local model store."""
+
+
+def _models(obj):
+    from ocibuild.models.store import ModelStore
+
+    return ModelStore(obj.home)
+
+
+@models.command("import")
+@click.argument("path", type=click.Path(exists=True, path_type=Path))
+@click.option("--name", help="Store PATH (a file or directory) as a new version of this model.")
+@click.option("--label", "labels", multiple=True, metavar="KEY=VALUE", help="A label (with --name).")
+@click.pass_obj
+def models_import(obj, path, name, labels):
+    """Add a model: PATH as model NAME (--name), or an archive from `ocibuild models export`."""
+    store = _models(obj)
+    if name is None:
+        from ocibuild.bento.archive import import_model
+
+        click.echo(f"Imported model {import_model(store, path).tag}")
+        return
+    parsed = dict(label.split("=", 1) for label in labels if "=" in label)
+    if len(parsed) != len(labels):
+        raise click.UsageError("--label takes KEY=VALUE")
+    model, created = store.import_path(path, name, parsed)
+    click.echo(f"{'Imported' if created else 'Unchanged:'} model {model.tag} ({human_size(model.info.size)}, {model.info.digest[:19]})")
+
+
+@models.command("list")
+@click.option("-o", "--output", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.pass_obj
+def models_list(obj, output):
+    """List models, newest first."""
+    rows = [{"tag": str(m.tag), "size": m.info.size, "created": m.info.created, "digest": m.info.digest}
+            for m in _models(obj).list()]
+    if output == "json":
+        click.echo(json.dumps(rows, indent=2))
+        return
+    click.echo(table(["TAG", "SIZE", "CREATED", "DIGEST"],
+                     [[r["tag"], human_size(r["size"]), r["created"][:19].replace("T", " "), r["digest"][:19]] for r in rows]))
+
+
+@models.command("get")
+@click.argument("tag")
+@click.option("-o", "--output", type=click.Choice(["yaml", "json"]), default="yaml", show_default=True)
+@click.pass_obj
+def models_get(obj, tag, output):
+    """Show a model's model.yaml."""
+    info = _models(obj).get(tag).info.to_dict()
+    click.echo(json.dumps(info, indent=2) if output == "json" else yaml.safe_dump(info, sort_keys=False), nl=False)
+
+
+@models.command("delete")
+@click.argument("tags", nargs=-1, required=True)
+@click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.pass_obj
+def models_delete(obj, tags, yes):
+    """Delete models (bentos keep their own hard-linked copies)."""
+    store = _models(obj)
+    found = [store.get(t) for t in tags]
+    if not yes:
+        click.confirm(f"Delete {', '.join(str(m.tag) for m in found)}?", abort=True)
+    for model in found:
+        store.delete(model.tag)
+        click.echo(f"Deleted model {model.tag}")
+
+
+@models.command("export")
+@click.argument("tag")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.pass_obj
+def models_export(obj, tag, file):
+    """Write a model to one archive file."""
+    from ocibuild.bento.archive import export_dir
+
+    model = _models(obj).get(tag)
+    export_dir(model.path, file)
+    click.echo(f"Exported model {model.tag} to {file}")
 
 
 def human_size(n: int) -> str:

@@ -1,7 +1,8 @@
 """`ocibuild containerize`: a bento becomes an Image value (base + layers + config).
 
-Layers, least to most often changed: base, Python dependencies, serving runtime, source.
-Timestamps come from the input, never the clock: shared layers (dependencies, runtime) use
+Layers, least to most often changed: base, Python dependencies, serving runtime, one layer per
+model, source.
+Timestamps come from the input, never the clock: shared layers (dependencies, runtime, models) use
 `SOURCE_DATE_EPOCH` or 0, so they are identical for every bento; the source layer and the config
 use `SOURCE_DATE_EPOCH` or the bento's creation time.
 """
@@ -13,12 +14,14 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Callable
 
-from ocibuild.bento.info import LOCK
+from ocibuild.bento.info import LOCK, MODELS_DIR as BENTO_MODELS
 from ocibuild.bento.store import Bento
 from ocibuild.errors import ImageError
 from ocibuild.image.model import Descriptor, Image, Layer
 from ocibuild.image.sources import BaseImage, is_local_reference, load_local_base
-from ocibuild.layers.app import APP_DIR, HOME_DIR, RUNTIME_DIR, USER_ID, cached_layer, runtime_entries, source_entries
+from ocibuild.layers.app import (APP_DIR, HOME_DIR, MODELS_DIR, RUNTIME_DIR, USER_ID, cached_layer, model_layer,
+                                 runtime_entries, source_entries)
+from ocibuild.models.reference import MODELS_DIR_ENV
 from ocibuild.layers.cache import LayerCache
 from ocibuild.layers.compression import Compression
 from ocibuild.layers.python_deps import SITE_PACKAGES, dependency_layers
@@ -73,8 +76,13 @@ def image_for_bento(bento: Bento, options: ContainerizeOptions, cache: LayerCach
     step("serving runtime")
     runtime = cached_layer("runtime", runtime_entries(), options.compression, shared_epoch, cache)
     layers.append(_layer(runtime, cache, created, "ocibuild: serving runtime"))
+    for model in info.models:
+        step(f"model {model['name']}:{model['version']}")
+        blob = model_layer(bento.path / BENTO_MODELS / model["name"] / model["version"], model["name"],
+                           model["version"], model["digest"], options.compression, shared_epoch, cache)
+        layers.append(_layer(blob, cache, created, f"ocibuild: model {model['name']}:{model['version']}"))
     step("service source")
-    source = cached_layer("source", source_entries(bento.path), options.compression, epoch, cache)
+    source = cached_layer("source", source_entries(bento.path, exclude=(BENTO_MODELS,)), options.compression, epoch, cache)
     layers.append(_layer(source, cache, created, f"ocibuild: bento {bento.tag}"))
     return configure(base.image.append(*layers), bento, base, created, options.platform)
 
@@ -96,6 +104,7 @@ def image_env(base_env: list[str], service_envs: list[dict], entry_point: str) -
         "HOME": f"/{HOME_DIR}",
         "OCIBUILD_SERVICE": entry_point,
         "OCIBUILD_SRC": f"/{APP_DIR}/src",
+        MODELS_DIR_ENV: f"/{MODELS_DIR}",
     })
     for e in service_envs:
         if e.get("value") is not None:

@@ -7,6 +7,7 @@ scripts/setup.sh
 ocibuild=.venv/bin/ocibuild
 base=$(fixtures/base/make-python-base.sh)   # a Debian-made python3 base, cached after the first run
 
+$ocibuild models import examples/summarization/model --name summarization-weights  # "Unchanged" on re-runs
 $ocibuild build examples/summarization
 $ocibuild containerize summarization:latest --base "oci-layout:$base:3.11-slim" \
   --image-tag summarization:demo -o summarization-demo.tar --load

@@ -69,6 +69,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def import_example_model(home: Path) -> None:
+    """The example's word-frequency table, as `ocibuild models import` stores it."""
+    from ocibuild.models.store import ModelStore
+
+    ModelStore(home).import_path(EXAMPLE / "model", "summarization-weights")
+
+
 def copy_service(src: Path, dest: Path) -> Path:
     shutil.copytree(src, dest, ignore=shutil.ignore_patterns("__pycache__"))
     return dest

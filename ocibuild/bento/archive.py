@@ -12,7 +12,7 @@ import tarfile
 from pathlib import Path
 from typing import Callable
 
-from ocibuild.bento.info import BentoInfo
+from ocibuild.bento.info import MODELS_DIR, BentoInfo
 from ocibuild.bento.store import Bento, BentoStore, VersionedStore
 from ocibuild.bento.tags import Tag
 from ocibuild.errors import ArchiveError
@@ -46,8 +46,9 @@ def check_members(members: list[tarfile.TarInfo]) -> None:
                 raise ArchiveError(f"refusing archive: link {name!r} points outside it ({m.linkname!r})")
 
 
-def import_into(store: VersionedStore, archive: Path, load: Callable[[Path], BentoInfo]) -> Path:
-    """Check, extract to staging, read the manifest with `load`, then commit under its tag."""
+def import_into(store: VersionedStore, archive: Path, load: Callable[[Path], BentoInfo],
+                verify: Callable[[Path, object], None] = lambda staged, info: None) -> Path:
+    """Check, extract to staging, read the manifest with `load`, `verify`, then commit under its tag."""
     manifest = store.manifest
     try:
         with tarfile.open(archive, "r:*") as tar:
@@ -62,6 +63,7 @@ def import_into(store: VersionedStore, archive: Path, load: Callable[[Path], Ben
                 tag = Tag.parse(f"{info.name}:{info.version}")
                 if tag.version is None:
                     raise ArchiveError(f"refusing archive: it names no exact version ({info.version!r})")
+                verify(staged, info)
                 return store.commit(staged, tag)
     except tarfile.ReadError:
         raise ArchiveError(f"cannot read {archive}: not a tar archive (plain, gzip, bzip2 or xz)") from None
@@ -74,5 +76,17 @@ def export_bento(bento: Bento, dest: Path) -> None:
 
 
 def import_bento(store: BentoStore, archive: Path) -> Bento:
+    """Import the bento, then restore the models it carries into the model store."""
+    from ocibuild.models.store import ModelStore
+
     path = import_into(store, archive, BentoInfo.load)
-    return Bento(path, BentoInfo.load(path / store.manifest))
+    models = ModelStore(store.home)
+    for model_dir in sorted((path / MODELS_DIR).glob("*/*")):
+        models.add_copy(model_dir)
+    return store.load(path)
+
+
+def import_model(store, archive: Path):
+    from ocibuild.models.store import ModelInfo, verify_model
+
+    return store.load(import_into(store, archive, ModelInfo.load, lambda staged, info: verify_model(staged)))

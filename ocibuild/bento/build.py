@@ -10,15 +10,17 @@ from pathlib import Path
 
 import ocibuild
 from ocibuild.bento.collect import SourceFile, collect_files
-from ocibuild.bento.info import LOCK, OPENAPI, REQUIREMENTS, SRC_DIR, BENTO_FILE, BentoInfo, utc_iso
+from ocibuild.bento.info import BENTO_FILE, LOCK, MODELS_DIR, OPENAPI, REQUIREMENTS, SRC_DIR, BentoInfo, utc_iso
 from ocibuild.bento.loader import LoadedService, load_service
 from ocibuild.bento.lock import lock_requirements
 from ocibuild.bento.store import Bento, BentoStore
 from ocibuild.bento.tags import Tag, new_version, validate_version
-from ocibuild.errors import SpecError
+from ocibuild.errors import NotFoundError, SpecError
+from ocibuild.models.store import ModelStore, StoredModel, link_tree
 from ocibuild.platforms import DEFAULT_PLATFORM, Platform
 from ocibuild.sdk.images import PythonImage
 from ocibuild.sdk.openapi import openapi_document
+from ocibuild.sdk.service import ServiceSpec
 
 # The serving runtime's own dependencies, locked together with the service's so they can coexist.
 RUNTIME_REQUIREMENTS = ("uvicorn>=0.30", "packaging>=23")
@@ -33,14 +35,17 @@ def build_bento(path: Path, store: BentoStore, *, entry_point: str | None = None
     tag = Tag(loaded.spec.name, validate_version(version) if version else new_version(moment))
     files = collect_files(root)
     requirements = requirements_text(root, loaded.spec.image)
+    models = resolve_models(loaded.spec, ModelStore(store.home))
     with store.staging() as staged:
         copy_sources(root, files, staged / SRC_DIR)
+        for model in models:  # hard links: a bento never duplicates model bytes on disk
+            link_tree(model.path, staged / MODELS_DIR / model.info.name / model.info.version)
         (staged / REQUIREMENTS).parent.mkdir(parents=True)
         (staged / REQUIREMENTS).write_text(requirements)
         lock_requirements(staged / REQUIREMENTS, staged / LOCK, loaded.spec.image.python_version, platform)
         (staged / OPENAPI).parent.mkdir(parents=True)
         (staged / OPENAPI).write_text(json.dumps(openapi_document(loaded.spec, tag.version), indent=2))
-        info = bento_info(loaded, tag, moment, platform, files)
+        info = bento_info(loaded, tag, moment, platform, files, models)
         info.dump(staged / BENTO_FILE)
         return Bento(store.commit(staged, tag), info)
 
@@ -68,8 +73,20 @@ def copy_sources(root: Path, files: list[SourceFile], dest: Path) -> None:
             shutil.copymode(root / f.relpath, target)
 
 
+def resolve_models(spec: ServiceSpec, models: ModelStore) -> list[StoredModel]:
+    """Each declared model pinned to an exact version; a missing one fails the build by name."""
+    resolved = []
+    for model in spec.models:
+        try:
+            resolved.append(models.get(model.tag))
+        except NotFoundError:
+            raise NotFoundError(f"model {model.tag} used by service {spec.name} is not in the model store "
+                                "(see `ocibuild models list`; add it with `ocibuild models import PATH --name NAME`)") from None
+    return resolved
+
+
 def bento_info(loaded: LoadedService, tag: Tag, moment: datetime, platform: Platform,
-               files: list[SourceFile]) -> BentoInfo:
+               files: list[SourceFile], models: list[StoredModel]) -> BentoInfo:
     spec = loaded.spec
     return BentoInfo(
         name=tag.name,
@@ -83,4 +100,6 @@ def bento_info(loaded: LoadedService, tag: Tag, moment: datetime, platform: Plat
                "output": a.output_schema()} for a in spec.apis],
         files={"count": len(files), "size": sum(f.size for f in files)},
         ocibuild_version=ocibuild.__version__,
+        models=[{"name": m.info.name, "version": m.info.version, "digest": m.info.digest, "size": m.info.size}
+                for m in models],
     )

@@ -48,14 +48,22 @@ def remove_stale(tmp_root: Path, now: float | None = None) -> None:
 
 
 class VersionedStore:
-    """Directories `ROOT/NAME/VERSION/` each holding a `MANIFEST` file; shared by bentos and models."""
+    """Directories `ROOT/NAME/VERSION/`, each with a manifest file; shared by bentos and models.
 
-    kind = "bento"
-    manifest = BENTO_FILE
+    Subclasses say how to load an entry (`load`); entries have `.info` with `name`, `version` and
+    `created`, and `.tag`.
+    """
+
+    kind = "entry"
+    manifest = ""
+    list_command = ""
 
     def __init__(self, home: Path, subdir: str):
         self.home = home
         self.root = home / subdir
+
+    def load(self, path: Path):
+        raise NotImplementedError
 
     @contextmanager
     def staging(self) -> Iterator[Path]:
@@ -81,47 +89,50 @@ class VersionedStore:
             raise AlreadyExistsError(f"{self.kind} {tag} already exists") from None
         return target
 
-    def versions(self, name: str) -> list[Path]:
+    def _versions(self, name: str) -> list[Path]:
         base = self.root / name
         return [p for p in base.iterdir() if (p / self.manifest).is_file()] if base.is_dir() else []
 
-    def entries(self) -> list[Path]:
-        if not self.root.is_dir():
-            return []
-        return [v for n in sorted(self.root.iterdir()) if n.is_dir() for v in self.versions(n.name)]
+    def list(self) -> list:
+        names = sorted(n.name for n in self.root.iterdir() if n.is_dir()) if self.root.is_dir() else []
+        entries = [self.load(p) for name in names for p in self._versions(name)]
+        return sorted(entries, key=_newest_first, reverse=True)
 
-    def delete_path(self, path: Path) -> None:
-        """Rename away first so that a reader never sees a half-deleted entry."""
+    def get(self, tag: Tag | str):
+        tag = Tag.parse(tag) if isinstance(tag, str) else tag
+        if tag.version is None:
+            candidates = [self.load(p) for p in self._versions(tag.name)]
+            if not candidates:
+                raise NotFoundError(f"no {self.kind} named {tag.name!r} (see `{self.list_command}`)")
+            return max(candidates, key=_newest_first)
+        path = self.root / tag.name / tag.version
+        if not (path / self.manifest).is_file():
+            raise NotFoundError(f"no {self.kind} {tag} (see `{self.list_command}`)")
+        return self.load(path)
+
+    def delete(self, tag: Tag | str):
+        entry = self.get(tag)
         trash = Path(tempfile.mkdtemp(prefix="deleted-", dir=self.home / "tmp"))
-        os.rename(path, trash / "entry")
+        os.rename(entry.path, trash / "entry")  # readers never see a half-deleted entry
         shutil.rmtree(trash, ignore_errors=True)
         try:
-            path.parent.rmdir()
+            entry.path.parent.rmdir()
         except OSError:
             pass
+        return entry
+
+
+def _newest_first(entry) -> tuple[str, str]:
+    return entry.info.created, entry.info.version
 
 
 class BentoStore(VersionedStore):
+    kind = "bento"
+    manifest = BENTO_FILE
+    list_command = "ocibuild list"
+
     def __init__(self, home: Path):
         super().__init__(home, "bentos")
 
-    def list(self) -> list[Bento]:
-        bentos = [Bento(p, BentoInfo.load(p / BENTO_FILE)) for p in self.entries()]
-        return sorted(bentos, key=lambda b: (b.info.created, b.info.version), reverse=True)
-
-    def get(self, tag: Tag | str) -> Bento:
-        tag = Tag.parse(tag) if isinstance(tag, str) else tag
-        if tag.version is None:
-            candidates = [Bento(p, BentoInfo.load(p / BENTO_FILE)) for p in self.versions(tag.name)]
-            if not candidates:
-                raise NotFoundError(f"no bento named {tag.name!r} (see `ocibuild list`)")
-            return max(candidates, key=lambda b: (b.info.created, b.info.version))
-        path = self.root / tag.name / tag.version
-        if not (path / BENTO_FILE).is_file():
-            raise NotFoundError(f"no bento {tag} (see `ocibuild list`)")
+    def load(self, path: Path) -> Bento:
         return Bento(path, BentoInfo.load(path / BENTO_FILE))
-
-    def delete(self, tag: Tag | str) -> Bento:
-        bento = self.get(tag)
-        self.delete_path(bento.path)
-        return bento

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from ocibuild.errors import SpecError, TagError
-from ocibuild.sdk.service import NAME_RULE, validate_name
+from ocibuild.sdk.names import NAME_RULE, validate_name
 
 VERSION_RULE = "letters, digits, '_', '.' and '-', not starting with '.' or '-', at most 128 characters"
 _VERSION = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")

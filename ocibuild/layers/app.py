@@ -15,11 +15,12 @@ from ocibuild.layers.compression import Compression
 from ocibuild.layers.tarwriter import Entry, LayerBlob, tree_entries, with_parents, write_layer
 
 RUNTIME_DIR = "opt/ocibuild/runtime"
+MODELS_DIR = "opt/ocibuild/models"
 APP_DIR = "app"
 USER_ID = 1000
 HOME_DIR = "home/ocibuild"
 # The modules that run inside images: they import nothing from the builder.
-RUNTIME_MODULES = ("__init__.py", "errors.py", "sdk", "runtime")
+RUNTIME_MODULES = ("__init__.py", "errors.py", "sdk", "runtime", "models/__init__.py", "models/reference.py")
 
 
 def runtime_entries() -> list[Entry]:
@@ -38,13 +39,21 @@ def runtime_entries() -> list[Entry]:
 
 
 def _normalized(entry: Entry) -> Entry:
-    """Installed-package files have whatever modes the installer gave: normalize them."""
-    mode = 0o755 if entry.kind == "dir" else 0o644
+    """Files have whatever modes their installer or umask gave: keep only "executable or not"."""
+    mode = 0o755 if entry.kind == "dir" or entry.mode & 0o111 else 0o644
     return Entry(entry.path, entry.kind, mode, entry.uid, entry.gid, entry.source, entry.size, entry.linkname)
 
 
-def source_entries(bento_dir: Path) -> list[Entry]:
-    return with_parents(tree_entries(bento_dir, APP_DIR))
+def model_entries(model_dir: Path, name: str, version: str) -> list[Entry]:
+    """A model at a fixed path per name and version, so its layer is the same in every image."""
+    return with_parents([_normalized(e) for e in tree_entries(model_dir, f"{MODELS_DIR}/{name}/{version}")])
+
+
+def source_entries(bento_dir: Path, exclude: tuple[str, ...] = ()) -> list[Entry]:
+    """The bento under /app, without the top-level directories in `exclude` (models have their own layers)."""
+    skipped = tuple(f"{APP_DIR}/{name}" for name in exclude)
+    return with_parents([e for e in tree_entries(bento_dir, APP_DIR)
+                         if not any(e.path == s or e.path.startswith(s + "/") for s in skipped)])
 
 
 def content_key(kind: str, entries: list[Entry], compression: Compression, epoch: int) -> str:
@@ -60,4 +69,15 @@ def content_key(kind: str, entries: list[Entry], compression: Compression, epoch
 def cached_layer(kind: str, entries: list[Entry], compression: Compression, epoch: int,
                  cache: LayerCache) -> LayerBlob:
     key = content_key(kind, entries, compression, epoch)
+    return cache.layer(key, lambda out: write_layer(entries, out, compression, epoch))
+
+
+def model_layer(model_dir: Path, name: str, version: str, digest: str, compression: Compression,
+                epoch: int, cache: LayerCache) -> LayerBlob:
+    """Keyed by the model's content digest (computed when it was stored): a hit reads no bytes."""
+    key = cache_key("model", name, version, digest, compression.value, str(epoch))
+    cached = cache.lookup(key)
+    if cached is not None:
+        return cached
+    entries = model_entries(model_dir, name, version)
     return cache.layer(key, lambda out: write_layer(entries, out, compression, epoch))

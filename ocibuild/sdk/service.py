@@ -9,22 +9,15 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from ocibuild.errors import SpecError
+from ocibuild.models.reference import Model
 from ocibuild.sdk.images import PythonImage
+from ocibuild.sdk.names import validate_name
 from ocibuild.sdk.schema import json_schema
 
 SERVICE_ATTRIBUTE = "__ocibuild_service__"
 API_ATTRIBUTE = "__ocibuild_api__"
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-# A bento name becomes an image repository component, so it follows that grammar.
-NAME_RULE = "lower-case letters, digits and separators ('.', '_', '__', '-'), starting and ending with a letter or digit, at most 63 characters"
-_NAME = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")
-
-
-def validate_name(name: str, what: str = "service name") -> str:
-    if not isinstance(name, str) or len(name) > 63 or not _NAME.match(name):
-        raise SpecError(f"invalid {what} {name!r}: {NAME_RULE}")
-    return name
 
 
 @dataclass(frozen=True)
@@ -74,6 +67,7 @@ class ServiceSpec:
     image: PythonImage
     envs: tuple[EnvVar, ...]
     apis: tuple[ApiSpec, ...] = field(default=())
+    models: tuple[Model, ...] = field(default=())
 
     def required_envs(self) -> tuple[str, ...]:
         return tuple(e.name for e in self.envs if e.required)
@@ -88,8 +82,11 @@ def api(fn: Callable) -> Callable:
 
 
 def service(cls: type | None = None, *, image: PythonImage | None = None,
-            envs: list[dict] | None = None, name: str | None = None):
-    """Class decorator declaring a service; usable bare or with arguments."""
+            envs: list[dict] | None = None, name: str | None = None, models: list[Model] | None = None):
+    """Class decorator declaring a service; usable bare or with arguments.
+
+    Models are those in `models` and every `Model` class attribute.
+    """
 
     def decorate(target: type) -> type:
         if not inspect.isclass(target):
@@ -101,6 +98,7 @@ def service(cls: type | None = None, *, image: PythonImage | None = None,
             envs=parse_envs(envs or []),
             apis=tuple(_api_spec(n, f) for n, f in inspect.getmembers(target, inspect.isfunction)
                        if getattr(f, API_ATTRIBUTE, False)),
+            models=_models(target, models or []),
         )
         setattr(target, SERVICE_ATTRIBUTE, spec)
         return target
@@ -110,6 +108,19 @@ def service(cls: type | None = None, *, image: PythonImage | None = None,
 
 def service_spec(cls: type) -> ServiceSpec | None:
     return cls.__dict__.get(SERVICE_ATTRIBUTE)
+
+
+def _models(cls: type, declared: list[Model]) -> tuple[Model, ...]:
+    attributes = [v for _, v in sorted(vars(cls).items()) if isinstance(v, Model)]
+    for model in declared:
+        if not isinstance(model, Model):
+            raise SpecError(f"models must be ocibuild.models.Model values, not {model!r}")
+    unique: dict[Model, None] = dict.fromkeys([*declared, *attributes])
+    names = [m.name for m in unique]
+    duplicated = sorted({n for n in names if names.count(n) > 1})
+    if duplicated:
+        raise SpecError(f"model {duplicated[0]} is declared with two different versions")
+    return tuple(unique)
 
 
 def _check_image(image: PythonImage | None) -> PythonImage:

@@ -14,7 +14,7 @@ import pytest
 from ocibuild.bento.build import build_bento
 from ocibuild.bento.store import BentoStore
 from ocibuild.errors import LockError
-from tests.conftest import ECHO, EXAMPLE, copy_service, run_process
+from tests.conftest import ECHO, EXAMPLE, copy_service, import_example_model, run_process
 
 SERVICE = '''
 import ocibuild
@@ -37,6 +37,7 @@ def tiny_service(tmp_path, packages='"six==1.16.0"'):
 def test_build_writes_a_complete_bento(home, tmp_path):
     root = copy_service(EXAMPLE, tmp_path / "svc")
     (root / "debug.log").write_text("ignored by .bentoignore")
+    import_example_model(home)
     bento = build_bento(root, BentoStore(home))
     info = bento.info
     assert info.name == "summarization" and info.service == "service:Summarization"

@@ -19,7 +19,7 @@ from ocibuild.layers.cache import LayerCache
 from ocibuild.layers.compression import Compression
 from ocibuild.outputs import write_image
 from ocibuild.outputs.names import ImageName
-from tests.conftest import EXAMPLE, ROOT, copy_service, need
+from tests.conftest import EXAMPLE, ROOT, copy_service, import_example_model, need
 
 SCHEMAS = ROOT.parent / "shared" / "oci-image-spec-schemas"
 
@@ -30,6 +30,7 @@ class Built:
     image: Image
     cache: LayerCache
     base: str
+    home: Path
 
 
 @pytest.fixture(scope="session")
@@ -40,10 +41,11 @@ def session_home(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def example(session_home, python_base, tmp_path_factory) -> Built:
     src = copy_service(EXAMPLE, tmp_path_factory.mktemp("src") / "summarization")
+    import_example_model(session_home)
     bento = build_bento(src, BentoStore(session_home))
     cache = LayerCache(session_home / "cache")
     image = image_for_bento(bento, ContainerizeOptions(base=python_base), cache)
-    return Built(bento, image, cache, python_base)
+    return Built(bento, image, cache, python_base, session_home)
 
 
 def containerize(built: Built, bento: Bento | None = None, cache: LayerCache | None = None, **options) -> Image:

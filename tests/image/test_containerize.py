@@ -20,7 +20,9 @@ from tests.image.conftest import containerize, write
 def test_layer_order_and_config(example):
     image = example.image
     created_by = [h["created_by"] for h in image.history]
-    assert created_by[-2:] == ["ocibuild: serving runtime", f"ocibuild: bento {example.bento.tag}"]
+    model = example.bento.info.models[0]
+    assert created_by[-3:] == ["ocibuild: serving runtime", f"ocibuild: model summarization-weights:{model['version']}",
+                               f"ocibuild: bento {example.bento.tag}"]
     assert any("numpy" in c for c in created_by)
     config = image.config_json()
     assert len(config["rootfs"]["diff_ids"]) == len(image.layers)
@@ -71,7 +73,7 @@ def test_editing_service_py_rebuilds_only_the_top_layer(example, tmp_path):
     src = tmp_path / "edited"
     shutil.copytree(example.bento.path / "src", src)
     (src / "service.py").write_text((src / "service.py").read_text() + "\n# an edit\n")
-    edited = build_bento(src, BentoStore(tmp_path / "home"))
+    edited = build_bento(src, BentoStore(example.home))
     image = containerize(example, bento=edited)
     before = [l.descriptor.digest for l in example.image.layers]
     after = [l.descriptor.digest for l in image.layers]

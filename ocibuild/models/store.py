@@ -1,0 +1,184 @@
+"""The local model store: `$OCIBUILD_HOME/models/NAME/VERSION/{model.yaml,files/}`.
+
+A model is written in staging and renamed into place, like a bento. Its content digest covers
+every file's path, mode and bytes; it is computed once, when the model is stored, so later uses
+(bentos, layer caching) never read the bytes again to identify it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import yaml
+
+from ocibuild.bento.info import utc_iso
+from ocibuild.bento.store import VersionedStore
+from ocibuild.bento.tags import Tag, new_version
+from ocibuild.errors import ArchiveError, SpecError
+from ocibuild.home import ocibuild_home
+from ocibuild.layers.tarwriter import CHUNK
+from ocibuild.models.reference import FILES
+from ocibuild.sdk.names import validate_name
+
+MODEL_FILE = "model.yaml"
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    name: str
+    version: str
+    created: str
+    size: int
+    digest: str
+    files: int
+    labels: dict = field(default_factory=dict)
+    metadata: dict = field(default_factory=dict)
+
+    @property
+    def tag(self) -> Tag:
+        return Tag(self.name, self.version)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def dump(self, path: Path) -> None:
+        path.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
+
+    @classmethod
+    def load(cls, path: Path) -> ModelInfo:
+        try:
+            return cls(**yaml.safe_load(path.read_text()))
+        except (OSError, yaml.YAMLError, TypeError) as exc:
+            raise ArchiveError(f"unreadable {path}: {exc}") from None
+
+
+@dataclass(frozen=True)
+class StoredModel:
+    path: Path  # the version directory
+    info: ModelInfo
+
+    @property
+    def tag(self) -> Tag:
+        return self.info.tag
+
+    @property
+    def files(self) -> Path:
+        return self.path / FILES
+
+
+class ModelDraft:
+    """What `create` yields: write files under `path` inside the block."""
+
+    def __init__(self, name: str, path: Path):
+        self.name = name
+        self.path = path
+        self.stored: StoredModel | None = None
+
+
+def content_digest(files: Path) -> tuple[str, int, int]:
+    """(digest, total size, file count) over every entry's path, kind, mode and bytes."""
+    sha, size, count = hashlib.sha256(), 0, 0
+    for path in sorted(files.rglob("*"), key=lambda p: p.relative_to(files).as_posix()):
+        rel = path.relative_to(files).as_posix()
+        if path.is_symlink():
+            sha.update(f"link {rel} {os.readlink(path)}\n".encode())
+        elif path.is_file():
+            file_sha = hashlib.sha256()
+            with open(path, "rb") as f:
+                while chunk := f.read(CHUNK):
+                    file_sha.update(chunk)
+            executable = "x" if os.access(path, os.X_OK) else "-"
+            st_size = path.stat().st_size
+            sha.update(f"file {rel} {executable} {st_size} {file_sha.hexdigest()}\n".encode())
+            size, count = size + st_size, count + 1
+    return "sha256:" + sha.hexdigest(), size, count
+
+
+class ModelStore(VersionedStore):
+    kind = "model"
+    manifest = MODEL_FILE
+    list_command = "ocibuild models list"
+
+    def __init__(self, home: Path):
+        super().__init__(home, "models")
+
+    @classmethod
+    def default(cls) -> ModelStore:
+        return cls(ocibuild_home())
+
+    def load(self, path: Path) -> StoredModel:
+        return StoredModel(path, ModelInfo.load(path / MODEL_FILE))
+
+    @contextmanager
+    def create(self, name: str, *, labels: dict | None = None, metadata: dict | None = None):
+        validate_name(name, "model name")
+        with self.staging() as staged:
+            draft = ModelDraft(name, staged / FILES)
+            draft.path.mkdir()
+            yield draft  # an exception here propagates and the staging is removed: nothing stored
+            draft.stored = self._commit(staged, name, labels or {}, metadata or {}, content_digest(draft.path))
+
+    def _commit(self, staged: Path, name: str, labels: dict, metadata: dict,
+                content: tuple[str, int, int]) -> StoredModel:
+        digest, size, count = content
+        now = datetime.now(timezone.utc)
+        info = ModelInfo(name, new_version(now), utc_iso(now), size, digest, count,
+                         {str(k): str(v) for k, v in labels.items()}, metadata)
+        info.dump(staged / MODEL_FILE)
+        return StoredModel(self.commit(staged, info.tag), info)
+
+    def import_path(self, source: Path, name: str, labels: dict | None = None) -> tuple[StoredModel, bool]:
+        """Store a file or directory as a new version of `name`; (newest, False) when the newest
+        version already holds exactly this content, so re-importing does not fork versions."""
+        validate_name(name, "model name")
+        if not source.exists():
+            raise SpecError(f"{source} does not exist")
+        with self.staging() as staged:
+            files = staged / FILES
+            if source.is_dir():
+                shutil.copytree(source, files)
+            else:
+                files.mkdir()
+                shutil.copy2(source, files / source.name)
+            content = content_digest(files)
+            newest = self.get(name) if self._versions(name) else None
+            if newest is not None and newest.info.digest == content[0]:
+                return newest, False
+            return self._commit(staged, name, labels or {}, {}, content), True
+
+    def add_copy(self, source: Path) -> StoredModel | None:
+        """Put a model directory (from an imported bento) into the store unless it is there."""
+        info = verify_model(source)
+        if (self.root / info.name / info.version / MODEL_FILE).is_file():
+            return None
+        with self.staging() as staged:
+            link_tree(source, staged / "m")
+            return StoredModel(self.commit(staged / "m", info.tag), info)
+
+
+def verify_model(model_dir: Path) -> ModelInfo:
+    """The model's info, once its files are proven to match the digest it claims."""
+    info = ModelInfo.load(model_dir / MODEL_FILE)
+    validate_name(info.name, "model name")
+    digest = content_digest(model_dir / FILES)[0]
+    if digest != info.digest:
+        raise ArchiveError(f"model {info.name}:{info.version} is corrupt: its files hash to {digest}, "
+                           f"not {info.digest}")
+    return info
+
+
+def link_tree(source: Path, dest: Path) -> None:
+    """Recreate `source` at `dest` with hard links (immutable store files), copying across file systems."""
+    def link(src, dst):
+        try:
+            os.link(src, dst)
+        except OSError:
+            shutil.copy2(src, dst)
+
+    shutil.copytree(source, dest, symlinks=True, copy_function=link)
