@@ -83,8 +83,11 @@ class LayerCache:
         self.blobs.mkdir(parents=True, exist_ok=True)
         with self._temp_file() as (tmp, f):
             hashing = HashingWriter(f)
-            while chunk := src.read(CHUNK):
-                hashing.write(chunk)
+            try:
+                while chunk := src.read(CHUNK):
+                    hashing.write(chunk)
+            finally:
+                hashing.close()
             if hashing.digest != digest or (size is not None and hashing.size != size):
                 raise ImageError(f"blob {digest} is corrupt: its content hashes to {hashing.digest}"
                                  f" ({hashing.size} bytes, expected {size})")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 import gzip
+import os
 from typing import BinaryIO
 
 import pyzstd
@@ -32,7 +33,11 @@ class Compression(enum.Enum):
         if self is Compression.GZIP:
             return gzip.GzipFile(fileobj=raw, mode="wb", filename="", mtime=0, compresslevel=GZIP_LEVEL)
         if self is Compression.ZSTD:
-            return pyzstd.ZstdFile(raw, mode="wb", level_or_option=ZSTD_LEVEL)
+            # zstd's multi-threaded output is the same for any number of workers >= 1, so the
+            # digest does not depend on the machine's core count.
+            option = {pyzstd.CParameter.compressionLevel: ZSTD_LEVEL,
+                      pyzstd.CParameter.nbWorkers: max(1, os.cpu_count() or 1)}
+            return pyzstd.ZstdFile(raw, mode="wb", level_or_option=option)
         return _Uncompressed(raw)
 
 

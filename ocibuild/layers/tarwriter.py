@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import queue
 import tarfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Iterable
@@ -47,23 +49,59 @@ class LayerBlob:
 
 
 class HashingWriter:
-    """A write-only stream that hashes and counts what passes through to `target`."""
+    """A write-only pipeline stage: hashes and counts what it is given, and forwards it to `target`.
+
+    The work runs in a thread of its own fed by a short FIFO queue, so chained stages (tar ->
+    hash + compress -> hash + write to disk) run on separate cores, in order, with at most a few
+    chunks in flight: memory stays flat. hashlib, zlib, zstd and file writes release the GIL.
+    An error in the stage is raised to the writer at its next `write` or at `close`.
+    """
 
     def __init__(self, target: BinaryIO | None):
         self.target = target
-        self.sha = hashlib.sha256()
         self.size = 0
+        self._sha = hashlib.sha256()
+        self._queue: queue.Queue = queue.Queue(maxsize=8)
+        self._error: BaseException | None = None
+        self._digest: str | None = None
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            while (chunk := self._queue.get()) is not None:
+                self._sha.update(chunk)
+                if self.target is not None:
+                    self.target.write(chunk)
+        except BaseException as exc:  # handed to the producer, never lost in this thread
+            self._error = exc
+            while self._queue.get() is not None:  # keep the producer from blocking
+                pass
 
     def write(self, data) -> int:
-        self.sha.update(data)
+        if self._error is not None:
+            raise self._error
+        data = bytes(data)
         self.size += len(data)
-        if self.target is not None:
-            self.target.write(data)
+        self._queue.put(data)
         return len(data)
+
+    def tell(self) -> int:
+        return self.size
+
+    def close(self) -> None:
+        """Wait until everything written has been hashed and forwarded."""
+        if self._digest is None:
+            self._queue.put(None)
+            self._thread.join()
+            self._digest = "sha256:" + self._sha.hexdigest()
+        if self._error is not None:
+            raise self._error
 
     @property
     def digest(self) -> str:
-        return "sha256:" + self.sha.hexdigest()
+        self.close()
+        return self._digest
 
 
 def with_parents(entries: Iterable[Entry]) -> list[Entry]:
@@ -94,7 +132,9 @@ def tarinfo(entry: Entry, epoch: int) -> tarfile.TarInfo:
 
 
 def write_tar(entries: list[Entry], out: BinaryIO, epoch: int) -> None:
-    with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+    """`out` needs `write` and `tell`; files are copied in CHUNK-sized reads."""
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        tar.copybufsize = CHUNK
         for entry in entries:
             info = tarinfo(entry, epoch)
             if info.isreg():
@@ -105,13 +145,25 @@ def write_tar(entries: list[Entry], out: BinaryIO, epoch: int) -> None:
 
 
 def write_layer(entries: list[Entry], dest: BinaryIO, compression: Compression, epoch: int) -> LayerBlob:
-    """Write the layer blob to `dest`, returning its digests; one pass over the input files."""
+    """Write the layer blob to `dest`, returning its digests; one pass over the input files.
+
+    Uncompressed, the blob is the tar: one hash serves as both digest and diff_id.
+    """
     blob = HashingWriter(dest)
-    compressor = compression.writer(blob)
-    tar_stream = HashingWriter(compressor)
-    write_tar(entries, tar_stream, epoch)
-    compressor.close()
-    return LayerBlob(blob.digest, tar_stream.digest, blob.size, compression.media_type)
+    try:
+        if compression is Compression.NONE:
+            write_tar(entries, blob, epoch)
+            return LayerBlob(blob.digest, blob.digest, blob.size, compression.media_type)
+        compressor = compression.writer(blob)
+        tar_stream = HashingWriter(compressor)
+        try:
+            write_tar(entries, tar_stream, epoch)
+        finally:
+            tar_stream.close()  # every chunk is in the compressor before its frame is finished
+        compressor.close()
+        return LayerBlob(blob.digest, tar_stream.digest, blob.size, compression.media_type)
+    finally:
+        blob.close()
 
 
 def tree_entries(root: Path, prefix: str, *, uid: int = 0, gid: int = 0) -> list[Entry]:

@@ -89,3 +89,22 @@ def test_grouping_big_alone_small_together():
 def test_record_files_refuses_escaping_paths():
     record = b"pkg/a.py,sha256=x,1\n../../etc/passwd,,\n/abs,,\npkg/RECORD,,\n"
     assert record_files(record) == ("pkg/RECORD", "pkg/a.py")
+
+
+def test_zstd_output_does_not_depend_on_core_count(tmp_path, monkeypatch):
+    entries = sample_tree(tmp_path)
+    outputs = set()
+    for cores in (1, 2, 8):
+        monkeypatch.setattr("os.cpu_count", lambda cores=cores: cores)
+        outputs.add(write(entries, Compression.ZSTD)[1])
+    assert len(outputs) == 1
+
+
+def test_a_failing_stage_reaches_the_writer(tmp_path):
+    class Full:
+        def write(self, data):
+            raise OSError(28, "No space left on device")
+
+    entries = sample_tree(tmp_path)
+    with pytest.raises(OSError, match="No space left"):
+        write_layer(entries, Full(), Compression.GZIP, 0)
