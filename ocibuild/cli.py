@@ -99,13 +99,7 @@ def get(obj, tag, output):
 @click.pass_obj
 def delete(obj, tags, yes):
     """Delete bentos."""
-    store = obj.bentos()
-    bentos = [store.get(t) for t in tags]  # resolve all first: an unknown tag deletes nothing
-    if not yes:
-        click.confirm(f"Delete {', '.join(str(b.tag) for b in bentos)}?", abort=True)
-    for bento in bentos:
-        store.delete(bento.tag)
-        click.echo(f"Deleted {bento.tag}")
+    delete_entries(obj.bentos(), tags, yes)
 
 
 @cli.command("export")
@@ -139,7 +133,7 @@ def import_(obj, file):
 @click.option("--compression", type=click.Choice(["gzip", "zstd", "none"]), default="gzip", show_default=True)
 @click.option("--image-tag", metavar="REPO:TAG", help="The image's name (default: NAME:VERSION).")
 @click.option("--base", metavar="REF", help="Base image to use instead of the bento's (oci-layout:DIR[:REF], oci-archive:FILE[:REF], docker-archive:FILE).")
-@click.option("--platform", default="linux/amd64", show_default=True)
+@click.option("--platform", help="Target platform (default: the one the bento was locked for).")
 @click.option("--load", is_flag=True, help="Load the image into the local Docker engine.")
 @click.pass_obj
 def containerize(obj, tag, output, fmt, compression, image_tag, base, platform, load):
@@ -156,7 +150,8 @@ def containerize(obj, tag, output, fmt, compression, image_tag, base, platform, 
     name = ImageName.parse(image_tag or f"{bento.info.name}:{bento.info.version}")
     if load and fmt != "archive":
         raise click.UsageError("--load needs --format archive")
-    options = ContainerizeOptions(Platform.parse(platform), Compression(compression), base, source_date_epoch())
+    platform = Platform.parse(platform or bento.info.platform)
+    options = ContainerizeOptions(platform, Compression(compression), base, source_date_epoch())
     step = (lambda s: click.echo(f"==> {s}", err=True)) if sys.stderr.isatty() else (lambda s: None)
     image = image_for_bento(bento, options, LayerCache(obj.home / "cache"), step)
     dest = output or Path(f"{bento.info.name}-{bento.info.version}" + (".tar" if fmt == "archive" else ""))
@@ -250,13 +245,7 @@ def models_get(obj, tag, output):
 @click.pass_obj
 def models_delete(obj, tags, yes):
     """Delete models (bentos keep their own hard-linked copies)."""
-    store = _models(obj)
-    found = [store.get(t) for t in tags]
-    if not yes:
-        click.confirm(f"Delete {', '.join(str(m.tag) for m in found)}?", abort=True)
-    for model in found:
-        store.delete(model.tag)
-        click.echo(f"Deleted model {model.tag}")
+    delete_entries(_models(obj), tags, yes)
 
 
 @models.command("export")
@@ -270,6 +259,15 @@ def models_export(obj, tag, file):
     model = _models(obj).get(tag)
     export_dir(model.path, file)
     click.echo(f"Exported model {model.tag} to {file}")
+
+
+def delete_entries(store, tags, yes: bool) -> None:
+    entries = [store.get(t) for t in tags]  # resolve all first: an unknown tag deletes nothing
+    if not yes:
+        click.confirm(f"Delete {', '.join(str(e.tag) for e in entries)}?", abort=True)
+    for entry in entries:
+        store.delete(entry.tag)
+        click.echo(f"Deleted {store.kind} {entry.tag}")
 
 
 def human_size(n: int) -> str:

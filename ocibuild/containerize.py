@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Callable
+from datetime import datetime, UTC
+from collections.abc import Callable
 
 from ocibuild.bento.info import LOCK, MODELS_DIR as BENTO_MODELS
 from ocibuild.bento.store import Bento
@@ -63,10 +63,13 @@ def resolve_base(bento: Bento, options: ContainerizeOptions, cache: LayerCache) 
 def image_for_bento(bento: Bento, options: ContainerizeOptions, cache: LayerCache,
                     step: Callable[[str], None] = lambda _: None) -> Image:
     info = bento.info
-    created_at = info.created_at
-    shared_epoch = options.source_date_epoch or 0
-    epoch = options.source_date_epoch or int(created_at.timestamp())
-    created = datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    if str(options.platform) != info.platform:
+        raise ImageError(f"bento {bento.tag} was locked for {info.platform}, not {options.platform}: "
+                         f"build it with `ocibuild build --platform {options.platform}`")
+    pinned = options.source_date_epoch is not None
+    shared_epoch = options.source_date_epoch if pinned else 0
+    epoch = options.source_date_epoch if pinned else int(info.created_at.timestamp())
+    created = datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     step("base image")
     base = resolve_base(bento, options, cache)
     step("python dependencies")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import posixpath
 import tarfile
 from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 
 from ocibuild.bento.info import MODELS_DIR, BentoInfo
 from ocibuild.bento.store import Bento, BentoStore, VersionedStore

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from pathlib import Path
 
 import ocibuild
@@ -31,7 +31,7 @@ def build_bento(path: Path, store: BentoStore, *, entry_point: str | None = None
                 now: datetime | None = None) -> Bento:
     root = Path(path).resolve()
     loaded = load_service(root, entry_point)
-    moment = now or datetime.now(timezone.utc)
+    moment = now or datetime.now(UTC)
     tag = Tag(loaded.spec.name, validate_version(version) if version else new_version(moment))
     files = collect_files(root)
     requirements = requirements_text(root, loaded.spec.image)

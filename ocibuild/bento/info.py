@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from pathlib import Path
 
 import yaml
@@ -19,8 +19,25 @@ OPENAPI = "apis/openapi.json"
 MODELS_DIR = "models"  # models/NAME/VERSION/{model.yaml,files/}, hard links into the model store
 
 
+class YamlRecord:
+    """A frozen dataclass stored as a YAML file (`bento.yaml`, `model.yaml`)."""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def dump(self, path: Path) -> None:
+        path.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
+
+    @classmethod
+    def load(cls, path: Path):
+        try:
+            return cls(**yaml.safe_load(path.read_text()))
+        except (OSError, yaml.YAMLError, TypeError) as exc:
+            raise ArchiveError(f"unreadable {path}: {exc}") from None
+
+
 @dataclass(frozen=True)
-class BentoInfo:
+class BentoInfo(YamlRecord):
     name: str
     version: str
     created: str  # ISO 8601, UTC
@@ -45,20 +62,6 @@ class BentoInfo:
     def python_version(self) -> str:
         return self.image["python_version"]
 
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    def dump(self, path: Path) -> None:
-        path.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
-
-    @classmethod
-    def load(cls, path: Path) -> BentoInfo:
-        try:
-            data = yaml.safe_load(path.read_text())
-            return cls(**data)
-        except (OSError, yaml.YAMLError, TypeError) as exc:
-            raise ArchiveError(f"unreadable {path}: {exc}") from None
-
 
 def utc_iso(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).isoformat(timespec="microseconds")
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")

@@ -13,7 +13,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from collections.abc import Iterator
 
 from ocibuild.bento.info import BENTO_FILE, BentoInfo
 from ocibuild.bento.tags import Tag

@@ -14,7 +14,8 @@ import tarfile
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Iterator
+from typing import BinaryIO
+from collections.abc import Iterator
 
 from ocibuild.errors import ImageError
 from ocibuild.image.model import (DOCKER_LIST_TYPE, INDEX_TYPE, Descriptor, Image, Layer, oci_layer_type,

@@ -14,7 +14,8 @@ import os
 import tempfile
 from dataclasses import asdict
 from pathlib import Path
-from typing import BinaryIO, Callable
+from typing import BinaryIO
+from collections.abc import Callable
 
 from ocibuild.errors import ImageError
 from ocibuild.layers.tarwriter import CHUNK, HashingWriter, LayerBlob

@@ -8,7 +8,6 @@ RECORDs of its distributions, so only changed groups are written.
 
 from __future__ import annotations
 
-import os
 import tempfile
 from pathlib import Path
 
@@ -94,7 +93,7 @@ def dependency_layers(lock: Path, python_version: str, platform: Platform, compr
             key = cache_key("python-group", python_version, str(platform), compression.value, str(epoch),
                             SHEBANG, *(d.record for d in group.distributions))
             entries = group_entries(group, target)
-            blob = cache.layer(key, lambda out: write_layer(entries, out, compression, epoch))
+            blob = cache.layer(key, lambda out, entries=entries: write_layer(entries, out, compression, epoch))
             layers.append((blob, group.description))
     cache.store_set(set_key, layers)
     return layers

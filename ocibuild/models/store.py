@@ -11,13 +11,11 @@ import hashlib
 import os
 import shutil
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from dataclasses import dataclass, field
+from datetime import datetime, UTC
 from pathlib import Path
 
-import yaml
-
-from ocibuild.bento.info import utc_iso
+from ocibuild.bento.info import YamlRecord, utc_iso
 from ocibuild.bento.store import VersionedStore
 from ocibuild.bento.tags import Tag, new_version
 from ocibuild.errors import ArchiveError, SpecError
@@ -30,7 +28,7 @@ MODEL_FILE = "model.yaml"
 
 
 @dataclass(frozen=True)
-class ModelInfo:
+class ModelInfo(YamlRecord):
     name: str
     version: str
     created: str
@@ -43,19 +41,6 @@ class ModelInfo:
     @property
     def tag(self) -> Tag:
         return Tag(self.name, self.version)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    def dump(self, path: Path) -> None:
-        path.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
-
-    @classmethod
-    def load(cls, path: Path) -> ModelInfo:
-        try:
-            return cls(**yaml.safe_load(path.read_text()))
-        except (OSError, yaml.YAMLError, TypeError) as exc:
-            raise ArchiveError(f"unreadable {path}: {exc}") from None
 
 
 @dataclass(frozen=True)
@@ -127,7 +112,7 @@ class ModelStore(VersionedStore):
     def _commit(self, staged: Path, name: str, labels: dict, metadata: dict,
                 content: tuple[str, int, int]) -> StoredModel:
         digest, size, count = content
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         info = ModelInfo(name, new_version(now), utc_iso(now), size, digest, count,
                          {str(k): str(v) for k, v in labels.items()}, metadata)
         info.dump(staged / MODEL_FILE)

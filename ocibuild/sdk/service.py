@@ -6,7 +6,8 @@ import inspect
 import re
 import typing
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 from ocibuild.errors import SpecError
 from ocibuild.models.reference import Model

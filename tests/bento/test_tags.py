@@ -1,4 +1,4 @@
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, UTC
 
 import pytest
 
@@ -22,7 +22,7 @@ def test_invalid_tags_name_the_rule(text, rule):
 
 
 def test_versions_sort_by_time_and_are_unique():
-    t = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    t = datetime(2026, 1, 1, tzinfo=UTC)
     versions = [new_version(t + timedelta(microseconds=i)) for i in range(50)]
     assert versions == sorted(versions)
     assert len({new_version(t) for _ in range(50)}) == 50

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +15,6 @@ from ocibuild.bento.store import Bento, BentoStore
 from ocibuild.containerize import ContainerizeOptions, image_for_bento
 from ocibuild.image.model import Image
 from ocibuild.layers.cache import LayerCache
-from ocibuild.layers.compression import Compression
 from ocibuild.outputs import write_image
 from ocibuild.outputs.names import ImageName
 from tests.conftest import EXAMPLE, ROOT, copy_service, import_example_model, need

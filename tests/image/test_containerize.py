@@ -11,7 +11,9 @@ import pytest
 
 from ocibuild.bento.build import build_bento
 from ocibuild.bento.store import BentoStore
+from ocibuild.errors import ImageError
 from ocibuild.layers.cache import LayerCache
+from ocibuild.platforms import Platform
 from ocibuild.layers.compression import Compression
 from tests.conftest import need
 from tests.image.conftest import containerize, write
@@ -57,6 +59,12 @@ def test_source_date_epoch_sets_every_time(example, tmp_path):
     top = layout / "blobs/sha256" / image.layers[-1].descriptor.digest.removeprefix("sha256:")
     with tarfile.open(top) as tar:
         assert {m.mtime for m in tar.getmembers()} == {1_600_000_000}
+
+
+def test_epoch_zero_is_honoured_and_platform_must_match_the_lock(example):
+    assert containerize(example, source_date_epoch=0).config_json()["created"] == "1970-01-01T00:00:00Z"
+    with pytest.raises(ImageError, match="was locked for linux/amd64, not linux/arm64"):
+        containerize(example, platform=Platform.parse("linux/arm64"))
 
 
 def test_zstd_and_none_change_blobs_not_diff_ids(example):

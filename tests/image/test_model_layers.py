@@ -51,7 +51,8 @@ def test_one_model_one_shared_layer(example, tmp_path):
         names = tar.getnames()
         assert all(m.mtime == 0 for m in tar.getmembers())
     assert f"opt/ocibuild/models/table/{model.info.version}/files/table.bin" in names
-    assert not any(n.startswith("app/models") for n in tarfile.open(one.layers[-1].path).getnames())
+    with tarfile.open(one.layers[-1].path) as top:
+        assert not any(n.startswith("app/models") for n in top.getnames())
 
 
 def test_new_model_version_changes_only_its_layer(example, tmp_path):
