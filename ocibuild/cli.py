@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -25,6 +26,18 @@ class Context:
         from ocibuild.bento.store import BentoStore
 
         return BentoStore(self.home)
+
+    def cache(self):
+        from ocibuild.layers.cache import LayerCache
+
+        return LayerCache(self.home / "cache")
+
+    @functools.cached_property
+    def registries(self):
+        """One set of registry connections per command, so tokens are reused."""
+        from ocibuild.registry.session import Registries
+
+        return Registries.from_home(self.home)
 
 
 class OcibuildGroup(click.Group):
@@ -128,38 +141,98 @@ def import_(obj, file):
 
 @cli.command()
 @click.argument("tag")
-@click.option("-o", "--output", "output", type=click.Path(path_type=Path), help="Where to write (default: ./NAME-VERSION.tar, or ./NAME-VERSION for oci-dir).")
+@click.option("-o", "--output", "output", type=click.Path(path_type=Path), help="Where to write (default: ./NAME-VERSION.tar, or ./NAME-VERSION for oci-dir; nothing with --push).")
 @click.option("--format", "fmt", type=click.Choice(["archive", "oci-dir"]), default="archive", show_default=True)
 @click.option("--compression", type=click.Choice(["gzip", "zstd", "none"]), default="gzip", show_default=True)
 @click.option("--image-tag", metavar="REPO:TAG", help="The image's name (default: NAME:VERSION).")
-@click.option("--base", metavar="REF", help="Base image to use instead of the bento's (oci-layout:DIR[:REF], oci-archive:FILE[:REF], docker-archive:FILE).")
+@click.option("--base", metavar="REF", help="Base image instead of the bento's: a registry reference, oci-layout:DIR[:REF], oci-archive:FILE[:REF] or docker-archive:FILE.")
 @click.option("--platform", help="Target platform (default: the one the bento was locked for).")
 @click.option("--load", is_flag=True, help="Load the image into the local Docker engine.")
+@click.option("--push", "push_to", metavar="REF", help="Push the image to a registry.")
 @click.pass_obj
-def containerize(obj, tag, output, fmt, compression, image_tag, base, platform, load):
+def containerize(obj, tag, output, fmt, compression, image_tag, base, platform, load, push_to):
     """Build an OCI image from a bento, without a Docker daemon."""
     from ocibuild.containerize import ContainerizeOptions, image_for_bento, source_date_epoch
-    from ocibuild.layers.cache import LayerCache
     from ocibuild.layers.compression import Compression
     from ocibuild.outputs import write_image
     from ocibuild.outputs.docker import docker_load
     from ocibuild.outputs.names import ImageName
     from ocibuild.platforms import Platform
+    from ocibuild.registry.pull import fetch_missing
+    from ocibuild.registry.push import PushSource, push
+    from ocibuild.registry.reference import Reference
 
     bento = obj.bentos().get(tag)
     name = ImageName.parse(image_tag or f"{bento.info.name}:{bento.info.version}")
+    target = Reference.parse(push_to) if push_to else None
     if load and fmt != "archive":
         raise click.UsageError("--load needs --format archive")
     platform = Platform.parse(platform or bento.info.platform)
     options = ContainerizeOptions(platform, Compression(compression), base, source_date_epoch())
     step = (lambda s: click.echo(f"==> {s}", err=True)) if sys.stderr.isatty() else (lambda s: None)
-    image = image_for_bento(bento, options, LayerCache(obj.home / "cache"), step)
+    image = image_for_bento(bento, options, obj.cache(), obj.registries, step)
+    if target:
+        step(f"pushing {target}")
+        click.echo(f"Pushed {push(PushSource.of(image), target, obj.registries, obj.cache()).summary()}")
+        if not (output or load):
+            return
     dest = output or Path(f"{bento.info.name}-{bento.info.version}" + (".tar" if fmt == "archive" else ""))
     step(f"writing {dest}")
+    fetch_missing(image, obj.registries, obj.cache())
     write_image(image, name, fmt, dest)
     click.echo(f"Image {name} {image.digest} ({human_size(image.size())}) written to {dest}")
     if load:
         click.echo(docker_load(dest))
+
+
+@cli.command("push")
+@click.argument("source", type=click.Path(exists=True, path_type=Path))
+@click.argument("ref")
+@click.pass_obj
+def push_(obj, source, ref):
+    """Push an image archive or OCI layout written by containerize to a registry."""
+    from ocibuild.image.model import MANIFEST_TYPE
+    from ocibuild.image.sources import load_local_base
+    from ocibuild.platforms import DEFAULT_PLATFORM
+    from ocibuild.registry.push import PushSource, push
+    from ocibuild.registry.reference import Reference
+
+    target = Reference.parse(ref)
+    local = load_local_base(f"{'oci-layout' if source.is_dir() else 'oci-archive'}:{source}", obj.cache(), DEFAULT_PLATFORM)
+    pushed = PushSource(local.manifest, json.loads(local.manifest).get("mediaType", MANIFEST_TYPE), local.config,
+                        local.image.layers)
+    click.echo(f"Pushed {push(pushed, target, obj.registries, obj.cache()).summary()}")
+
+
+@cli.command()
+@click.argument("registry")
+@click.option("-u", "--username", prompt=True)
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@click.pass_obj
+def login(obj, registry, username, password_stdin):
+    """Check credentials against REGISTRY and save them (docker config format)."""
+    from ocibuild.registry.auth import Credential, login_file, store_login
+    from ocibuild.registry.login import check_login
+
+    password = sys.stdin.readline().rstrip("\n") if password_stdin else click.prompt("Password", hide_input=True)
+    credential = Credential(username, password)
+    check_login(registry, credential, obj.registries.config)
+    path = login_file()
+    store_login(registry, credential, path)
+    click.echo(f"Login succeeded; credentials for {registry} saved in {path}")
+
+
+@cli.command()
+@click.argument("registry")
+def logout(registry):
+    """Remove saved credentials for REGISTRY."""
+    from ocibuild.registry.auth import login_file, remove_login
+
+    path = login_file()
+    if remove_login(registry, path):
+        click.echo(f"Removed credentials for {registry} from {path}")
+    else:
+        click.echo(f"No credentials for {registry} in {path}")
 
 
 @cli.command()

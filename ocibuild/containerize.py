@@ -27,6 +27,9 @@ from ocibuild.layers.compression import Compression
 from ocibuild.layers.python_deps import SITE_PACKAGES, dependency_layers
 from ocibuild.layers.tarwriter import LayerBlob
 from ocibuild.platforms import DEFAULT_PLATFORM, Platform
+from ocibuild.registry.pull import pull_base
+from ocibuild.registry.reference import Reference
+from ocibuild.registry.session import Registries
 
 PORT = 3000
 ENTRYPOINT = ["python3", "-m", "ocibuild.runtime.entrypoint"]
@@ -49,18 +52,21 @@ def source_date_epoch() -> int | None:
     return int(value)
 
 
-def resolve_base(bento: Bento, options: ContainerizeOptions, cache: LayerCache) -> BaseImage:
+def resolve_base(bento: Bento, options: ContainerizeOptions, cache: LayerCache, registries: Registries) -> BaseImage:
+    """The base the bento pinned (a registry base by the digest recorded at build), or `--base`."""
     reference = options.base or bento.info.image.get("base_image")
     if reference is None:
-        raise ImageError(f"bento {bento.tag} names no base_image: pass --base "
-                         "(oci-layout:DIR[:REF], oci-archive:FILE[:REF] or docker-archive:FILE)")
-    if not is_local_reference(reference):
-        raise ImageError(f"base image {reference!r}: only oci-layout:, oci-archive: and docker-archive: "
-                         "bases are supported so far; pass one with --base")
-    return load_local_base(reference, cache, options.platform)
+        raise ImageError(f"bento {bento.tag} names no base_image: pass --base (an image reference, "
+                         "oci-layout:DIR[:REF], oci-archive:FILE[:REF] or docker-archive:FILE)")
+    if is_local_reference(reference):
+        return load_local_base(reference, cache, options.platform)
+    ref = Reference.parse(reference)
+    if options.base is None and bento.info.base and not ref.digest:
+        ref = ref.with_digest(bento.info.base["digest"])
+    return pull_base(ref, registries, cache, options.platform)
 
 
-def image_for_bento(bento: Bento, options: ContainerizeOptions, cache: LayerCache,
+def image_for_bento(bento: Bento, options: ContainerizeOptions, cache: LayerCache, registries: Registries,
                     step: Callable[[str], None] = lambda _: None) -> Image:
     info = bento.info
     if str(options.platform) != info.platform:
@@ -71,7 +77,7 @@ def image_for_bento(bento: Bento, options: ContainerizeOptions, cache: LayerCach
     epoch = options.source_date_epoch if pinned else int(info.created_at.timestamp())
     created = datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     step("base image")
-    base = resolve_base(bento, options, cache)
+    base = resolve_base(bento, options, cache, registries)
     step("python dependencies")
     layers = [_layer(blob, cache, created, f"ocibuild: {description}")
               for blob, description in dependency_layers(bento.path / LOCK, info.python_version, options.platform,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -36,6 +37,7 @@ def build_bento(path: Path, store: BentoStore, *, entry_point: str | None = None
     files = collect_files(root)
     requirements = requirements_text(root, loaded.spec.image)
     models = resolve_models(loaded.spec, ModelStore(store.home))
+    base = resolve_registry_base(loaded.spec.image.base_image, store.home)
     with store.staging() as staged:
         copy_sources(root, files, staged / SRC_DIR)
         for model in models:  # hard links: a bento never duplicates model bytes on disk
@@ -45,7 +47,7 @@ def build_bento(path: Path, store: BentoStore, *, entry_point: str | None = None
         lock_requirements(staged / REQUIREMENTS, staged / LOCK, loaded.spec.image.python_version, platform)
         (staged / OPENAPI).parent.mkdir(parents=True)
         (staged / OPENAPI).write_text(json.dumps(openapi_document(loaded.spec, tag.version), indent=2))
-        info = bento_info(loaded, tag, moment, platform, files, models)
+        info = dataclasses.replace(bento_info(loaded, tag, moment, platform, files, models), base=base)
         info.dump(staged / BENTO_FILE)
         return Bento(store.commit(staged, tag), info)
 
@@ -71,6 +73,20 @@ def copy_sources(root: Path, files: list[SourceFile], dest: Path) -> None:
         else:
             shutil.copyfile(root / f.relpath, target)
             shutil.copymode(root / f.relpath, target)
+
+
+def resolve_registry_base(reference: str | None, home: Path) -> dict | None:
+    """Pin a registry base to the digest its tag names now, so the bento always gets that base."""
+    from ocibuild.image.sources import is_local_reference
+
+    if reference is None or is_local_reference(reference):
+        return None
+    from ocibuild.registry.pull import resolve_digest
+    from ocibuild.registry.reference import Reference
+    from ocibuild.registry.session import Registries
+
+    ref = Reference.parse(reference)
+    return {"reference": str(ref), "digest": ref.digest or resolve_digest(ref, Registries.from_home(home))}
 
 
 def resolve_models(spec: ServiceSpec, models: ModelStore) -> list[StoredModel]:

@@ -49,6 +49,7 @@ class BentoInfo(YamlRecord):
     files: dict  # {"count": N, "size": BYTES}
     ocibuild_version: str
     models: list[dict] = field(default_factory=list)
+    base: dict | None = None  # a registry base resolved at build time: {"reference", "digest"}
 
     @property
     def tag(self) -> Tag:

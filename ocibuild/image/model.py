@@ -58,12 +58,18 @@ class Descriptor:
 
 @dataclass(frozen=True)
 class Layer:
-    """A layer blob on disk (in the cache) with its uncompressed digest and history entry."""
+    """A layer blob with its uncompressed digest and history entry.
+
+    `path` is where its bytes are, or will be once fetched: a layer of a registry base names the
+    repository it can be fetched or mounted from in `origin` ("host/repository"), and is only
+    downloaded when a sink needs its bytes.
+    """
 
     descriptor: Descriptor
     diff_id: str
     path: Path
     history: dict = field(default_factory=dict)
+    origin: str | None = None
 
 
 @dataclass(frozen=True)

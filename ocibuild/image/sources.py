@@ -33,6 +33,8 @@ class BaseImage:
     image: Image
     name: str  # the reference as given
     digest: str  # the base manifest's digest
+    manifest: bytes = b""  # the exact bytes read, to push an image unchanged
+    config: bytes = b""
 
 
 def is_local_reference(text: str) -> bool:
@@ -143,8 +145,10 @@ def _select(reader, index: dict, ref: str | None, platform: Platform) -> dict:
 
 def _from_layout(text: str, reader, ref: str | None, cache: LayerCache, platform: Platform) -> BaseImage:
     descriptor = _select(reader, json.loads(reader.read("index.json")), ref, platform)
-    manifest = json.loads(_verified(reader, descriptor))
-    config = json.loads(_verified(reader, manifest["config"]))
+    manifest_bytes = _verified(reader, descriptor)
+    manifest = json.loads(manifest_bytes)
+    config_bytes = _verified(reader, manifest["config"])
+    config = json.loads(config_bytes)
     diff_ids = config["rootfs"]["diff_ids"]
     if len(diff_ids) != len(manifest["layers"]):
         raise ImageError(f"base image {text!r}: {len(manifest['layers'])} layers but {len(diff_ids)} diff_ids")
@@ -154,7 +158,8 @@ def _from_layout(text: str, reader, ref: str | None, cache: LayerCache, platform
             path = cache.add_blob(f, layer["digest"], layer["size"])
         layers.append(Layer(Descriptor(oci_layer_type(layer["mediaType"]), layer["digest"], layer["size"]),
                             diff_id, path))
-    return BaseImage(_image(config, layers, platform, text), text, descriptor["digest"])
+    return BaseImage(image_from_config(config, layers, platform, text), text, descriptor["digest"],
+                     manifest_bytes, config_bytes)
 
 
 def _from_docker_archive(text: str, reader, cache: LayerCache, platform: Platform) -> BaseImage:
@@ -176,7 +181,7 @@ def _from_docker_archive(text: str, reader, cache: LayerCache, platform: Platfor
             path = cache.add_blob(f, digest)
         media_type = sniff(head).media_type
         layers.append(Layer(Descriptor(media_type, digest, path.stat().st_size), diff_id, path))
-    image = _image(config, layers, platform, text)
+    image = image_from_config(config, layers, platform, text)
     manifest_digest = sha256_digest(config_bytes)  # docker archives carry no manifest: name the config
     return BaseImage(image, text, manifest_digest)
 
@@ -193,7 +198,7 @@ def _docker_layer_digest(reader, name: str) -> str:
     return "sha256:" + sha.hexdigest()
 
 
-def _image(config: dict, layers: list[Layer], platform: Platform, text: str) -> Image:
+def image_from_config(config: dict, layers: list[Layer], platform: Platform, text: str) -> Image:
     arch = config.get("architecture")
     if arch and arch != platform.architecture:
         raise ImageError(f"base image {text!r} is for {config.get('os')}/{arch}, not {platform}")

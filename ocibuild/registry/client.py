@@ -1,0 +1,159 @@
+"""Operations on one repository of a registry, over a Transport.
+
+Every byte read is checked: manifests against the digest asked for (or the one the registry
+announces), blobs against their digest as they stream into the cache. Uploads stream from disk:
+one PUT for small blobs, PATCH chunks for large ones; manifests are sent as the exact bytes
+whose digest we computed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ocibuild.errors import ImageError
+from ocibuild.image.model import sha256_digest
+from ocibuild.layers.cache import LayerCache
+from ocibuild.registry.transport import RegistryError, Transport
+
+MONOLITHIC_LIMIT = 64 * 1024 * 1024
+CHUNK_SIZE = 64 * 1024 * 1024
+OCTET = {"Content-Type": "application/octet-stream"}
+MANIFEST_TYPES = ", ".join([
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+])
+
+
+def scope(repository: str, actions: str) -> str:
+    return f"repository:{repository}:{actions}"
+
+
+class FileSegment:
+    """`length` bytes of a file from `offset`, readable as a stream (never loaded whole)."""
+
+    def __init__(self, path: Path, offset: int, length: int):
+        self.file = open(path, "rb")
+        self.file.seek(offset)
+        self.remaining = length
+
+    def read(self, n: int = -1) -> bytes:
+        n = self.remaining if n is None or n < 0 else min(n, self.remaining)
+        data = self.file.read(n)
+        self.remaining -= len(data)
+        return data
+
+    def __len__(self) -> int:
+        return self.remaining
+
+    def close(self) -> None:
+        self.file.close()
+
+
+class Repository:
+    def __init__(self, transport: Transport, name: str):
+        self.transport = transport
+        self.name = name
+        self.pull = (scope(name, "pull"),)
+        self.push = (scope(name, "pull,push"),)
+
+    def __str__(self) -> str:
+        return f"{self.transport.host}/{self.name}"
+
+    def blob_exists(self, digest: str, for_push: bool = True) -> bool:
+        response = self.transport.request("HEAD", f"/v2/{self.name}/blobs/{digest}", self.push if for_push else self.pull,
+                                          expected=(200, 404), what=f"check blob {digest[:19]} in {self.name}")
+        response.close()
+        return response.status_code == 200
+
+    def manifest(self, reference: str) -> tuple[bytes, str, str]:
+        """(bytes, media type, digest) of a manifest or index, verified."""
+        response = self.transport.request("GET", f"/v2/{self.name}/manifests/{reference}", self.pull,
+                                          expected=(200,), headers={"Accept": MANIFEST_TYPES},
+                                          what=f"read {self.name}:{reference}")
+        data = response.content
+        digest = sha256_digest(data)
+        claimed = reference if reference.startswith("sha256:") else response.headers.get("Docker-Content-Digest")
+        if claimed and claimed != digest:
+            raise RegistryError(f"{self}: the manifest for {reference} hashes to {digest}, not {claimed}: refusing it")
+        media_type = response.headers.get("Content-Type", "").split(";")[0]
+        return data, media_type, digest
+
+    def fetch_blob(self, digest: str, size: int | None, cache: LayerCache) -> Path:
+        """Stream a blob into the cache, verifying it; a broken transfer is retried from the start."""
+        if cache.has_blob(digest):
+            return cache.blob_path(digest)
+        attempts = self.transport.retry.attempts
+        for attempt in range(attempts):
+            response = self.transport.request("GET", f"/v2/{self.name}/blobs/{digest}", self.pull, expected=(200,),
+                                              stream=True, what=f"download blob {digest[:19]} from {self.name}")
+            try:
+                return cache.add_blob(response.raw, digest, size)
+            except ImageError as exc:
+                raise RegistryError(f"{self} sent a blob that does not match its digest: {exc}") from None
+            except (OSError, ValueError) as exc:  # reset mid-body (urllib3's errors are OSErrors)
+                if attempt + 1 == attempts:
+                    raise RegistryError(f"{self}: downloading {digest[:19]} kept failing: {exc}") from None
+            finally:
+                response.close()
+        raise RegistryError(f"{self}: could not download {digest}")
+
+    def mount(self, digest: str, source: str) -> bool:
+        """Cross-repository mount; False when the registry wants an ordinary upload instead."""
+        response = self.transport.request("POST", f"/v2/{self.name}/blobs/uploads/?mount={digest}&from={source}",
+                                          self.push + (scope(source, "pull"),), expected=(201, 202),
+                                          what=f"mount {digest[:19]} from {source} into {self.name}")
+        response.close()
+        if response.status_code == 202 and response.headers.get("Location"):
+            cancel = self.transport.request("DELETE", response.headers["Location"], self.push, expected=(204, 404, 405),
+                                            what="cancel an unused upload")
+            cancel.close()
+        return response.status_code == 201
+
+    def upload(self, digest: str, size: int, path: Path) -> None:
+        """Upload from disk; if the registry got it but the answer was lost, a HEAD says so."""
+        try:
+            self._upload(digest, size, path)
+        except RegistryError:
+            if not self.blob_exists(digest):
+                raise
+
+    def _upload(self, digest: str, size: int, path: Path) -> None:
+        start = self.transport.request("POST", f"/v2/{self.name}/blobs/uploads/", self.push, expected=(202,),
+                                       headers={"Content-Length": "0"}, what=f"start an upload to {self.name}")
+        start.close()
+        location = start.headers["Location"]
+        what = f"upload {digest[:19]} to {self.name}"
+        if size <= MONOLITHIC_LIMIT:
+            done = self.transport.request("PUT", _with_digest(location, digest), self.push, expected=(201,),
+                                          headers={**OCTET, "Content-Length": str(size)}, size=size,
+                                          body=lambda: FileSegment(path, 0, size), what=what)
+            done.close()
+            return
+        for offset in range(0, size, CHUNK_SIZE):
+            length = min(CHUNK_SIZE, size - offset)
+            chunk = self.transport.request(
+                "PATCH", location, self.push, expected=(202,), size=length, what=what,
+                headers={**OCTET, "Content-Length": str(length), "Content-Range": f"{offset}-{offset + length - 1}"},
+                body=lambda offset=offset, length=length: FileSegment(path, offset, length))
+            chunk.close()
+            location = chunk.headers.get("Location", location)
+        done = self.transport.request("PUT", _with_digest(location, digest), self.push, expected=(201,),
+                                      headers={"Content-Length": "0"}, what=what)
+        done.close()
+
+    def put_manifest(self, reference: str, data: bytes, media_type: str) -> str:
+        digest = sha256_digest(data)
+        response = self.transport.request("PUT", f"/v2/{self.name}/manifests/{reference}", self.push, expected=(201,),
+                                          headers={"Content-Type": media_type}, body=data, size=len(data),
+                                          what=f"push the manifest of {self.name}:{reference}")
+        response.close()
+        claimed = response.headers.get("Docker-Content-Digest")
+        if claimed and claimed != digest:
+            raise RegistryError(f"{self}: stored the manifest as {claimed}, but its bytes hash to {digest}")
+        return digest
+
+
+def _with_digest(location: str, digest: str) -> str:
+    return f"{location}{'&' if '?' in location else '?'}digest={digest}"

@@ -1,0 +1,193 @@
+"""HTTP to one registry endpoint: authentication challenges, tokens per scope, and retries.
+
+A 401 carries a `WWW-Authenticate` challenge: Basic is answered with the keychain's credential;
+Bearer with a token from the realm for exactly the scopes the request needs (a pull token does
+not serve a push, so tokens are cached per scope set). Connection resets, timeouts, 5xx and 429
+are retried with exponential backoff (429 and 503 honour `Retry-After`); a body is re-opened for
+each attempt, so uploads stream from disk and survive a retry. Messages never carry secrets.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable
+from urllib.parse import urljoin
+
+import requests
+from oras.auth.utils import parse_auth_header
+
+from ocibuild.errors import OcibuildError
+from ocibuild.registry.auth import Credential
+from ocibuild.registry.config import Endpoint
+
+log = logging.getLogger(__name__)
+Body = bytes | Callable[[], object] | None
+
+
+class RegistryError(OcibuildError):
+    """The registry refused, or could not be reached."""
+
+
+class AuthError(RegistryError):
+    """Wrong or missing credentials, or access denied."""
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    attempts: int = 6
+    backoff: float = 0.25  # seconds, doubled per attempt
+    max_wait: float = 10.0
+    timeout: tuple[float, float] = (10.0, 120.0)  # connect, read
+
+
+@dataclass
+class Stats:
+    requests: int = 0
+    bytes_sent: int = 0
+
+
+class Transport:
+    def __init__(self, endpoint: Endpoint, credential: Credential | None, retry: RetryPolicy = RetryPolicy()):
+        self.endpoint = endpoint
+        self.credential = credential
+        self.retry = retry
+        self.session = requests.Session()
+        self.session.headers["User-Agent"] = "ocibuild"
+        self.stats = Stats()
+        self._lock = threading.Lock()
+        self._tokens: dict[frozenset[str], tuple[str, float]] = {}
+        self._basic = False
+
+    @property
+    def host(self) -> str:
+        return self.endpoint.host
+
+    def url(self, path_or_url: str) -> str:
+        return urljoin(self.endpoint.base_url + "/", path_or_url)
+
+    def request(self, method: str, path_or_url: str, scopes: tuple[str, ...], *, expected: tuple[int, ...],
+                headers: dict | None = None, body: Body = None, size: int = 0, stream: bool = False,
+                what: str = "") -> requests.Response:
+        """Send, authenticating once on a 401 and retrying transient failures."""
+        url = self.url(path_or_url)
+        authenticated = False
+        for attempt in range(self.retry.attempts):
+            data = body() if callable(body) else body
+            try:
+                response = self.session.request(method, url, headers={**(headers or {}), **self._auth_header(scopes)},
+                                                data=data, stream=stream, timeout=self.retry.timeout,
+                                                allow_redirects=True)
+            except (requests.ConnectionError, requests.Timeout) as exc:
+                self._wait(attempt, f"{method} {url}: {type(exc).__name__}")
+                continue
+            finally:
+                if hasattr(data, "close"):
+                    data.close()
+            with self._lock:
+                self.stats.requests += 1
+                self.stats.bytes_sent += size
+            status = response.status_code
+            if status == 401 and not authenticated:
+                authenticated = True
+                self._authenticate(response, scopes, what)
+                continue
+            if status == 429 or status >= 500:
+                response.close()
+                self._wait(attempt, f"{method} {url}: HTTP {status}", response.headers.get("Retry-After"))
+                continue
+            if status in expected:
+                return response
+            raise self._error(response, what)
+        raise RegistryError(f"{self.host}: {what or method} failed after {self.retry.attempts} attempts")
+
+    def _wait(self, attempt: int, reason: str, retry_after: str | None = None) -> None:
+        if attempt + 1 >= self.retry.attempts:
+            raise RegistryError(f"{self.host} did not answer: {reason} (tried {self.retry.attempts} times)")
+        delay = min(self.retry.backoff * 2 ** attempt, self.retry.max_wait)
+        if retry_after and retry_after.isdigit():
+            delay = min(float(retry_after), self.retry.max_wait)
+        log.debug("retrying in %.2fs: %s", delay, reason)
+        time.sleep(delay)
+
+    def _auth_header(self, scopes: tuple[str, ...]) -> dict:
+        with self._lock:
+            token = self._tokens.get(frozenset(scopes))
+        if token and token[1] > time.monotonic():
+            return {"Authorization": f"Bearer {token[0]}"}
+        if self._basic and self.credential:
+            return {"Authorization": f"Basic {self.credential.basic()}"}
+        return {}
+
+    def _authenticate(self, response: requests.Response, scopes: tuple[str, ...], what: str) -> None:
+        challenge = response.headers.get("WWW-Authenticate", "")
+        response.close()
+        scheme = challenge.split(" ", 1)[0].lower()
+        if scheme == "basic":
+            if not self.credential:
+                raise AuthError(f"{self.host} requires credentials for {what or 'this request'}: "
+                                f"run `ocibuild login {self.host}`")
+            self._basic = True
+            return
+        if scheme != "bearer":
+            raise AuthError(f"{self.host} asked for unsupported authentication {scheme or '(none)'!r}")
+        parsed = parse_auth_header(challenge)
+        if not parsed.realm:
+            raise AuthError(f"{self.host} sent a Bearer challenge without a realm")
+        wanted = list(scopes) + ([parsed.scope] if parsed.scope and parsed.scope not in scopes else [])
+        token, expires_in = self._fetch_token(parsed.realm, parsed.service, wanted)
+        with self._lock:
+            self._tokens[frozenset(scopes)] = (token, time.monotonic() + max(expires_in - 10, 10))
+
+    def _fetch_token(self, realm: str, service: str | None, scopes: list[str]) -> tuple[str, int]:
+        params = [("scope", s) for s in scopes] + ([("service", service)] if service else [])
+        c = self.credential
+        for attempt in range(self.retry.attempts):
+            try:
+                if c and c.identity_token:  # OAuth2 refresh token, as docker login stores for some registries
+                    form = {"grant_type": "refresh_token", "refresh_token": c.identity_token, "client_id": "ocibuild",
+                            "service": service or "", "scope": " ".join(scopes)}
+                    answer = self.session.post(realm, data=form, timeout=self.retry.timeout)
+                else:
+                    auth = (c.username, c.password) if c and c.username else None
+                    answer = self.session.get(realm, params=params, auth=auth, timeout=self.retry.timeout)
+            except (requests.ConnectionError, requests.Timeout) as exc:
+                self._wait(attempt, f"token service {realm}: {type(exc).__name__}")
+                continue
+            if answer.status_code == 429 or answer.status_code >= 500:
+                self._wait(attempt, f"token service {realm}: HTTP {answer.status_code}", answer.headers.get("Retry-After"))
+                continue
+            if answer.status_code in (401, 403):
+                who = f"user {c.username!r}" if c and c.username else "anonymous access"
+                raise AuthError(f"{self.host}: the token service refused {who} "
+                                f"for {', '.join(scopes)} (HTTP {answer.status_code}); check `ocibuild login {self.host}`")
+            if answer.status_code != 200:
+                raise AuthError(f"{self.host}: the token service answered HTTP {answer.status_code}")
+            try:
+                data = answer.json()
+                token = data.get("token") or data["access_token"]
+            except (ValueError, KeyError):
+                raise AuthError(f"{self.host}: the token service sent no token") from None
+            return token, int(data.get("expires_in") or 60)
+        raise AuthError(f"{self.host}: the token service did not answer")
+
+    def _error(self, response: requests.Response, what: str) -> RegistryError:
+        status = response.status_code
+        detail = registry_error_detail(response)
+        subject = what or f"{response.request.method} {response.request.path_url}"
+        if status in (401, 403):
+            who = f" as {self.credential.username!r}" if self.credential and self.credential.username else " (anonymous)"
+            return AuthError(f"{self.host} denied {subject}{who}: HTTP {status}{detail}")
+        return RegistryError(f"{self.host}: {subject}: HTTP {status}{detail}")
+
+
+def registry_error_detail(response: requests.Response) -> str:
+    """The registry's own error codes, if it sent the standard JSON error body."""
+    try:
+        errors = json.loads(response.content or b"{}").get("errors") or []
+        return "".join(f" {e.get('code', '')}: {e.get('message', '')}".rstrip(": ") for e in errors[:3])
+    except (ValueError, AttributeError):
+        return ""
