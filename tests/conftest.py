@@ -58,8 +58,9 @@ def ocibuild(home) -> Cli:
     return Cli()
 
 
-def run_process(*args: str, env: dict | None = None, cwd: Path | None = None, timeout: int = 300):
-    return subprocess.run([sys.executable, "-m", "ocibuild", *args], capture_output=True, text=True,
+def run_process(*args: str, env: dict | None = None, cwd: Path | None = None, timeout: int = 300,
+                input: str | None = None):
+    return subprocess.run([sys.executable, "-m", "ocibuild", *args], capture_output=True, text=True, input=input,
                           env={**os.environ, **(env or {})}, cwd=cwd, timeout=timeout)
 
 
@@ -99,3 +100,5 @@ def docker_engine() -> None:
 
 # The reaper image cannot be pulled here: containers are stopped by the tests themselves.
 os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
+
+from tests.builds import example, oci_schema, session_home  # noqa: E402,F401  (session fixtures)

@@ -16,7 +16,7 @@ from ocibuild.layers.cache import LayerCache
 from ocibuild.platforms import Platform
 from ocibuild.layers.compression import Compression
 from tests.conftest import need
-from tests.image.conftest import containerize, write
+from tests.builds import containerize, write
 
 
 def test_layer_order_and_config(example):

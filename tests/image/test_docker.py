@@ -8,7 +8,7 @@ import requests
 
 from ocibuild.layers.compression import Compression
 from tests.conftest import free_port
-from tests.image.conftest import containerize, write
+from tests.builds import containerize, write
 
 TEXT = ("ocibuild builds container images. It needs no Docker daemon at all. "
         "Cats sleep most of the day. Images built by ocibuild need no daemon and no root.")

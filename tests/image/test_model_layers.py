@@ -6,7 +6,7 @@ import tarfile
 from ocibuild.bento.build import build_bento
 from ocibuild.bento.store import BentoStore
 from ocibuild.models.store import ModelStore
-from tests.image.conftest import containerize
+from tests.builds import containerize
 
 SERVICE = '''
 import ocibuild

@@ -11,7 +11,7 @@ from ocibuild.errors import ImageError
 from ocibuild.image.sources import load_local_base
 from ocibuild.layers.cache import LayerCache
 from ocibuild.platforms import DEFAULT_PLATFORM, Platform
-from tests.image.conftest import write
+from tests.builds import write
 
 
 def layout_dir(python_base: str) -> Path:

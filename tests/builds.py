@@ -1,4 +1,4 @@
-"""The example service built once per session into a shared store, for the image tests."""
+"""The example service built once per session, and helpers to containerize and write it."""
 
 from __future__ import annotations
 
