@@ -15,8 +15,7 @@ from ocibuild.image.model import sha256_digest
 from ocibuild.layers.cache import LayerCache
 from ocibuild.registry.transport import RegistryError, Transport
 
-MONOLITHIC_LIMIT = 64 * 1024 * 1024
-CHUNK_SIZE = 64 * 1024 * 1024
+CHUNK_SIZE = 64 * 1024 * 1024  # blobs up to this size go in one PUT; larger ones in PATCHes of this size
 OCTET = {"Content-Type": "application/octet-stream"}
 MANIFEST_TYPES = ", ".join([
     "application/vnd.oci.image.index.v1+json",
@@ -52,9 +51,10 @@ class FileSegment:
 
 
 class Repository:
-    def __init__(self, transport: Transport, name: str):
+    def __init__(self, transport: Transport, name: str, chunk_size: int = CHUNK_SIZE):
         self.transport = transport
         self.name = name
+        self.chunk_size = chunk_size
         self.pull = (scope(name, "pull"),)
         self.push = (scope(name, "pull,push"),)
 
@@ -125,14 +125,14 @@ class Repository:
         start.close()
         location = start.headers["Location"]
         what = f"upload {digest[:19]} to {self.name}"
-        if size <= MONOLITHIC_LIMIT:
+        if size <= self.chunk_size:
             done = self.transport.request("PUT", _with_digest(location, digest), self.push, expected=(201,),
                                           headers={**OCTET, "Content-Length": str(size)}, size=size,
                                           body=lambda: FileSegment(path, 0, size), what=what)
             done.close()
             return
-        for offset in range(0, size, CHUNK_SIZE):
-            length = min(CHUNK_SIZE, size - offset)
+        for offset in range(0, size, self.chunk_size):
+            length = min(self.chunk_size, size - offset)
             chunk = self.transport.request(
                 "PATCH", location, self.push, expected=(202,), size=length, what=what,
                 headers={**OCTET, "Content-Length": str(length), "Content-Range": f"{offset}-{offset + length - 1}"},

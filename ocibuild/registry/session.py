@@ -6,7 +6,7 @@ import threading
 from pathlib import Path
 
 from ocibuild.registry.auth import Keychain
-from ocibuild.registry.client import Repository
+from ocibuild.registry.client import CHUNK_SIZE, Repository
 from ocibuild.registry.config import RegistryConfig, load_config
 from ocibuild.registry.reference import DOCKER_HUB, DOCKER_HUB_API
 from ocibuild.registry.transport import RetryPolicy, Transport
@@ -15,10 +15,12 @@ from ocibuild.registry.transport import RetryPolicy, Transport
 class Registries:
     """Transports per host, shared so that tokens and connections are reused."""
 
-    def __init__(self, config: RegistryConfig, keychain: Keychain, retry: RetryPolicy = RetryPolicy()):
+    def __init__(self, config: RegistryConfig, keychain: Keychain, retry: RetryPolicy = RetryPolicy(),
+                 chunk_size: int = CHUNK_SIZE):
         self.config = config
         self.keychain = keychain
         self.retry = retry
+        self.chunk_size = chunk_size
         self._transports: dict[str, Transport] = {}
         self._lock = threading.Lock()
 
@@ -34,7 +36,7 @@ class Registries:
             return self._transports[host]
 
     def repository(self, host: str, name: str) -> Repository:
-        return Repository(self.transport(host), name)
+        return Repository(self.transport(host), name, self.chunk_size)
 
     def origin(self, origin: str) -> Repository:
         host, _, name = origin.partition("/")

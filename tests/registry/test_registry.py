@@ -25,14 +25,15 @@ from tests.registry.fixtures import FaultProxy
 FAST = RetryPolicy(attempts=8, backoff=0.01, max_wait=0.05, timeout=(2.0, 2.0))
 
 
-def registries(tmp_path, credential: Credential | None = None, retry=RetryPolicy(), **config) -> Registries:
+def registries(tmp_path, credential: Credential | None = None, retry=RetryPolicy(), chunk_size=64 << 20,
+               **config) -> Registries:
     files = []
     if credential:
         path = tmp_path / "auth.json"
         for host in config.pop("login_hosts", []):
             store_login(host, credential, path)
         files = [path]
-    return Registries(RegistryConfig(**config), Keychain(files), retry)
+    return Registries(RegistryConfig(**config), Keychain(files), retry, chunk_size)
 
 
 def skopeo_digest(ref: str) -> str:
@@ -94,7 +95,7 @@ def test_push_and_pull_survive_resets_errors_throttling_and_stalls(example, plai
     proxy = FaultProxy(plain_registry.host, ["ok", "reset", "ok", "500", "ok", "429", "ok", "stall"], stall=3.0)
     try:
         through = Reference.parse(f"{proxy.host}/ocibuild/faulty:v1")
-        regs = registries(tmp_path, retry=FAST)
+        regs = registries(tmp_path, retry=FAST, chunk_size=16 << 20)
         report = push(PushSource.of(example.image), through, regs, example.cache)
         assert report.digest == example.image.digest
         cache = LayerCache(tmp_path / "fresh-cache")
@@ -103,6 +104,8 @@ def test_push_and_pull_survive_resets_errors_throttling_and_stalls(example, plai
         assert all(layer.path.is_file() for layer in base.image.layers)
         assert [l.diff_id for l in base.image.layers] == [l.diff_id for l in example.image.layers]
         assert proxy.faults_served() >= {"reset", "500", "429", "stall"}
+        patches = [fault for method, _, fault in proxy.seen if method == "PATCH"]
+        assert len(patches) >= 5 and set(patches) - {"ok"}  # the 66 MB base layer went in chunks, some hit faults
     finally:
         proxy.stop()
     assert skopeo_digest(f"{plain_registry.host}/ocibuild/faulty:v1") == example.image.digest
@@ -210,3 +213,29 @@ def test_base_from_a_docker_io_mirror_is_pinned_and_mounted(example, plain_regis
                          capture_output=True, text=True)
     assert run.stdout.strip() == "1", run.stderr
     subprocess.run(["docker", "rmi", "summarization:1"], capture_output=True)
+
+
+def test_pull_accepts_docker_v2_manifests_and_picks_the_platform_from_an_index(example, plain_registry, tmp_path):
+    host = plain_registry.host
+    layout = write(example.image, tmp_path / "layout", "oci-dir")
+    copied = subprocess.run(["skopeo", "copy", "--format", "v2s2", "--dest-tls-verify=false", f"oci:{layout}:test",
+                             f"docker://{host}/formats/app:v2s2"], capture_output=True, text=True)
+    assert copied.returncode == 0, copied.stderr
+    regs = registries(tmp_path)
+    v2 = pull_base(Reference.parse(f"{host}/formats/app:v2s2"), regs, LayerCache(tmp_path / "c1"), DEFAULT_PLATFORM)
+    assert [l.diff_id for l in v2.image.layers] == [l.diff_id for l in example.image.layers]
+    assert json.loads(regs.repository(host, "formats/app").manifest("v2s2")[0])["mediaType"].startswith(
+        "application/vnd.docker.distribution.manifest.v2")
+    # an index naming the image for linux/amd64 only
+    repo = regs.repository(host, "formats/app")
+    push(PushSource.of(example.image), Reference.parse(f"{host}/formats/app:single"), regs, example.cache)
+    index = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": [
+        {**example.image.manifest_descriptor().to_json(), "platform": {"os": "linux", "architecture": "amd64"}}]}
+    repo.put_manifest("multi", json.dumps(index).encode(), index["mediaType"])
+    chosen = pull_base(Reference.parse(f"{host}/formats/app:multi"), regs, LayerCache(tmp_path / "c2"), DEFAULT_PLATFORM)
+    assert [l.descriptor.digest for l in chosen.image.layers] == [l.descriptor.digest for l in example.image.layers]
+    from ocibuild.errors import ImageError
+    from ocibuild.platforms import Platform
+    with pytest.raises(ImageError, match="has no image for linux/arm64 .it has linux/amd64."):
+        pull_base(Reference.parse(f"{host}/formats/app:multi"), regs, LayerCache(tmp_path / "c3"),
+                  Platform.parse("linux/arm64"))
