@@ -156,14 +156,13 @@ def containerize(obj, tag, output, fmt, compression, image_tag, base, platform, 
     from ocibuild.layers.compression import Compression
     from ocibuild.outputs import write_image
     from ocibuild.outputs.docker import docker_load
-    from ocibuild.outputs.names import ImageName
     from ocibuild.platforms import Platform
     from ocibuild.registry.pull import fetch_missing
     from ocibuild.registry.push import PushSource, push
     from ocibuild.registry.reference import Reference
 
     bento = obj.bentos().get(tag)
-    name = ImageName.parse(image_tag or f"{bento.info.name}:{bento.info.version}")
+    name = Reference.image_name(image_tag or f"{bento.info.name}:{bento.info.version}")
     target = Reference.parse(push_to) if push_to else None
     if load and fmt != "archive":
         raise click.UsageError("--load needs --format archive")
@@ -180,7 +179,7 @@ def containerize(obj, tag, output, fmt, compression, image_tag, base, platform, 
     step(f"writing {dest}")
     fetch_missing(image, obj.registries, obj.cache())
     write_image(image, name, fmt, dest)
-    click.echo(f"Image {name} {image.digest} ({human_size(image.size())}) written to {dest}")
+    click.echo(f"Image {name.familiar} {image.digest} ({human_size(image.size())}) written to {dest}")
     if load:
         click.echo(docker_load(dest))
 

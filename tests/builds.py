@@ -16,7 +16,7 @@ from ocibuild.containerize import ContainerizeOptions, image_for_bento
 from ocibuild.image.model import Image
 from ocibuild.layers.cache import LayerCache
 from ocibuild.outputs import write_image
-from ocibuild.outputs.names import ImageName
+from ocibuild.registry.reference import Reference
 from ocibuild.registry.auth import Keychain
 from ocibuild.registry.config import RegistryConfig
 from ocibuild.registry.session import Registries
@@ -56,7 +56,7 @@ def containerize(built: Built, bento: Bento | None = None, cache: LayerCache | N
 
 
 def write(image: Image, dest: Path, fmt: str = "archive", tag: str = "summarization:test") -> Path:
-    write_image(image, ImageName.parse(tag), fmt, dest)
+    write_image(image, Reference.image_name(tag), fmt, dest)
     return dest
 
 

@@ -8,12 +8,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from ocibuild.image.model import Image
-from ocibuild.outputs.names import ImageName
+from ocibuild.registry.reference import Reference
 
 FORMATS = ("archive", "oci-dir")
 
 
-def write_image(image: Image, name: ImageName, fmt: str, dest: Path) -> None:
+def write_image(image: Image, name: Reference, fmt: str, dest: Path) -> None:
     from ocibuild.outputs.archive import write_archive
     from ocibuild.outputs.layout import write_oci_dir
 

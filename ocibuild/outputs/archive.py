@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ocibuild.image.model import Image
 from ocibuild.outputs.layout import OCI_LAYOUT, all_blobs, blob_name, docker_manifest_json, index_json, repositories_json
-from ocibuild.outputs.names import ImageName
+from ocibuild.registry.reference import Reference
 
 
 def _info(name: str, size: int = 0, directory: bool = False) -> tarfile.TarInfo:
@@ -25,7 +25,7 @@ def _info(name: str, size: int = 0, directory: bool = False) -> tarfile.TarInfo:
     return info
 
 
-def write_archive(image: Image, name: ImageName, dest: Path) -> None:
+def write_archive(image: Image, name: Reference, dest: Path) -> None:
     dest = dest.resolve()
     dest.parent.mkdir(parents=True, exist_ok=True)
     partial = dest.with_name(f".{dest.name}.partial-{os.getpid()}")

@@ -8,29 +8,30 @@ import tempfile
 from pathlib import Path
 
 from ocibuild.image.model import INDEX_TYPE, Image, canonical_json
-from ocibuild.outputs.names import ImageName
+from ocibuild.registry.reference import Reference
 
 OCI_LAYOUT = canonical_json({"imageLayoutVersion": "1.0.0"})
 
 
-def index_json(image: Image, name: ImageName) -> bytes:
+def index_json(image: Image, name: Reference) -> bytes:
     descriptor = image.manifest_descriptor(
-        annotations={"io.containerd.image.name": name.full_name, "org.opencontainers.image.ref.name": name.tag},
+        annotations={"io.containerd.image.name": str(name), "org.opencontainers.image.ref.name": name.tag},
         platform=image.platform)
     return canonical_json({"schemaVersion": 2, "mediaType": INDEX_TYPE, "manifests": [descriptor.to_json()]})
 
 
-def docker_manifest_json(image: Image, name: ImageName) -> bytes:
+def docker_manifest_json(image: Image, name: Reference) -> bytes:
     """docker-archive's `manifest.json`, pointing at the same blobs as the OCI layout."""
     return canonical_json([{
         "Config": blob_name(image.config_descriptor().digest),
-        "RepoTags": [str(name)],
+        "RepoTags": [name.familiar],
         "Layers": [blob_name(layer.descriptor.digest) for layer in image.layers],
     }])
 
 
-def repositories_json(image: Image, name: ImageName) -> bytes:
-    return canonical_json({name.repository: {name.tag: image.config_descriptor().digest.removeprefix("sha256:")}})
+def repositories_json(image: Image, name: Reference) -> bytes:
+    repository = name.familiar.rsplit(":", 1)[0]
+    return canonical_json({repository: {name.tag: image.config_descriptor().digest.removeprefix("sha256:")}})
 
 
 def blob_name(digest: str) -> str:
@@ -41,7 +42,7 @@ def all_blobs(image: Image) -> list[tuple[str, Path | bytes]]:
     return [(image.digest, image.manifest_bytes())] + image.blobs()
 
 
-def write_oci_dir(image: Image, name: ImageName, dest: Path) -> None:
+def write_oci_dir(image: Image, name: Reference, dest: Path) -> None:
     """Write a layout directory next to `dest`, then swap it in."""
     dest = dest.resolve()
     dest.parent.mkdir(parents=True, exist_ok=True)

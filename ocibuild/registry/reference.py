@@ -75,6 +75,21 @@ class Reference:
         """What goes after `/manifests/`: the digest when there is one, else the tag."""
         return self.digest or self.tag
 
+    @property
+    def familiar(self) -> str:
+        """The short form docker shows (`summarization:1` for `docker.io/library/summarization:1`)."""
+        name = f"{self.registry}/{self.repository}"
+        name = name.removeprefix(f"{DOCKER_HUB}/library/").removeprefix(f"{DOCKER_HUB}/")
+        return f"{name}:{self.tag}" if self.tag else name
+
+    @classmethod
+    def image_name(cls, text: str) -> Reference:
+        """A name for an image being written: it needs a tag, and cannot be a digest."""
+        ref = cls.parse(text)
+        if ref.digest:
+            raise TagError(f"invalid image tag {text!r}: name the image with REPOSITORY:TAG, not a digest")
+        return ref
+
     def with_digest(self, digest: str) -> Reference:
         return Reference(self.registry, self.repository, self.tag, digest)
 

@@ -18,7 +18,7 @@ from ocibuild.registry.reference import Reference
 from ocibuild.registry.session import Registries
 from ocibuild.registry.transport import AuthError, RegistryError, RetryPolicy
 from tests.builds import containerize, write
-from tests.conftest import copy_service, need, run_process
+from tests.conftest import copy_service, run_process
 from tests.registry.conftest import USERS
 from tests.registry.fixtures import FaultProxy
 
