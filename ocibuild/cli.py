@@ -152,7 +152,7 @@ def import_(obj, file):
 @click.pass_obj
 def containerize(obj, tag, output, fmt, compression, image_tag, base, platform, load, push_to):
     """Build an OCI image from a bento, without a Docker daemon."""
-    from ocibuild.containerize import ContainerizeOptions, image_for_bento, source_date_epoch
+    from ocibuild.containerize import ContainerizeOptions, Sources, image_for_bento, source_date_epoch
     from ocibuild.layers.compression import Compression
     from ocibuild.outputs import write_image
     from ocibuild.outputs.docker import docker_load
@@ -169,7 +169,7 @@ def containerize(obj, tag, output, fmt, compression, image_tag, base, platform, 
     platform = Platform.parse(platform or bento.info.platform)
     options = ContainerizeOptions(platform, Compression(compression), base, source_date_epoch())
     step = (lambda s: click.echo(f"==> {s}", err=True)) if sys.stderr.isatty() else (lambda s: None)
-    image = image_for_bento(bento, options, obj.cache(), obj.registries, step)
+    image = image_for_bento(bento, options, obj.cache(), Sources.from_home(obj.home, obj.registries), step)
     if target:
         step(f"pushing {target}")
         click.echo(f"Pushed {push(PushSource.of(image), target, obj.registries, obj.cache()).summary()}")

@@ -12,9 +12,12 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from datetime import datetime, UTC
+from pathlib import Path
 from collections.abc import Callable
 
-from ocibuild.bento.info import LOCK, MODELS_DIR as BENTO_MODELS
+from ocibuild.bento.info import DEBIAN_LOCK, LOCK, MODELS_DIR as BENTO_MODELS
+from ocibuild.debian.archive import DebianArchive, DebianSettings
+from ocibuild.debian.base import DebianLock, debian_layer
 from ocibuild.bento.store import Bento
 from ocibuild.errors import ImageError
 from ocibuild.image.model import Descriptor, Image, Layer
@@ -32,6 +35,7 @@ from ocibuild.registry.reference import Reference
 from ocibuild.registry.session import Registries
 
 PORT = 3000
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 ENTRYPOINT = ["python3", "-m", "ocibuild.runtime.entrypoint"]
 
 
@@ -43,6 +47,24 @@ class ContainerizeOptions:
     source_date_epoch: int | None = None
 
 
+@dataclass(frozen=True)
+class Sources:
+    """Where base material comes from: registries, and the Debian archive (with its cache)."""
+
+    registries: Registries
+    debian: DebianSettings | None = None
+    debian_cache: Path | None = None
+
+    @classmethod
+    def from_home(cls, home: Path, registries: Registries) -> Sources:
+        return cls(registries, DebianSettings.load(home), DebianSettings.cache_dir(home))
+
+    def debian_archive(self, lock: DebianLock) -> DebianArchive:
+        if self.debian is None:
+            raise ImageError("this bento is built on Debian packages, but no Debian archive is configured")
+        return DebianArchive(self.debian, lock.release, lock.architecture, self.debian_cache)
+
+
 def source_date_epoch() -> int | None:
     value = os.environ.get("SOURCE_DATE_EPOCH")
     if value is None:
@@ -52,12 +74,20 @@ def source_date_epoch() -> int | None:
     return int(value)
 
 
-def resolve_base(bento: Bento, options: ContainerizeOptions, cache: LayerCache, registries: Registries) -> BaseImage:
-    """The base the bento pinned (a registry base by the digest recorded at build), or `--base`."""
+def debian_lock(bento: Bento) -> DebianLock | None:
+    path = bento.path / DEBIAN_LOCK
+    return DebianLock.parse(path.read_text()) if path.is_file() else None
+
+
+def resolve_base(bento: Bento, options: ContainerizeOptions, cache: LayerCache, registries: Registries,
+                 debian: DebianArchive | None, epoch: int) -> BaseImage:
+    """The base the bento pinned: its Debian packages, a registry base by the digest recorded at
+    build, a local base; or `--base`."""
     reference = options.base or bento.info.image.get("base_image")
     if reference is None:
-        raise ImageError(f"bento {bento.tag} names no base_image: pass --base (an image reference, "
-                         "oci-layout:DIR[:REF], oci-archive:FILE[:REF] or docker-archive:FILE)")
+        if debian is None:
+            raise ImageError(f"bento {bento.tag} has no Debian lock and names no base_image: pass --base")
+        return debian_base(debian_lock(bento), debian, bento.info.python_version, options, cache, epoch)
     if is_local_reference(reference):
         return load_local_base(reference, cache, options.platform)
     ref = Reference.parse(reference)
@@ -66,7 +96,17 @@ def resolve_base(bento: Bento, options: ContainerizeOptions, cache: LayerCache, 
     return pull_base(ref, registries, cache, options.platform)
 
 
-def image_for_bento(bento: Bento, options: ContainerizeOptions, cache: LayerCache, registries: Registries,
+def debian_base(lock: DebianLock, archive: DebianArchive, python_version: str, options: ContainerizeOptions,
+                cache: LayerCache, epoch: int) -> BaseImage:
+    blob = debian_layer(lock.base, archive, cache, options.compression, epoch, skeleton_for=python_version)
+    layer = Layer(Descriptor(blob.media_type, blob.digest, blob.size), blob.diff_id, cache.blob_path(blob.digest),
+                  {"created_by": f"ocibuild: Debian {lock.release} base ({len(lock.base)} packages)"})
+    config = {"architecture": options.platform.architecture, "os": options.platform.os,
+              "config": {"Env": [f"PATH={DEFAULT_PATH}", "LANG=C.UTF-8"]}}
+    return BaseImage(Image(config).append(layer), f"debian:{lock.release}", blob.digest)
+
+
+def image_for_bento(bento: Bento, options: ContainerizeOptions, cache: LayerCache, sources: Sources,
                     step: Callable[[str], None] = lambda _: None) -> Image:
     info = bento.info
     if str(options.platform) != info.platform:
@@ -77,9 +117,17 @@ def image_for_bento(bento: Bento, options: ContainerizeOptions, cache: LayerCach
     epoch = options.source_date_epoch if pinned else int(info.created_at.timestamp())
     created = datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     step("base image")
-    base = resolve_base(bento, options, cache, registries)
+    lock = debian_lock(bento)
+    own_base = options.base or bento.info.image.get("base_image")
+    debian = sources.debian_archive(lock) if lock and (lock.system or not own_base) else None
+    base = resolve_base(bento, options, cache, sources.registries, debian, shared_epoch)
+    layers = []
+    if lock and lock.system:
+        step("system packages")
+        blob = debian_layer(lock.system, debian, cache, options.compression, shared_epoch)
+        layers.append(_layer(blob, cache, created, "ocibuild: Debian packages " + " ".join(p.name for p in lock.system)))
     step("python dependencies")
-    layers = [_layer(blob, cache, created, f"ocibuild: {description}")
+    layers += [_layer(blob, cache, created, f"ocibuild: {description}")
               for blob, description in dependency_layers(bento.path / LOCK, info.python_version, options.platform,
                                                          options.compression, cache, shared_epoch)]
     step("serving runtime")
@@ -104,7 +152,7 @@ def _layer(blob: LayerBlob, cache: LayerCache, created: str, created_by: str) ->
 def image_env(base_env: list[str], service_envs: list[dict], entry_point: str) -> list[str]:
     """The base's env, our paths in front, then the service's defaulted envs (never a bare name)."""
     env = dict(item.split("=", 1) if "=" in item else (item, "") for item in base_env)
-    path = env.get("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+    path = env.get("PATH", DEFAULT_PATH)
     python_path = ":".join(p for p in (f"/{RUNTIME_DIR}", f"/{SITE_PACKAGES}", env.get("PYTHONPATH")) if p)
     env.update({
         "PATH": f"/{SITE_PACKAGES}/bin:{path}",

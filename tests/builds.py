@@ -12,7 +12,7 @@ import jsonschema
 
 from ocibuild.bento.build import build_bento
 from ocibuild.bento.store import Bento, BentoStore
-from ocibuild.containerize import ContainerizeOptions, image_for_bento
+from ocibuild.containerize import ContainerizeOptions, Sources, image_for_bento
 from ocibuild.image.model import Image
 from ocibuild.layers.cache import LayerCache
 from ocibuild.outputs import write_image
@@ -22,7 +22,7 @@ from ocibuild.registry.config import RegistryConfig
 from ocibuild.registry.session import Registries
 from tests.conftest import EXAMPLE, ROOT, copy_service, import_example_model, need
 
-NO_REGISTRIES = Registries(RegistryConfig(), Keychain([]))  # local bases only
+LOCAL = Sources(Registries(RegistryConfig(), Keychain([])))  # local bases only
 SCHEMAS = ROOT.parent / "shared" / "oci-image-spec-schemas"
 
 
@@ -46,13 +46,13 @@ def example(session_home, python_base, tmp_path_factory) -> Built:
     import_example_model(session_home)
     bento = build_bento(src, BentoStore(session_home))
     cache = LayerCache(session_home / "cache")
-    image = image_for_bento(bento, ContainerizeOptions(base=python_base), cache, NO_REGISTRIES)
+    image = image_for_bento(bento, ContainerizeOptions(base=python_base), cache, LOCAL)
     return Built(bento, image, cache, python_base, session_home)
 
 
 def containerize(built: Built, bento: Bento | None = None, cache: LayerCache | None = None, **options) -> Image:
     return image_for_bento(bento or built.bento, ContainerizeOptions(base=built.base, **options), cache or built.cache,
-                           NO_REGISTRIES)
+                           LOCAL)
 
 
 def write(image: Image, dest: Path, fmt: str = "archive", tag: str = "summarization:test") -> Path:

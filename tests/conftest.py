@@ -100,5 +100,8 @@ def docker_engine() -> None:
 
 # The reaper image cannot be pulled here: containers are stopped by the tests themselves.
 os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
+# Every test gets a fresh $OCIBUILD_HOME, but they share the Debian indexes and .debs.
+os.environ.setdefault("OCIBUILD_DEBIAN_CACHE", str(Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+                                                    / "ocibuild-tests" / "debian"))
 
 from tests.builds import example, oci_schema, session_home  # noqa: E402,F401  (session fixtures)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import ocibuild
 from ocibuild.bento.collect import SourceFile, collect_files
-from ocibuild.bento.info import BENTO_FILE, LOCK, MODELS_DIR, OPENAPI, REQUIREMENTS, SRC_DIR, BentoInfo, utc_iso
+from ocibuild.bento.info import BENTO_FILE, DEBIAN_LOCK, LOCK, MODELS_DIR, OPENAPI, REQUIREMENTS, SRC_DIR, BentoInfo, utc_iso
 from ocibuild.bento.loader import LoadedService, load_service
 from ocibuild.bento.lock import lock_requirements
 from ocibuild.bento.store import Bento, BentoStore
@@ -38,6 +38,7 @@ def build_bento(path: Path, store: BentoStore, *, entry_point: str | None = None
     requirements = requirements_text(root, loaded.spec.image)
     models = resolve_models(loaded.spec, ModelStore(store.home))
     base = resolve_registry_base(loaded.spec.image.base_image, store.home)
+    debian = lock_debian(loaded.spec.image, platform, store.home)
     with store.staging() as staged:
         copy_sources(root, files, staged / SRC_DIR)
         for model in models:  # hard links: a bento never duplicates model bytes on disk
@@ -45,6 +46,9 @@ def build_bento(path: Path, store: BentoStore, *, entry_point: str | None = None
         (staged / REQUIREMENTS).parent.mkdir(parents=True)
         (staged / REQUIREMENTS).write_text(requirements)
         lock_requirements(staged / REQUIREMENTS, staged / LOCK, loaded.spec.image.python_version, platform)
+        if debian is not None:
+            (staged / DEBIAN_LOCK).parent.mkdir(parents=True)
+            (staged / DEBIAN_LOCK).write_text(debian.text())
         (staged / OPENAPI).parent.mkdir(parents=True)
         (staged / OPENAPI).write_text(json.dumps(openapi_document(loaded.spec, tag.version), indent=2))
         info = dataclasses.replace(bento_info(loaded, tag, moment, platform, files, models), base=base)
@@ -73,6 +77,21 @@ def copy_sources(root: Path, files: list[SourceFile], dest: Path) -> None:
         else:
             shutil.copyfile(root / f.relpath, target)
             shutil.copymode(root / f.relpath, target)
+
+
+def lock_debian(image: PythonImage, platform: Platform, home: Path):
+    """Debian packages pinned for the default base and `system_packages` (None: nothing to pin)."""
+    from ocibuild.debian.archive import DebianSettings
+    from ocibuild.debian.base import lock_packages
+
+    default_base = image.base_image is None
+    if not default_base and not image.debian_packages:
+        return None
+    if not default_base:
+        raise SpecError("system_packages on a base_image is not supported yet: leave base_image unset "
+                        "to build on ocibuild's Debian base")
+    return lock_packages(image.python_version, list(image.debian_packages), platform.architecture,
+                         DebianSettings.load(home), DebianSettings.cache_dir(home))
 
 
 def resolve_registry_base(reference: str | None, home: Path) -> dict | None:

@@ -16,6 +16,7 @@ SRC_DIR = "src"
 REQUIREMENTS = "env/python/requirements.txt"
 LOCK = "env/python/requirements.lock.txt"
 OPENAPI = "apis/openapi.json"
+DEBIAN_LOCK = "env/debian/packages.lock"
 MODELS_DIR = "models"  # models/NAME/VERSION/{model.yaml,files/}, hard links into the model store
 
 

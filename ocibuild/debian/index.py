@@ -9,6 +9,7 @@ from functools import cmp_to_key
 from debian.deb822 import Packages, PkgRelation
 from debian.debian_support import version_compare
 
+PRIORITY = {"required": 0, "important": 1, "standard": 2, "optional": 3, "extra": 4}
 STATUS_FIELDS = ("Package", "Version", "Architecture", "Maintainer", "Installed-Size", "Depends", "Pre-Depends",
                  "Provides", "Section", "Priority", "Multi-Arch", "Source", "Homepage", "Description")
 
@@ -24,6 +25,7 @@ class DebPackage:
     depends: str = ""
     pre_depends: str = ""
     provides: str = ""
+    priority: str = "optional"
     control: str = ""  # the fields a dpkg status record keeps
 
     def relations(self) -> list[list[dict]]:
@@ -45,7 +47,8 @@ def parse_packages(text: str) -> list[DebPackage]:
         control = "".join(f"{k}: {p[k]}\n" for k in STATUS_FIELDS if k in p)
         packages.append(DebPackage(p["Package"], p["Version"], p.get("Architecture", "all"), p.get("Filename", ""),
                                    p.get("SHA256", ""), int(p.get("Size", 0)), p.get("Depends", ""),
-                                   p.get("Pre-Depends", ""), p.get("Provides", ""), control))
+                                   p.get("Pre-Depends", ""), p.get("Provides", ""), p.get("Priority", "optional"),
+                                   control))
     return packages
 
 
@@ -72,7 +75,8 @@ class PackageIndex:
                 providers[virtual].append((p, version))
         newest_first = cmp_to_key(lambda a, b: version_compare(b.version, a.version))
         self.by_name = {name: sorted(versions, key=newest_first) for name, versions in by_name.items()}
-        self.providers = {name: sorted(found, key=lambda pv: (pv[0].name, pv[0].version))
+        # Debian's own choice first (mawk, Priority: required, provides awk before gawk), then by name
+        self.providers = {name: sorted(found, key=lambda pv: (PRIORITY.get(pv[0].priority, 9), pv[0].name))
                           for name, found in providers.items()}
 
     def versions(self, name: str) -> list[DebPackage]:

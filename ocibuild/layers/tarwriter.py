@@ -174,7 +174,7 @@ def tree_entries(root: Path, prefix: str, *, uid: int = 0, gid: int = 0) -> list
         dirnames.sort()
         for name in sorted(dirnames + filenames):
             path = Path(dirpath) / name
-            rel = f"{prefix}/{path.relative_to(root).as_posix()}"
+            rel = f"{prefix}/{path.relative_to(root).as_posix()}" if prefix else path.relative_to(root).as_posix()
             st = path.lstat()
             if path.is_symlink():
                 found.append(Entry(rel, "symlink", 0o777, uid, gid, linkname=os.readlink(path), mtime=int(st.st_mtime)))

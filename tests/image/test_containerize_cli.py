@@ -46,7 +46,8 @@ def test_failures_leave_the_output_as_it_was(echo_bento, python_base, tmp_path):
                          "does not exist")
     assert_fails_cleanly(run_process("containerize", echo_bento, "--base", python_base, "-o", str(out),
                                      "--image-tag", "Bad Name"), "invalid reference 'Bad Name'")
-    assert_fails_cleanly(run_process("containerize", echo_bento, "-o", str(out)), "names no base_image")
+    assert_fails_cleanly(run_process("containerize", echo_bento, "-o", str(out), "--platform", "linux/arm64"),
+                         "was locked for linux/amd64")
     assert_fails_cleanly(run_process("containerize", "missing:1", "-o", str(out)), "no bento missing:1")
     assert out.read_bytes() == b"previous content"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["echo", "home", "img.tar"]

@@ -1,0 +1,208 @@
+"""Reading a Debian archive: signed `InRelease`, verified `Packages`, verified `.deb`s.
+
+Trust chain: `InRelease`'s signature is checked with `gpgv` against the Debian archive keyring
+(required when `OCIBUILD_DEBIAN_REQUIRE_SIGNATURE=1`, else checked whenever gpgv and the keyring
+are present); `Packages` must match the SHA256 and size `Release` lists; every `.deb` must match
+the SHA256 `Packages` lists, when downloaded and again whenever it is read from the cache.
+
+The mirror is the one apt uses on this machine (its sources), unless `OCIBUILD_DEBIAN_MIRROR` or
+`mirror:` in `$OCIBUILD_HOME/debian.yaml` names another (a snapshot archive URL pins time).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import lzma
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+import yaml
+from debian.deb822 import Release
+
+from ocibuild.debian.index import DebPackage, PackageIndex, parse_packages
+from ocibuild.errors import OcibuildError
+
+KEYRING = Path("/usr/share/keyrings/debian-archive-keyring.gpg")
+APT_SOURCES = (Path("/etc/apt/sources.list.d"), Path("/etc/apt/sources.list"))
+CHUNK = 1 << 20
+
+
+class DebianError(OcibuildError):
+    """The Debian archive could not be read or did not verify."""
+
+
+@dataclass(frozen=True)
+class DebianSettings:
+    mirror: str
+    require_signature: bool = False
+    keyring: Path = KEYRING
+
+    @staticmethod
+    def cache_dir(home: Path, environ=os.environ) -> Path:
+        """Indexes, resolutions and .debs: `$OCIBUILD_DEBIAN_CACHE`, or under `$OCIBUILD_HOME/cache`."""
+        return Path(environ.get("OCIBUILD_DEBIAN_CACHE") or home / "cache" / "debian")
+
+    @classmethod
+    def load(cls, home: Path, environ=os.environ) -> DebianSettings:
+        data = {}
+        if (home / "debian.yaml").is_file():
+            data = yaml.safe_load((home / "debian.yaml").read_text()) or {}
+        mirror = environ.get("OCIBUILD_DEBIAN_MIRROR") or data.get("mirror") or apt_mirror()
+        if not mirror:
+            raise DebianError("no Debian mirror: apt has no sources here; set OCIBUILD_DEBIAN_MIRROR")
+        require = environ.get("OCIBUILD_DEBIAN_REQUIRE_SIGNATURE", str(data.get("require_signature", ""))) in ("1", "true", "True")
+        return cls(mirror.rstrip("/"), require, Path(data.get("keyring") or KEYRING))
+
+
+def apt_mirror(sources: tuple[Path, ...] = APT_SOURCES) -> str | None:
+    """The first Debian (not security) archive URI in apt's sources, deb822 or one-line style."""
+    files = []
+    for source in sources:
+        files += sorted(source.glob("*.sources")) + sorted(source.glob("*.list")) if source.is_dir() else [source]
+    for path in files:
+        if not path.is_file():
+            continue
+        text = path.read_text()
+        uris = re.findall(r"^URIs:\s*(\S+)", text, re.M) + re.findall(r"^deb\s+(?:\[[^\]]*\]\s+)?(\S+)", text, re.M)
+        for uri in uris:
+            if "security" not in uri:
+                return uri
+    return None
+
+
+def sha256_file(path: Path) -> str:
+    sha = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(CHUNK):
+            sha.update(chunk)
+    return sha.hexdigest()
+
+
+class DebianArchive:
+    def __init__(self, settings: DebianSettings, suite: str, architecture: str, cache: Path):
+        self.settings = settings
+        self.suite = suite
+        self.architecture = architecture
+        self.cache = cache
+        self.session = requests.Session()
+        self._release: Release | None = None
+
+    def _get(self, url: str) -> bytes:
+        try:
+            response = self.session.get(url, timeout=(10, 120))
+        except requests.RequestException as exc:
+            raise DebianError(f"cannot reach the Debian mirror: {type(exc).__name__} for {url}") from None
+        if response.status_code != 200:
+            raise DebianError(f"the Debian mirror answered HTTP {response.status_code} for {url}")
+        return response.content
+
+    def release(self) -> Release:
+        data = self._get(f"{self.settings.mirror}/dists/{self.suite}/InRelease")
+        return Release(self._verified_release(data))
+
+    def _verified_release(self, signed: bytes) -> bytes:
+        gpgv = shutil.which("gpgv")
+        if not gpgv or not self.settings.keyring.is_file():
+            if self.settings.require_signature:
+                raise DebianError(f"cannot check the signature of {self.suite}'s InRelease: gpgv or "
+                                  f"{self.settings.keyring} is missing")
+            return _strip_signature(signed)
+        with tempfile.TemporaryDirectory() as tmp:
+            (Path(tmp) / "InRelease").write_bytes(signed)
+            out = subprocess.run([gpgv, "--quiet", "--keyring", str(self.settings.keyring), "--output",
+                                  str(Path(tmp) / "Release"), str(Path(tmp) / "InRelease")],
+                                 capture_output=True, text=True)
+            if out.returncode != 0:
+                raise DebianError(f"{self.suite}'s InRelease does not carry a valid signature from the Debian "
+                                  f"archive keyring ({self.settings.keyring})")
+            return (Path(tmp) / "Release").read_bytes()
+
+    def _entry(self, component: str) -> dict:
+        wanted = f"{component}/binary-{self.architecture}/Packages.xz"
+        if self._release is None:
+            self._release = self.release()
+        entry = next((e for e in self._release.get("SHA256", []) if e["name"] == wanted), None)
+        if entry is None:
+            raise DebianError(f"{self.suite}'s Release lists no {wanted}")
+        return entry
+
+    def index_digest(self, component: str = "main") -> str:
+        """The SHA256 the signed Release gives for the Packages index: names its content."""
+        return self._entry(component)["sha256"]
+
+    def index(self, component: str = "main") -> PackageIndex:
+        entry = self._entry(component)
+        wanted = entry["name"]
+        # parsing 60,000 paragraphs takes seconds: keep the parsed form, named by the verified digest
+        parsed = self.cache / "indexes" / f"{entry['sha256']}.json"
+        if parsed.is_file():
+            packages = [DebPackage(**p) for p in json.loads(parsed.read_text())]
+        else:
+            data = self._get(f"{self.settings.mirror}/dists/{self.suite}/{wanted}")
+            check_index(data, entry["sha256"], int(entry["size"]), wanted)
+            packages = parse_packages(lzma.decompress(data).decode())
+            parsed.parent.mkdir(parents=True, exist_ok=True)
+            _atomic_write(parsed, json.dumps([dataclasses.asdict(p) for p in packages]).encode())
+        return PackageIndex(packages, self.architecture)
+
+    def deb(self, package: DebPackage) -> Path:
+        """The verified `.deb`, downloaded into the cache once."""
+        path = self.cache / "debs" / f"{package.sha256}.deb"
+        if path.is_file():
+            if sha256_file(path) != package.sha256:
+                raise DebianError(f"the cached {package.name}_{package.version}.deb ({path}) does not match its "
+                                  "SHA256 in Packages: refusing it (delete it to download it again)")
+            return path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        url = f"{self.settings.mirror}/{package.filename}"
+        try:
+            response = self.session.get(url, stream=True, timeout=(10, 120))
+        except requests.RequestException as exc:
+            raise DebianError(f"cannot download {package.name}: {type(exc).__name__}") from None
+        if response.status_code == 404:
+            raise DebianError(f"the mirror no longer has {package.name} {package.version}: point "
+                              "OCIBUILD_DEBIAN_MIRROR at a snapshot archive from when the bento was built")
+        if response.status_code != 200:
+            raise DebianError(f"the Debian mirror answered HTTP {response.status_code} for {url}")
+        fd, tmp = tempfile.mkstemp(dir=path.parent)
+        sha = hashlib.sha256()
+        try:
+            with os.fdopen(fd, "wb") as f:
+                for chunk in response.iter_content(CHUNK):
+                    sha.update(chunk)
+                    f.write(chunk)
+            if sha.hexdigest() != package.sha256:
+                raise DebianError(f"{package.name}_{package.version}.deb from the mirror does not match its SHA256 in Packages")
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        return path
+
+
+def check_index(data: bytes, sha256: str, size: int, name: str) -> None:
+    if len(data) != size or hashlib.sha256(data).hexdigest() != sha256:
+        raise DebianError(f"{name} does not match the SHA256 and size in Release: refusing it")
+
+
+def _strip_signature(signed: bytes) -> bytes:
+    text = signed.decode()
+    if "-----BEGIN PGP SIGNED MESSAGE-----" not in text:
+        return signed
+    body = text.split("\n\n", 1)[1].split("-----BEGIN PGP SIGNATURE-----")[0]
+    return body.encode()
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    os.replace(tmp, path)

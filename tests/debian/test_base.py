@@ -1,0 +1,178 @@
+"""The default base and system_packages from real Debian packages, verified and run in Docker."""
+
+import http.server
+import json
+import lzma
+import shutil
+import subprocess
+import tarfile
+import threading
+from pathlib import Path
+
+import pytest
+import requests
+
+from ocibuild.bento.build import build_bento
+from ocibuild.bento.store import BentoStore
+from ocibuild.containerize import ContainerizeOptions, Sources, image_for_bento
+from ocibuild.debian.archive import DebianArchive, DebianError, DebianSettings
+from ocibuild.debian.base import DebianLock
+from ocibuild.errors import SpecError
+from ocibuild.layers.cache import LayerCache
+from ocibuild.registry.auth import Keychain
+from ocibuild.registry.config import RegistryConfig
+from ocibuild.registry.session import Registries
+from tests.builds import write
+from tests.conftest import FIXTURES, copy_service, free_port, need
+
+GOMP = FIXTURES / "services" / "gomp"
+
+
+def sources(home: Path) -> Sources:
+    return Sources.from_home(home, Registries(RegistryConfig(), Keychain([])))
+
+
+def containerize(bento, home: Path, cache: LayerCache | None = None):
+    return image_for_bento(bento, ContainerizeOptions(), cache or LayerCache(home / "cache"), sources(home))
+
+
+@pytest.fixture(scope="module")
+def gomp(tmp_path_factory):
+    home = tmp_path_factory.mktemp("gomp-home")
+    bento = build_bento(copy_service(GOMP, tmp_path_factory.mktemp("src") / "gomp"), BentoStore(home))
+    return home, bento, containerize(bento, home)
+
+
+def test_lock_pins_the_base_and_the_system_packages(gomp):
+    home, bento, image = gomp
+    lock = DebianLock.parse((bento.path / "env/debian/packages.lock").read_text())
+    assert lock.release == "bookworm" and lock.architecture == "amd64"
+    assert {"python3.11", "libc6", "ca-certificates", "tzdata"} <= {p.name for p in lock.base}
+    assert [p.name for p in lock.system] == ["libgomp1"]  # its dependencies are in the base already
+    assert all(len(p.sha256) == 64 for p in lock.base + lock.system)
+    assert [h["created_by"] for h in image.history][:2] == [
+        f"ocibuild: Debian bookworm base ({len(lock.base)} packages)", "ocibuild: Debian packages libgomp1"]
+
+
+def test_base_layer_content(gomp, tmp_path):
+    home, bento, image = gomp
+    with tarfile.open(image.layers[0].path) as tar:
+        members = {m.name: m for m in tar.getmembers()}
+        passwd = tar.extractfile("etc/passwd").read().decode()
+        status = tar.extractfile("var/lib/dpkg/status.d/python3.11").read().decode()
+    assert members["tmp"].mode == 0o1777 and members["home/ocibuild"].uid == 1000
+    assert "ocibuild:x:1000:1000" in passwd
+    assert "Package: python3.11\n" in status and status.endswith("Status: install ok installed\n")
+    assert members["etc/ssl/certs/ca-certificates.crt"].size > 100_000
+    assert "bin/sh" not in members and "usr/bin/dpkg" not in members  # distroless: no shell, no dpkg
+    with tarfile.open(image.layers[1].path) as tar:
+        assert any(n.endswith("libgomp.so.1") for n in tar.getnames())
+
+
+def test_two_builds_give_the_same_digest(gomp, tmp_path):
+    home, bento, image = gomp
+    again = build_bento(copy_service(GOMP, tmp_path / "gomp"), BentoStore(home))
+    second = containerize(again, home, LayerCache(tmp_path / "fresh"))
+    assert [l.descriptor.digest for l in second.layers[:-1]] == [l.descriptor.digest for l in image.layers[:-1]]
+    assert containerize(bento, home, LayerCache(tmp_path / "fresh2")).digest == image.digest
+
+
+def test_runs_in_docker_with_a_working_standard_library(gomp, docker_engine, tmp_path):
+    home, bento, image = gomp
+    archive = write(image, tmp_path / "gomp.tar", tag="ocibuild-test/gomp:debian")
+    assert subprocess.run(["docker", "load", "-i", str(archive)], capture_output=True).returncode == 0
+    check = ("import ssl, sqlite3, zlib, ctypes, venv, tempfile, ctypes.util;"
+             "ctx = ssl.create_default_context(); assert ctx.cert_store_stats()['x509_ca'] > 100;"
+             "sqlite3.connect(':memory:').execute('select 1'); zlib.compress(b'x');"
+             "ctypes.CDLL('libgomp.so.1'); tempfile.mkstemp(); print('ok')")
+    try:
+        out = subprocess.run(["docker", "run", "--rm", "--network", "host", "ocibuild-test/gomp:debian", "python3", "-c",
+                              check], capture_output=True, text=True, timeout=120)
+        assert out.stdout.strip() == "ok", out.stderr
+        venv = subprocess.run(["docker", "run", "--rm", "--network", "host", "ocibuild-test/gomp:debian", "python3", "-m",
+                               "venv", "/tmp/env"], capture_output=True, text=True, timeout=120)
+        assert venv.returncode == 0, venv.stderr
+        port = free_port()
+        server = subprocess.Popen(["docker", "run", "--rm", "--name", "ocibuild-gomp", "--network", "host", "-e",
+                                   f"PORT={port}", "ocibuild-test/gomp:debian"], stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL)
+        try:
+            for _ in range(100):
+                try:
+                    response = requests.post(f"http://127.0.0.1:{port}/threads", json={}, timeout=1)
+                    break
+                except requests.ConnectionError:
+                    threading.Event().wait(0.2)
+            assert response.status_code == 200 and response.json() >= 1
+        finally:
+            subprocess.run(["docker", "stop", "ocibuild-gomp"], capture_output=True)
+            server.wait(30)
+    finally:
+        subprocess.run(["docker", "rmi", "ocibuild-test/gomp:debian"], capture_output=True)
+
+
+def test_a_tampered_deb_in_the_cache_is_refused(gomp, tmp_path):
+    home, bento, image = gomp
+    lock = DebianLock.parse((bento.path / "env/debian/packages.lock").read_text())
+    settings = DebianSettings.load(home)
+    archive = DebianArchive(settings, lock.release, lock.architecture, DebianSettings.cache_dir(home))
+    victim = lock.system[0]
+    copy_cache = tmp_path / "debian-cache"
+    (copy_cache / "debs").mkdir(parents=True)
+    original = archive.deb(victim)
+    tampered = copy_cache / "debs" / original.name
+    data = bytearray(original.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    tampered.write_bytes(bytes(data))
+    with pytest.raises(DebianError, match="libgomp1.*does not match its SHA256"):
+        DebianArchive(settings, lock.release, lock.architecture, copy_cache).deb(victim)
+
+
+class LocalMirror:
+    """A loopback HTTP mirror holding a real signed InRelease and whatever Packages we put there."""
+
+    def __init__(self, root: Path):
+        handler = lambda *a, **k: http.server.SimpleHTTPRequestHandler(*a, directory=str(root), **k)  # noqa: E731
+        http.server.SimpleHTTPRequestHandler.log_message = lambda *a: None
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+
+@pytest.fixture
+def mirror(tmp_path):
+    settings = DebianSettings.load(tmp_path)
+    need(shutil.which("gpgv") is not None and settings.keyring.is_file(), "gpgv or the Debian keyring is missing")
+    dists = tmp_path / "mirror" / "dists" / "bookworm"
+    (dists / "main" / "binary-amd64").mkdir(parents=True)
+    (dists / "InRelease").write_bytes(requests.get(f"{settings.mirror}/dists/bookworm/InRelease", timeout=30).content)
+    local = LocalMirror(tmp_path / "mirror")
+    yield dists, DebianSettings(local.url, require_signature=True)
+    local.httpd.shutdown()
+
+
+def test_a_tampered_packages_index_is_refused(mirror, tmp_path):
+    dists, settings = mirror
+    (dists / "main" / "binary-amd64" / "Packages.xz").write_bytes(lzma.compress(b"Package: evil\nVersion: 1\n"))
+    with pytest.raises(DebianError, match="Packages.xz does not match the SHA256 and size in Release"):
+        DebianArchive(settings, "bookworm", "amd64", tmp_path / "cache").index()
+
+
+def test_a_tampered_release_is_refused(mirror, tmp_path):
+    dists, settings = mirror
+    signed = (dists / "InRelease").read_text()
+    assert "Codename: bookworm" in signed
+    (dists / "InRelease").write_text(signed.replace("Codename: bookworm", "Codename: bookwurm", 1))
+    with pytest.raises(DebianError, match="does not carry a valid signature"):
+        DebianArchive(settings, "bookworm", "amd64", tmp_path / "cache").index()
+
+
+def test_unknown_package_and_unshipped_python(home, tmp_path):
+    src = copy_service(GOMP, tmp_path / "bad")
+    (src / "service.py").write_text((src / "service.py").read_text().replace("libgomp1", "no-such-package-zz"))
+    with pytest.raises(Exception, match="Debian package 'no-such-package-zz' does not exist"):
+        build_bento(src, BentoStore(home))
+    (src / "service.py").write_text((GOMP / "service.py").read_text().replace('python_version="3.11"', 'python_version="3.12"'))
+    with pytest.raises(SpecError, match='no Debian release ships Python 3.12 .*base_image="python:3.12-slim"'):
+        build_bento(src, BentoStore(home))
+    assert BentoStore(home).list() == []
