@@ -84,14 +84,30 @@ def lock_debian(image: PythonImage, platform: Platform, home: Path):
     from ocibuild.debian.archive import DebianSettings
     from ocibuild.debian.base import lock_packages
 
-    default_base = image.base_image is None
-    if not default_base and not image.debian_packages:
+    if image.base_image is not None and not image.debian_packages:
         return None
-    if not default_base:
-        raise SpecError("system_packages on a base_image is not supported yet: leave base_image unset "
-                        "to build on ocibuild's Debian base")
+    base_system = None if image.base_image is None else read_base(image.base_image, platform, home)
     return lock_packages(image.python_version, list(image.debian_packages), platform.architecture,
-                         DebianSettings.load(home), DebianSettings.cache_dir(home))
+                         DebianSettings.load(home), DebianSettings.cache_dir(home), base_system)
+
+
+def read_base(reference: str, platform: Platform, home: Path):
+    """Release and installed packages of a base that system_packages go on (its layers are read)."""
+    from ocibuild.debian.installed import read_base_system
+    from ocibuild.image.sources import is_local_reference, load_local_base
+    from ocibuild.layers.cache import LayerCache
+    from ocibuild.registry.pull import fetch_missing, pull_base
+    from ocibuild.registry.reference import Reference
+    from ocibuild.registry.session import Registries
+
+    cache = LayerCache(home / "cache")
+    if is_local_reference(reference):
+        base = load_local_base(reference, cache, platform)
+    else:
+        registries = Registries.from_home(home)
+        base = pull_base(Reference.parse(reference), registries, cache, platform)
+        fetch_missing(base.image, registries, cache)
+    return read_base_system([layer.path for layer in base.image.layers], reference)
 
 
 def resolve_registry_base(reference: str | None, home: Path) -> dict | None:

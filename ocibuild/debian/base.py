@@ -17,6 +17,7 @@ from pathlib import Path
 
 from ocibuild.debian.archive import DebianArchive, DebianError, DebianSettings
 from ocibuild.debian.index import DebPackage
+from ocibuild.debian.installed import BaseSystem
 from ocibuild.debian.resolve import installed_names, resolve
 from ocibuild.debian.unpack import unpack
 from ocibuild.errors import SpecError
@@ -79,18 +80,23 @@ class DebianLock:
 
 
 def lock_packages(python_version: str, system: list[str], architecture: str, settings: DebianSettings,
-                  cache: Path, default_base: bool = True) -> DebianLock:
-    """Resolve the default base (unless another base is used) and the system packages on top."""
-    release = release_for(python_version)
+                  cache: Path, base_system: BaseSystem | None = None) -> DebianLock:
+    """Resolve the default base and the system packages on top; or, on another Debian-based base
+    (`base_system`), only the system packages it lacks, from its release."""
+    default_base = base_system is None
+    release = release_for(python_version) if default_base else base_system.release
+    installed_base = base_system.installed if base_system else {}
     archive = DebianArchive(settings, release, architecture, cache)
     # the same signed index and request always resolve the same way: remember the answer
-    request = [archive.index_digest(), architecture, python_version, str(default_base), *sorted(system), *EXCLUDED]
+    request = [archive.index_digest(), architecture, python_version, str(default_base), *sorted(system), *EXCLUDED,
+               *(f"{k}={v}" for k, v in sorted(installed_base.items()))]
     remembered = cache / "resolutions" / hashlib.sha256("\n".join(request).encode()).hexdigest()
     if remembered.is_file():
         return DebianLock.parse(remembered.read_text())
     index = archive.index()
     base = resolve(index, base_packages(python_version), excluded=EXCLUDED) if default_base else []
-    extra = resolve(index, system, installed=installed_names(base), excluded=EXCLUDED) if system else []
+    installed = installed_names(base) if default_base else installed_base
+    extra = resolve(index, system, installed=installed, excluded=EXCLUDED) if system else []
     lock = DebianLock(release, architecture, tuple(base), tuple(extra))
     remembered.parent.mkdir(parents=True, exist_ok=True)
     remembered.write_text(lock.text())

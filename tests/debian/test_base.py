@@ -1,7 +1,7 @@
 """The default base and system_packages from real Debian packages, verified and run in Docker."""
 
 import http.server
-import json
+import io
 import lzma
 import shutil
 import subprocess
@@ -17,6 +17,7 @@ from ocibuild.bento.store import BentoStore
 from ocibuild.containerize import ContainerizeOptions, Sources, image_for_bento
 from ocibuild.debian.archive import DebianArchive, DebianError, DebianSettings
 from ocibuild.debian.base import DebianLock
+from ocibuild.debian.installed import read_base_system
 from ocibuild.errors import SpecError
 from ocibuild.layers.cache import LayerCache
 from ocibuild.registry.auth import Keychain
@@ -176,3 +177,54 @@ def test_unknown_package_and_unshipped_python(home, tmp_path):
     with pytest.raises(SpecError, match='no Debian release ships Python 3.12 .*base_image="python:3.12-slim"'):
         build_bento(src, BentoStore(home))
     assert BentoStore(home).list() == []
+
+
+def test_system_packages_on_a_debian_based_base(python_base, docker_engine, tmp_path):
+    """The mmdebstrap base: bookworm from its os-release, what it has from its dpkg status."""
+    home = tmp_path / "home"
+    src = copy_service(GOMP, tmp_path / "gomp")
+    (src / "service.py").write_text((GOMP / "service.py").read_text().replace(
+        'PythonImage(python_version="3.11")', f'PythonImage(python_version="3.11", base_image="{python_base}")'))
+    bento = build_bento(src, BentoStore(home))
+    lock = DebianLock.parse((bento.path / "env/debian/packages.lock").read_text())
+    assert lock.release == "bookworm" and lock.base == ()
+    assert [p.name for p in lock.system] == ["libgomp1"]  # libc6 and gcc-12-base are in the base already
+    image = containerize(bento, home)
+    assert image.history[-len(image.layers):][1]["created_by"] == "ocibuild: Debian packages libgomp1"
+    archive = write(image, tmp_path / "g.tar", tag="ocibuild-test/gomp:slim")
+    assert subprocess.run(["docker", "load", "-i", str(archive)], capture_output=True).returncode == 0
+    try:
+        out = subprocess.run(["docker", "run", "--rm", "--network", "host", "ocibuild-test/gomp:slim", "python3", "-c",
+                              "import ctypes; ctypes.CDLL('libgomp.so.1'); print('ok')"], capture_output=True, text=True)
+        assert out.stdout.strip() == "ok", out.stderr
+    finally:
+        subprocess.run(["docker", "rmi", "ocibuild-test/gomp:slim"], capture_output=True)
+
+
+def layer_with(tmp_path, files: dict[str, bytes]) -> Path:
+    path = tmp_path / f"layer-{len(list(tmp_path.iterdir()))}.tar"
+    with tarfile.open(path, "w") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+def test_system_packages_need_a_debian_base(tmp_path):
+    alpine = layer_with(tmp_path, {"etc/os-release": b'ID=alpine\nPRETTY_NAME="Alpine Linux"\n'})
+    with pytest.raises(DebianError, match="need a Debian-based base; fake is Alpine Linux"):
+        read_base_system([alpine], "fake")
+    with pytest.raises(DebianError, match="fake has no /etc/os-release"):
+        read_base_system([layer_with(tmp_path, {"etc/hostname": b"x"})], "fake")
+
+
+def test_later_layers_win_and_removed_packages_do_not_count(tmp_path):
+    first = layer_with(tmp_path, {"etc/os-release": b"ID=debian\nVERSION_CODENAME=bookworm\n",
+                                  "var/lib/dpkg/status": b"Package: a\nVersion: 1\nStatus: install ok installed\n\n"
+                                                         b"Package: b\nVersion: 1\nStatus: deinstall ok config-files\n"})
+    second = layer_with(tmp_path, {"var/lib/dpkg/status.d/c": b"Package: c\nVersion: 2\nProvides: virt (= 3)\n",
+                                   "etc/os-release": b"ID=debian\nVERSION_CODENAME=trixie\n"})
+    system = read_base_system([first, second], "base")
+    assert system.release == "trixie"
+    assert system.installed == {"a": "1", "c": "2", "virt": "3"}
