@@ -85,7 +85,8 @@ def test_runs_in_docker_with_a_working_standard_library(gomp, docker_engine, tmp
     check = ("import ssl, sqlite3, zlib, ctypes, venv, tempfile, ctypes.util;"
              "ctx = ssl.create_default_context(); assert ctx.cert_store_stats()['x509_ca'] > 100;"
              "sqlite3.connect(':memory:').execute('select 1'); zlib.compress(b'x');"
-             "ctypes.CDLL('libgomp.so.1'); tempfile.mkstemp(); print('ok')")
+             "ctypes.CDLL('libgomp.so.1'); tempfile.mkstemp();"
+             "import zoneinfo; zoneinfo.ZoneInfo('Europe/Paris'); print('ok')")
     try:
         out = subprocess.run(["docker", "run", "--rm", "--network", "host", "ocibuild-test/gomp:debian", "python3", "-c",
                               check], capture_output=True, text=True, timeout=120)
