@@ -152,7 +152,12 @@ def import_(obj, file):
 @click.pass_obj
 def containerize(obj, tag, output, fmt, compression, image_tag, base, platform, load, push_to):
     """Build an OCI image from a bento, without a Docker daemon."""
-    from ocibuild.containerize import ContainerizeOptions, Sources, image_for_bento, source_date_epoch
+    from ocibuild.containerize import (
+        ContainerizeOptions,
+        Sources,
+        image_for_bento,
+        source_date_epoch,
+    )
     from ocibuild.layers.compression import Compression
     from ocibuild.outputs import write_image
     from ocibuild.outputs.docker import docker_load

@@ -10,25 +10,35 @@ use `SOURCE_DATE_EPOCH` or the bento's creation time.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
-from datetime import datetime, UTC
-from pathlib import Path
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
 
-from ocibuild.bento.info import DEBIAN_LOCK, LOCK, MODELS_DIR as BENTO_MODELS
+from ocibuild.bento.info import DEBIAN_LOCK, LOCK
+from ocibuild.bento.info import MODELS_DIR as BENTO_MODELS
+from ocibuild.bento.store import Bento
 from ocibuild.debian.archive import DebianArchive, DebianSettings
 from ocibuild.debian.base import DebianLock, debian_layer
-from ocibuild.bento.store import Bento
 from ocibuild.errors import ImageError
 from ocibuild.image.model import Descriptor, Image, Layer
 from ocibuild.image.sources import BaseImage, is_local_reference, load_local_base
-from ocibuild.layers.app import (APP_DIR, HOME_DIR, MODELS_DIR, RUNTIME_DIR, USER_ID, cached_layer, model_layer,
-                                 runtime_entries, source_entries)
-from ocibuild.models.reference import MODELS_DIR_ENV
+from ocibuild.layers.app import (
+    APP_DIR,
+    HOME_DIR,
+    MODELS_DIR,
+    RUNTIME_DIR,
+    USER_ID,
+    cached_layer,
+    model_layer,
+    runtime_entries,
+    source_entries,
+)
 from ocibuild.layers.cache import LayerCache
 from ocibuild.layers.compression import Compression
 from ocibuild.layers.python_deps import SITE_PACKAGES, dependency_layers
 from ocibuild.layers.tarwriter import LayerBlob
+from ocibuild.models.reference import MODELS_DIR_ENV
 from ocibuild.platforms import DEFAULT_PLATFORM, Platform
 from ocibuild.registry.pull import pull_base
 from ocibuild.registry.reference import Reference

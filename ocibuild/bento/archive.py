@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import posixpath
 import tarfile
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 
 from ocibuild.bento.info import MODELS_DIR, BentoInfo
 from ocibuild.bento.store import Bento, BentoStore, VersionedStore

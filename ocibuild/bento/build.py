@@ -6,12 +6,22 @@ import dataclasses
 import json
 import os
 import shutil
-from datetime import datetime, UTC
+from datetime import UTC, datetime
 from pathlib import Path
 
 import ocibuild
 from ocibuild.bento.collect import SourceFile, collect_files
-from ocibuild.bento.info import BENTO_FILE, DEBIAN_LOCK, LOCK, MODELS_DIR, OPENAPI, REQUIREMENTS, SRC_DIR, BentoInfo, utc_iso
+from ocibuild.bento.info import (
+    BENTO_FILE,
+    DEBIAN_LOCK,
+    LOCK,
+    MODELS_DIR,
+    OPENAPI,
+    REQUIREMENTS,
+    SRC_DIR,
+    BentoInfo,
+    utc_iso,
+)
 from ocibuild.bento.loader import LoadedService, load_service
 from ocibuild.bento.lock import lock_requirements
 from ocibuild.bento.store import Bento, BentoStore

@@ -10,10 +10,10 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Iterator
 
 from ocibuild.bento.info import BENTO_FILE, BentoInfo
 from ocibuild.bento.tags import Tag

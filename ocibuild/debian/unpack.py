@@ -15,7 +15,7 @@ import tarfile
 from pathlib import Path
 
 import pyzstd
-from debian.arfile import ArFile, ArError
+from debian.arfile import ArError, ArFile
 
 from ocibuild.debian.archive import DebianError
 

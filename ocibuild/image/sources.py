@@ -11,15 +11,22 @@ from __future__ import annotations
 import hashlib
 import json
 import tarfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
-from collections.abc import Iterator
 
 from ocibuild.errors import ImageError
-from ocibuild.image.model import (DOCKER_LIST_TYPE, INDEX_TYPE, Descriptor, Image, Layer, oci_layer_type,
-                                  sha256_digest)
+from ocibuild.image.model import (
+    DOCKER_LIST_TYPE,
+    INDEX_TYPE,
+    Descriptor,
+    Image,
+    Layer,
+    oci_layer_type,
+    sha256_digest,
+)
 from ocibuild.layers.cache import LayerCache
 from ocibuild.layers.compression import sniff
 from ocibuild.platforms import Platform

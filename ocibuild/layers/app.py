@@ -12,7 +12,13 @@ from pathlib import Path
 import ocibuild
 from ocibuild.layers.cache import LayerCache, cache_key
 from ocibuild.layers.compression import Compression
-from ocibuild.layers.tarwriter import Entry, LayerBlob, tree_entries, with_parents, write_layer
+from ocibuild.layers.tarwriter import (
+    Entry,
+    LayerBlob,
+    tree_entries,
+    with_parents,
+    write_layer,
+)
 
 RUNTIME_DIR = "opt/ocibuild/runtime"
 MODELS_DIR = "opt/ocibuild/models"

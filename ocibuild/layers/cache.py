@@ -12,10 +12,10 @@ import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import BinaryIO
-from collections.abc import Callable
 
 from ocibuild.errors import ImageError
 from ocibuild.layers.tarwriter import CHUNK, HashingWriter, LayerBlob

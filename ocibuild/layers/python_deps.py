@@ -17,7 +17,12 @@ from ocibuild.bento.lock import uv_command, uv_reason
 from ocibuild.errors import LockError
 from ocibuild.layers.cache import LayerCache, cache_key
 from ocibuild.layers.compression import Compression
-from ocibuild.layers.plan import DependencyGroup, Distribution, group_distributions, record_files
+from ocibuild.layers.plan import (
+    DependencyGroup,
+    Distribution,
+    group_distributions,
+    record_files,
+)
 from ocibuild.layers.tarwriter import Entry, LayerBlob, with_parents, write_layer
 from ocibuild.platforms import Platform
 

@@ -14,10 +14,10 @@ import os
 import queue
 import tarfile
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
-from collections.abc import Iterable
 
 from ocibuild.layers.compression import Compression
 

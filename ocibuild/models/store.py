@@ -12,7 +12,7 @@ import os
 import shutil
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, UTC
+from datetime import UTC, datetime
 from pathlib import Path
 
 from ocibuild.bento.info import YamlRecord, utc_iso

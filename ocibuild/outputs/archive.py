@@ -11,7 +11,14 @@ import tarfile
 from pathlib import Path
 
 from ocibuild.image.model import Image
-from ocibuild.outputs.layout import OCI_LAYOUT, all_blobs, blob_name, docker_manifest_json, index_json, repositories_json
+from ocibuild.outputs.layout import (
+    OCI_LAYOUT,
+    all_blobs,
+    blob_name,
+    docker_manifest_json,
+    index_json,
+    repositories_json,
+)
 from ocibuild.registry.reference import Reference
 
 

@@ -10,7 +10,14 @@ from __future__ import annotations
 import json
 
 from ocibuild.errors import ImageError
-from ocibuild.image.model import DOCKER_LIST_TYPE, INDEX_TYPE, Descriptor, Image, Layer, oci_layer_type
+from ocibuild.image.model import (
+    DOCKER_LIST_TYPE,
+    INDEX_TYPE,
+    Descriptor,
+    Image,
+    Layer,
+    oci_layer_type,
+)
 from ocibuild.image.sources import BaseImage, image_from_config
 from ocibuild.layers.cache import LayerCache
 from ocibuild.platforms import Platform

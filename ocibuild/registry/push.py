@@ -11,7 +11,14 @@ import io
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from ocibuild.image.model import CONFIG_TYPE, MANIFEST_TYPE, Descriptor, Image, Layer, sha256_digest
+from ocibuild.image.model import (
+    CONFIG_TYPE,
+    MANIFEST_TYPE,
+    Descriptor,
+    Image,
+    Layer,
+    sha256_digest,
+)
 from ocibuild.layers.cache import LayerCache
 from ocibuild.registry.client import Repository
 from ocibuild.registry.reference import Reference

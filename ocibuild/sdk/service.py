@@ -5,9 +5,9 @@ from __future__ import annotations
 import inspect
 import re
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-from collections.abc import Callable
 
 from ocibuild.errors import SpecError
 from ocibuild.models.reference import Model
