@@ -15,6 +15,7 @@ import yaml
 import ocibuild
 from ocibuild.errors import OcibuildError
 from ocibuild.home import ocibuild_home
+from ocibuild.outputs import FORMATS
 
 
 class Context:
@@ -142,7 +143,7 @@ def import_(obj, file):
 @cli.command()
 @click.argument("tag")
 @click.option("-o", "--output", "output", type=click.Path(path_type=Path), help="Where to write (default: ./NAME-VERSION.tar, or ./NAME-VERSION for oci-dir; nothing with --push).")
-@click.option("--format", "fmt", type=click.Choice(["archive", "oci-dir"]), default="archive", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="archive", show_default=True)
 @click.option("--compression", type=click.Choice(["gzip", "zstd", "none"]), default="gzip", show_default=True)
 @click.option("--image-tag", metavar="REPO:TAG", help="The image's name (default: NAME:VERSION).")
 @click.option("--base", metavar="REF", help="Base image instead of the bento's: a registry reference, oci-layout:DIR[:REF], oci-archive:FILE[:REF] or docker-archive:FILE.")

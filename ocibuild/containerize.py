@@ -59,20 +59,21 @@ class ContainerizeOptions:
 
 @dataclass(frozen=True)
 class Sources:
-    """Where base material comes from: registries, and the Debian archive (with its cache)."""
+    """Where base material comes from: registries, and the Debian archive configured in `home`
+    (read only when a bento's Debian packages are used)."""
 
     registries: Registries
-    debian: DebianSettings | None = None
-    debian_cache: Path | None = None
+    home: Path | None = None
 
     @classmethod
     def from_home(cls, home: Path, registries: Registries) -> Sources:
-        return cls(registries, DebianSettings.load(home), DebianSettings.cache_dir(home))
+        return cls(registries, home)
 
     def debian_archive(self, lock: DebianLock) -> DebianArchive:
-        if self.debian is None:
+        if self.home is None:
             raise ImageError("this bento is built on Debian packages, but no Debian archive is configured")
-        return DebianArchive(self.debian, lock.release, lock.architecture, self.debian_cache)
+        return DebianArchive(DebianSettings.load(self.home), lock.release, lock.architecture,
+                             DebianSettings.cache_dir(self.home))
 
 
 def source_date_epoch() -> int | None:

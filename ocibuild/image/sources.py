@@ -8,7 +8,6 @@ build reads only the index, the manifest and the config.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import tarfile
 from collections.abc import Iterator
@@ -182,27 +181,21 @@ def _from_docker_archive(text: str, reader, cache: LayerCache, platform: Platfor
     layers = []
     for name, diff_id in zip(entry["Layers"], diff_ids):
         with reader.open(name) as f:
-            head = f.read(4)
-        digest = _docker_layer_digest(reader, name)
-        with reader.open(name) as f:
-            path = cache.add_blob(f, digest)
-        media_type = sniff(head).media_type
-        layers.append(Layer(Descriptor(media_type, digest, path.stat().st_size), diff_id, path))
+            path = cache.add_blob(f, _named_digest(name))  # one pass: verified, or named by its hash
+        with open(path, "rb") as blob:
+            media_type = sniff(blob.read(4)).media_type
+        layers.append(Layer(Descriptor(media_type, f"sha256:{path.name}", path.stat().st_size), diff_id, path))
     image = image_from_config(config, layers, platform, text)
     manifest_digest = sha256_digest(config_bytes)  # docker archives carry no manifest: name the config
     return BaseImage(image, text, manifest_digest)
 
 
-def _docker_layer_digest(reader, name: str) -> str:
-    """Newer `docker save` names layers by digest; older ones must be hashed (once per build)."""
+def _named_digest(name: str) -> str | None:
+    """Newer `docker save` names layers by digest (verified on copy); older ones are hashed as copied."""
     parts = name.split("/")
     if len(parts) == 3 and parts[0] == "blobs" and parts[1] == "sha256" and len(parts[2]) == 64:
         return f"sha256:{parts[2]}"
-    sha = hashlib.sha256()
-    with reader.open(name) as f:
-        while chunk := f.read(1 << 20):
-            sha.update(chunk)
-    return "sha256:" + sha.hexdigest()
+    return None
 
 
 def image_from_config(config: dict, layers: list[Layer], platform: Platform, text: str) -> Image:

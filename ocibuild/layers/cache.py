@@ -76,11 +76,13 @@ class LayerCache:
         self._write_json("layers", key, asdict(blob))
         return blob
 
-    def add_blob(self, src: BinaryIO, digest: str, size: int | None = None) -> Path:
-        """Copy a blob in, verifying its digest (and size) as it streams; refuse a mismatch."""
-        path = self.blob_path(digest)
-        if path.is_file():
-            return path
+    def add_blob(self, src: BinaryIO, digest: str | None, size: int | None = None) -> Path:
+        """Copy a blob in, verifying its digest (and size) as it streams; refuse a mismatch.
+
+        With `digest` None the blob is named by what it hashes to (a source that does not say).
+        """
+        if digest is not None and self.has_blob(digest):
+            return self.blob_path(digest)
         self.blobs.mkdir(parents=True, exist_ok=True)
         with self._temp_file() as (tmp, f):
             hashing = HashingWriter(f)
@@ -89,10 +91,11 @@ class LayerCache:
                     hashing.write(chunk)
             finally:
                 hashing.close()
-            if hashing.digest != digest or (size is not None and hashing.size != size):
+            if digest is not None and (hashing.digest != digest or (size is not None and hashing.size != size)):
                 raise ImageError(f"blob {digest} is corrupt: its content hashes to {hashing.digest}"
                                  f" ({hashing.size} bytes, expected {size})")
             f.flush()
+            path = self.blob_path(hashing.digest)
             os.replace(tmp, path)
         return path
 

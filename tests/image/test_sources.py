@@ -101,3 +101,32 @@ def test_unknown_ref_and_wrong_platform(python_base, tmp_path):
         load_local_base(f"{python_base.rsplit(':', 1)[0]}:nope", cache, DEFAULT_PLATFORM)
     with pytest.raises(ImageError, match="no image for linux/arm64"):
         load_local_base(python_base, cache, Platform.parse("linux/arm64"))
+
+
+def test_old_style_docker_archive_layers_are_hashed_in_one_copy(tmp_path):
+    """`ID/layer.tar` members carry no digest: the copy into the cache names them by their hash."""
+    import hashlib
+    import io
+
+    layer = io.BytesIO()
+    with tarfile.open(fileobj=layer, mode="w") as tar:
+        info = tarfile.TarInfo("hello.txt")
+        info.size = 5
+        tar.addfile(info, io.BytesIO(b"hello"))
+    layer_bytes = layer.getvalue()
+    diff_id = "sha256:" + hashlib.sha256(layer_bytes).hexdigest()
+    config = json.dumps({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": [diff_id]},
+                         "config": {}}).encode()
+    archive = tmp_path / "old.tar"
+    with tarfile.open(archive, "w") as tar:
+        for name, data in [("abc/layer.tar", layer_bytes), ("cfg.json", config),
+                           ("manifest.json", json.dumps([{"Config": "cfg.json", "Layers": ["abc/layer.tar"]}]).encode())]:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    cache = LayerCache(tmp_path / "cache")
+    base = load_local_base(f"docker-archive:{archive}", cache, DEFAULT_PLATFORM)
+    (only,) = base.image.layers
+    assert only.descriptor.digest == diff_id and only.descriptor.size == len(layer_bytes)
+    assert only.descriptor.media_type == "application/vnd.oci.image.layer.v1.tar"
+    assert only.path.read_bytes() == layer_bytes
