@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import os
 import sys
 from pathlib import Path
 
@@ -13,9 +12,10 @@ import click
 import yaml
 
 import ocibuild
+from ocibuild.contract import ocibuild_home
 from ocibuild.errors import OcibuildError
-from ocibuild.home import ocibuild_home
-from ocibuild.outputs import FORMATS
+
+FORMATS = ("archive", "oci-dir")
 
 
 class Context:
@@ -28,10 +28,16 @@ class Context:
 
         return BentoStore(self.home)
 
-    def cache(self):
-        from ocibuild.layers.cache import LayerCache
+    def models(self):
+        from ocibuild.models.store import ModelStore
 
-        return LayerCache(self.home / "cache")
+        return ModelStore(self.home)
+
+    @functools.cached_property
+    def blobs(self):
+        from ocibuild.store.blobs import BlobStore
+
+        return BlobStore(self.home / "cache")
 
     @functools.cached_property
     def registries(self):
@@ -41,17 +47,31 @@ class Context:
         return Registries.from_home(self.home)
 
 
+def one_line(exc: BaseException) -> str:
+    """What went wrong, in one line: our own errors say it; others name the file or the call."""
+    if isinstance(exc, OcibuildError):
+        text = str(exc)
+    elif isinstance(exc, OSError) and exc.strerror:
+        names = " -> ".join(str(n) for n in (exc.filename, exc.filename2) if n is not None)
+        text = f"{exc.strerror}{': ' + names if names else ''}"
+    else:
+        text = f"{type(exc).__name__}: {exc}"
+    return " ".join(text.split())
+
+
 class OcibuildGroup(click.Group):
-    """Turns OcibuildError into one line on stderr and an exit code; tracebacks only with --verbose."""
+    """Turns failures into one line on stderr and an exit code; tracebacks only with --verbose."""
 
     def invoke(self, ctx):
+        requests = sys.modules.get("requests")
+        expected = (OcibuildError, OSError, ValueError) + ((requests.RequestException,) if requests else ())
         try:
             return super().invoke(ctx)
-        except OcibuildError as exc:
-            if "--verbose" in sys.argv or "-v" in sys.argv[1:2]:
+        except expected as exc:
+            if ctx.params.get("verbose"):
                 raise
-            click.echo("error: " + " ".join(str(exc).split()), err=True)  # always one line
-            sys.exit(exc.exit_code)
+            click.echo("error: " + one_line(exc), err=True)
+            sys.exit(exc.exit_code if isinstance(exc, OcibuildError) else 1)
         except KeyboardInterrupt:
             click.echo("error: interrupted", err=True)
             sys.exit(130)
@@ -77,10 +97,10 @@ def cli(ctx, verbose):
 def build(obj, path, entry_point, version, platform):
     """Package the service in PATH into a bento."""
     from ocibuild.bento.build import build_bento
-    from ocibuild.platforms import Platform
+    from ocibuild.oci.platform import Platform
 
     bento = build_bento(path, obj.bentos(), entry_point=entry_point, version=version,
-                        platform=Platform.parse(platform))
+                        platform=Platform.target(platform))
     click.echo(f"Built bento {bento.tag}")
 
 
@@ -153,41 +173,28 @@ def import_(obj, file):
 @click.pass_obj
 def containerize(obj, tag, output, fmt, compression, image_tag, base, platform, load, push_to):
     """Build an OCI image from a bento, without a Docker daemon."""
-    from ocibuild.containerize import (
-        ContainerizeOptions,
-        Sources,
-        image_for_bento,
-        source_date_epoch,
-    )
+    from ocibuild.base import Sources
+    from ocibuild.containerize import ContainerizeOptions, containerize, source_date_epoch
     from ocibuild.layers.compression import Compression
-    from ocibuild.outputs import write_image
-    from ocibuild.outputs.docker import docker_load
-    from ocibuild.platforms import Platform
-    from ocibuild.registry.pull import fetch_missing
-    from ocibuild.registry.push import PushSource, push
-    from ocibuild.registry.reference import Reference
+    from ocibuild.oci.platform import Platform
+    from ocibuild.oci.reference import Reference
+    from ocibuild.publish import ArchivePublisher, DockerPublisher, LayoutPublisher, RegistryPublisher
 
-    bento = obj.bentos().get(tag)
-    name = Reference.image_name(image_tag or f"{bento.info.name}:{bento.info.version}")
-    target = Reference.parse(push_to) if push_to else None
     if load and fmt != "archive":
         raise click.UsageError("--load needs --format archive")
-    platform = Platform.parse(platform or bento.info.platform)
-    options = ContainerizeOptions(platform, Compression(compression), base, source_date_epoch())
+    bento = obj.bentos().get(tag)
+    name = Reference.image_name(image_tag or f"{bento.info.name}:{bento.info.version}")
+    publishers = [RegistryPublisher(Reference.parse(push_to), obj.registries, obj.blobs)] if push_to else []
+    if output or load or not push_to:
+        dest = output or Path(f"{bento.info.name}-{bento.info.version}" + (".tar" if fmt == "archive" else ""))
+        publishers.append(DockerPublisher(name, dest) if load else
+                          ArchivePublisher(dest, name) if fmt == "archive" else LayoutPublisher(dest, name))
+    options = ContainerizeOptions(Platform.target(platform) if platform else None, Compression(compression), base,
+                                  source_date_epoch())
     step = (lambda s: click.echo(f"==> {s}", err=True)) if sys.stderr.isatty() else (lambda s: None)
-    image = image_for_bento(bento, options, obj.cache(), Sources.from_home(obj.home, obj.registries), step)
-    if target:
-        step(f"pushing {target}")
-        click.echo(f"Pushed {push(PushSource.of(image), target, obj.registries, obj.cache()).summary()}")
-        if not (output or load):
-            return
-    dest = output or Path(f"{bento.info.name}-{bento.info.version}" + (".tar" if fmt == "archive" else ""))
-    step(f"writing {dest}")
-    fetch_missing(image, obj.registries, obj.cache())
-    write_image(image, name, fmt, dest)
-    click.echo(f"Image {name.familiar} {image.digest} ({human_size(image.size())}) written to {dest}")
-    if load:
-        click.echo(docker_load(dest))
+    image = containerize(bento, options, Sources(obj.registries, obj.blobs, obj.home), step)
+    for publisher in publishers:
+        click.echo(publisher.publish(image).message)
 
 
 @cli.command("push")
@@ -195,18 +202,14 @@ def containerize(obj, tag, output, fmt, compression, image_tag, base, platform, 
 @click.argument("ref")
 @click.pass_obj
 def push_(obj, source, ref):
-    """Push an image archive or OCI layout written by containerize to a registry."""
-    from ocibuild.image.model import MANIFEST_TYPE
-    from ocibuild.image.sources import load_local_base
-    from ocibuild.platforms import DEFAULT_PLATFORM
-    from ocibuild.registry.push import PushSource, push
-    from ocibuild.registry.reference import Reference
+    """Push an image or index from an archive or OCI layout written by containerize to a registry."""
+    from ocibuild.formats.layout import read_image
+    from ocibuild.oci.reference import Reference
+    from ocibuild.publish import RegistryPublisher
 
     target = Reference.parse(ref)
-    local = load_local_base(f"{'oci-layout' if source.is_dir() else 'oci-archive'}:{source}", obj.cache(), DEFAULT_PLATFORM)
-    pushed = PushSource(local.manifest, json.loads(local.manifest).get("mediaType", MANIFEST_TYPE), local.config,
-                        local.image.layers)
-    click.echo(f"Pushed {push(pushed, target, obj.registries, obj.cache()).summary()}")
+    root = read_image(source, "oci-layout" if source.is_dir() else "oci-archive", None, None, obj.blobs)
+    click.echo(RegistryPublisher(target, obj.registries, obj.blobs).publish(root).message)
 
 
 @cli.command()
@@ -247,30 +250,14 @@ def logout(registry):
 @click.pass_obj
 def serve(obj, target, port, host):
     """Serve a service directory or a bento (TAG) over HTTP on this machine."""
-    from ocibuild.bento.loader import load_service
-    from ocibuild.runtime.server import serve as run
+    from ocibuild.bento.run import serve_local
 
-    if Path(target).is_dir():
-        src, entry_point = Path(target).resolve(), load_service(Path(target)).entry_point
-    else:
-        from ocibuild.bento.info import MODELS_DIR
-        from ocibuild.models.reference import MODELS_DIR_ENV
-
-        bento = obj.bentos().get(target)
-        src, entry_point = bento.path / "src", bento.info.service
-        os.environ[MODELS_DIR_ENV] = str(bento.path / MODELS_DIR)  # the bento's pinned models
-    run(src, entry_point, host=host, port=port)
+    serve_local(target, obj.bentos(), host, port)
 
 
 @cli.group()
 def models():
     """The local model store."""
-
-
-def _models(obj):
-    from ocibuild.models.store import ModelStore
-
-    return ModelStore(obj.home)
 
 
 @models.command("import")
@@ -280,7 +267,7 @@ def _models(obj):
 @click.pass_obj
 def models_import(obj, path, name, labels):
     """Add a model: PATH as model NAME (--name), or an archive from `ocibuild models export`."""
-    store = _models(obj)
+    store = obj.models()
     if name is None:
         from ocibuild.bento.archive import import_model
 
@@ -299,7 +286,7 @@ def models_import(obj, path, name, labels):
 def models_list(obj, output):
     """List models, newest first."""
     rows = [{"tag": str(m.tag), "size": m.info.size, "created": m.info.created, "digest": m.info.digest}
-            for m in _models(obj).list()]
+            for m in obj.models().list()]
     if output == "json":
         click.echo(json.dumps(rows, indent=2))
         return
@@ -313,7 +300,7 @@ def models_list(obj, output):
 @click.pass_obj
 def models_get(obj, tag, output):
     """Show a model's model.yaml."""
-    info = _models(obj).get(tag).info.to_dict()
+    info = obj.models().get(tag).info.to_dict()
     click.echo(json.dumps(info, indent=2) if output == "json" else yaml.safe_dump(info, sort_keys=False), nl=False)
 
 
@@ -323,7 +310,7 @@ def models_get(obj, tag, output):
 @click.pass_obj
 def models_delete(obj, tags, yes):
     """Delete models (bentos keep their own hard-linked copies)."""
-    delete_entries(_models(obj), tags, yes)
+    delete_entries(obj.models(), tags, yes)
 
 
 @models.command("export")
@@ -334,7 +321,7 @@ def models_export(obj, tag, file):
     """Write a model to one archive file."""
     from ocibuild.bento.archive import export_dir
 
-    model = _models(obj).get(tag)
+    model = obj.models().get(tag)
     export_dir(model.path, file)
     click.echo(f"Exported model {model.tag} to {file}")
 

@@ -46,3 +46,37 @@ class ImageError(OcibuildError):
 
 class EngineError(OcibuildError):
     """The local container engine is unreachable or refused the image."""
+
+
+class DigestError(ImageError, ValueError):
+    """A digest read from an input is malformed (it never becomes a path)."""
+
+
+class SchemaError(OcibuildError, ValueError):
+    """A JSON value does not match its declared type; the message names the field."""
+
+
+class MissingEnvError(OcibuildError):
+    """A service's required environment variable is not set where it runs."""
+
+    exit_code = 78  # EX_CONFIG
+
+
+class CredentialError(OcibuildError):
+    """Registry credentials could not be read or obtained from a helper."""
+
+
+class RegistryError(OcibuildError):
+    """The registry refused, or could not be reached."""
+
+
+class AuthError(RegistryError):
+    """Wrong or missing credentials, or access denied."""
+
+
+class DebianError(OcibuildError):
+    """The Debian archive could not be read or did not verify."""
+
+
+class ResolveError(OcibuildError):
+    """A Debian package, or a dependency of one, cannot be found or satisfied."""

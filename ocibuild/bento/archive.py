@@ -13,9 +13,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ocibuild.bento.info import MODELS_DIR, BentoInfo
-from ocibuild.bento.store import Bento, BentoStore, VersionedStore
-from ocibuild.bento.tags import Tag
+from ocibuild.bento.store import Bento, BentoStore
 from ocibuild.errors import ArchiveError
+from ocibuild.store.tags import Tag
+from ocibuild.store.versioned import VersionedStore
 
 
 def export_dir(source: Path, dest: Path) -> None:
@@ -49,7 +50,7 @@ def check_members(members: list[tarfile.TarInfo]) -> None:
 def import_into(store: VersionedStore, archive: Path, load: Callable[[Path], BentoInfo],
                 verify: Callable[[Path, object], None] = lambda staged, info: None) -> Path:
     """Check, extract to staging, read the manifest with `load`, `verify`, then commit under its tag."""
-    manifest = store.manifest
+    manifest = store.record
     try:
         with tarfile.open(archive, "r:*") as tar:
             members = tar.getmembers()

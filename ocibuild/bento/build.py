@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import ocibuild
+from ocibuild.base import Sources, pin, resolve_base
 from ocibuild.bento.collect import SourceFile, collect_files
 from ocibuild.bento.info import (
     BENTO_FILE,
@@ -19,19 +20,23 @@ from ocibuild.bento.info import (
     OPENAPI,
     REQUIREMENTS,
     SRC_DIR,
+    BasePin,
     BentoInfo,
-    utc_iso,
+    ModelPin,
 )
 from ocibuild.bento.loader import LoadedService, load_service
-from ocibuild.bento.lock import lock_requirements
 from ocibuild.bento.store import Bento, BentoStore
-from ocibuild.bento.tags import Tag, new_version, validate_version
 from ocibuild.errors import NotFoundError, SpecError
 from ocibuild.models.store import ModelStore, StoredModel, link_tree
-from ocibuild.platforms import DEFAULT_PLATFORM, Platform
+from ocibuild.oci.platform import DEFAULT_PLATFORM, Platform
+from ocibuild.python.lock import lock_requirements
+from ocibuild.registry.session import Registries
 from ocibuild.sdk.images import PythonImage
 from ocibuild.sdk.openapi import openapi_document
 from ocibuild.sdk.service import ServiceSpec
+from ocibuild.store.blobs import BlobStore
+from ocibuild.store.records import utc_iso
+from ocibuild.store.tags import Tag, new_version, validate_version
 
 # The serving runtime's own dependencies, locked together with the service's so they can coexist.
 RUNTIME_REQUIREMENTS = ("uvicorn>=0.30", "packaging>=23")
@@ -47,8 +52,9 @@ def build_bento(path: Path, store: BentoStore, *, entry_point: str | None = None
     files = collect_files(root)
     requirements = requirements_text(root, loaded.spec.image)
     models = resolve_models(loaded.spec, ModelStore(store.home))
-    base = resolve_registry_base(loaded.spec.image.base_image, store.home)
-    debian = lock_debian(loaded.spec.image, platform, store.home)
+    sources = build_sources(store.home)
+    pinned = pin(loaded.spec.image.base_image, sources.registries)
+    debian = lock_debian(loaded.spec.image, platform, sources, pinned)
     with store.staging() as staged:
         copy_sources(root, files, staged / SRC_DIR)
         for model in models:  # hard links: a bento never duplicates model bytes on disk
@@ -61,7 +67,8 @@ def build_bento(path: Path, store: BentoStore, *, entry_point: str | None = None
             (staged / DEBIAN_LOCK).write_text(debian.text())
         (staged / OPENAPI).parent.mkdir(parents=True)
         (staged / OPENAPI).write_text(json.dumps(openapi_document(loaded.spec, tag.version), indent=2))
-        info = dataclasses.replace(bento_info(loaded, tag, moment, platform, files, models), base=base)
+        info = dataclasses.replace(bento_info(loaded, tag, moment, platform, files, models),
+                                   base=BasePin(*pinned) if pinned else None)
         info.dump(staged / BENTO_FILE)
         return Bento(store.commit(staged, tag), info)
 
@@ -89,49 +96,28 @@ def copy_sources(root: Path, files: list[SourceFile], dest: Path) -> None:
             shutil.copymode(root / f.relpath, target)
 
 
-def lock_debian(image: PythonImage, platform: Platform, home: Path):
-    """Debian packages pinned for the default base and `system_packages` (None: nothing to pin)."""
+def build_sources(home: Path) -> Sources:
+    return Sources(Registries.from_home(home), BlobStore(home / "cache"), home)
+
+
+def lock_debian(image: PythonImage, platform: Platform, sources: Sources, pinned) -> object | None:
+    """Debian packages pinned for the default base and `system_packages` (None: nothing to pin).
+
+    On a `base_image`, only the packages it lacks are locked, from its release: both are read
+    from the base itself, resolved exactly as containerize will resolve it.
+    """
     from ocibuild.debian.archive import DebianSettings
     from ocibuild.debian.base import lock_packages
+    from ocibuild.debian.installed import read_base_system
 
     if image.base_image is not None and not image.debian_packages:
         return None
-    base_system = None if image.base_image is None else read_base(image.base_image, platform, home)
+    base_system = None
+    if image.base_image is not None:
+        base = resolve_base(image.base_image, platform, sources, pinned[1] if pinned else None)
+        base_system = read_base_system([layer.path() for layer in base.image.layers], image.base_image)
     return lock_packages(image.python_version, list(image.debian_packages), platform.architecture,
-                         DebianSettings.load(home), DebianSettings.cache_dir(home), base_system)
-
-
-def read_base(reference: str, platform: Platform, home: Path):
-    """Release and installed packages of a base that system_packages go on (its layers are read)."""
-    from ocibuild.debian.installed import read_base_system
-    from ocibuild.image.sources import is_local_reference, load_local_base
-    from ocibuild.layers.cache import LayerCache
-    from ocibuild.registry.pull import fetch_missing, pull_base
-    from ocibuild.registry.reference import Reference
-    from ocibuild.registry.session import Registries
-
-    cache = LayerCache(home / "cache")
-    if is_local_reference(reference):
-        base = load_local_base(reference, cache, platform)
-    else:
-        registries = Registries.from_home(home)
-        base = pull_base(Reference.parse(reference), registries, cache, platform)
-        fetch_missing(base.image, registries, cache)
-    return read_base_system([layer.path for layer in base.image.layers], reference)
-
-
-def resolve_registry_base(reference: str | None, home: Path) -> dict | None:
-    """Pin a registry base to the digest its tag names now, so the bento always gets that base."""
-    from ocibuild.image.sources import is_local_reference
-
-    if reference is None or is_local_reference(reference):
-        return None
-    from ocibuild.registry.pull import resolve_digest
-    from ocibuild.registry.reference import Reference
-    from ocibuild.registry.session import Registries
-
-    ref = Reference.parse(reference)
-    return {"reference": str(ref), "digest": ref.digest or resolve_digest(ref, Registries.from_home(home))}
+                         DebianSettings.load(sources.home), DebianSettings.cache_dir(sources.home), base_system)
 
 
 def resolve_models(spec: ServiceSpec, models: ModelStore) -> list[StoredModel]:
@@ -161,6 +147,5 @@ def bento_info(loaded: LoadedService, tag: Tag, moment: datetime, platform: Plat
                "output": a.output_schema()} for a in spec.apis],
         files={"count": len(files), "size": sum(f.size for f in files)},
         ocibuild_version=ocibuild.__version__,
-        models=[{"name": m.info.name, "version": m.info.version, "digest": m.info.digest, "size": m.info.size}
-                for m in models],
+        models=[ModelPin(m.info.name, m.info.version, m.info.digest, m.info.size) for m in models],
     )

@@ -1,15 +1,14 @@
-"""`bento.yaml`: what a bento is, as a frozen dataclass and its YAML form."""
+"""`bento.yaml`: what a bento is, as typed records checked when read, and the bento's layout."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 
-import yaml
-
-from ocibuild.bento.tags import Tag
-from ocibuild.errors import ArchiveError
+from ocibuild.errors import TagError
+from ocibuild.oci.digest import Digest
+from ocibuild.store.records import YamlRecord
+from ocibuild.store.tags import Tag, validate_version
 
 BENTO_FILE = "bento.yaml"
 SRC_DIR = "src"
@@ -20,21 +19,34 @@ DEBIAN_LOCK = "env/debian/packages.lock"
 MODELS_DIR = "models"  # models/NAME/VERSION/{model.yaml,files/}, hard links into the model store
 
 
-class YamlRecord:
-    """A frozen dataclass stored as a YAML file (`bento.yaml`, `model.yaml`)."""
+@dataclass(frozen=True)
+class ModelPin(YamlRecord):
+    """A model a bento uses, pinned to one version and content digest."""
 
-    def to_dict(self) -> dict:
-        return asdict(self)
+    name: str
+    version: str
+    digest: str
+    size: int
 
-    def dump(self, path: Path) -> None:
-        path.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
+    def check(self) -> None:
+        Tag.parse(self.name)
+        validate_version(self.version)
+        Digest(self.digest)
 
-    @classmethod
-    def load(cls, path: Path):
-        try:
-            return cls(**yaml.safe_load(path.read_text()))
-        except (OSError, yaml.YAMLError, TypeError) as exc:
-            raise ArchiveError(f"unreadable {path}: {exc}") from None
+    @property
+    def tag(self) -> Tag:
+        return Tag(self.name, self.version)
+
+
+@dataclass(frozen=True)
+class BasePin(YamlRecord):
+    """A registry base resolved at build time: the bento always gets the image it was built on."""
+
+    reference: str
+    digest: str
+
+    def check(self) -> None:
+        Digest(self.digest)
 
 
 @dataclass(frozen=True)
@@ -49,8 +61,19 @@ class BentoInfo(YamlRecord):
     apis: list[dict]
     files: dict  # {"count": N, "size": BYTES}
     ocibuild_version: str
-    models: list[dict] = field(default_factory=list)
-    base: dict | None = None  # a registry base resolved at build time: {"reference", "digest"}
+    models: list[ModelPin] = field(default_factory=list)
+    base: BasePin | None = None
+
+    def check(self) -> None:
+        tag = Tag.parse(f"{self.name}:{self.version}")
+        if tag.version is None:
+            raise TagError(f"bento version {self.version!r} is not an exact version")
+        try:
+            self.created_at
+        except ValueError:
+            raise TagError(f"created {self.created!r} is not an ISO 8601 time") from None
+        if not isinstance(self.image.get("python_version"), str):
+            raise TagError("image.python_version is missing")
 
     @property
     def tag(self) -> Tag:
@@ -58,12 +81,13 @@ class BentoInfo(YamlRecord):
 
     @property
     def created_at(self) -> datetime:
-        return datetime.fromisoformat(self.created)
+        moment = datetime.fromisoformat(self.created)
+        return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
     @property
     def python_version(self) -> str:
         return self.image["python_version"]
 
-
-def utc_iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+    @property
+    def base_image(self) -> str | None:
+        return self.image.get("base_image")

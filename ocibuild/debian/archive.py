@@ -28,15 +28,11 @@ import yaml
 from debian.deb822 import Release
 
 from ocibuild.debian.index import DebPackage, PackageIndex, parse_packages
-from ocibuild.errors import OcibuildError
+from ocibuild.errors import DebianError
 
 KEYRING = Path("/usr/share/keyrings/debian-archive-keyring.gpg")
 APT_SOURCES = (Path("/etc/apt/sources.list.d"), Path("/etc/apt/sources.list"))
 CHUNK = 1 << 20
-
-
-class DebianError(OcibuildError):
-    """The Debian archive could not be read or did not verify."""
 
 
 @dataclass(frozen=True)

@@ -21,9 +21,9 @@ from ocibuild.debian.installed import BaseSystem
 from ocibuild.debian.resolve import installed_names, resolve
 from ocibuild.debian.unpack import unpack
 from ocibuild.errors import SpecError
-from ocibuild.layers.cache import LayerCache, cache_key
 from ocibuild.layers.compression import Compression
-from ocibuild.layers.tarwriter import LayerBlob, tree_entries, write_layer
+from ocibuild.layers.tarwriter import tree_entries, write_layer
+from ocibuild.store.blobs import BlobStore, LayerBlob, cache_key
 
 # The Debian release shipping each Python version as its python3.
 RELEASES = {"3.11": "bookworm", "3.13": "trixie"}
@@ -123,7 +123,7 @@ def write_skeleton(root: Path, python_version: str) -> None:
         python3.symlink_to(f"python{python_version}")
 
 
-def debian_layer(packages: tuple[DebPackage, ...], archive: DebianArchive, cache: LayerCache,
+def debian_layer(packages: tuple[DebPackage, ...], archive: DebianArchive, cache: BlobStore,
                  compression: Compression, epoch: int, skeleton_for: str | None = None) -> LayerBlob:
     """One layer of unpacked packages (plus the skeleton for a base), cached by the locked hashes."""
     key = cache_key("debian", SKELETON_VERSION if skeleton_for else "", skeleton_for or "", compression.value,

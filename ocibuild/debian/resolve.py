@@ -11,11 +11,7 @@ from __future__ import annotations
 from collections import deque
 
 from ocibuild.debian.index import DebPackage, PackageIndex, satisfies
-from ocibuild.errors import OcibuildError
-
-
-class ResolveError(OcibuildError):
-    """A Debian package, or a dependency of one, cannot be found or satisfied."""
+from ocibuild.errors import ResolveError
 
 
 def resolve(index: PackageIndex, requested: list[str], installed: dict[str, str | None] | None = None,

@@ -1,32 +1,21 @@
-"""The layers ocibuild adds above the dependencies: the serving runtime and the service source.
+"""What goes into the layers ocibuild adds above the dependencies: the serving runtime, each
+model, and the bento itself, at the paths the runtime contract names.
 
-The runtime layer holds only the parts of `ocibuild` that run in the image (the SDK, the runtime,
-the errors) and the runtime user's home; the source layer holds the bento itself.
+The runtime layer holds only the parts of `ocibuild` that run in the image (the SDK, the
+runtime, the contract, the errors) and the runtime user's home.
 """
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import ocibuild
-from ocibuild.layers.cache import LayerCache, cache_key
-from ocibuild.layers.compression import Compression
-from ocibuild.layers.tarwriter import (
-    Entry,
-    LayerBlob,
-    tree_entries,
-    with_parents,
-    write_layer,
-)
+from ocibuild.contract import APP_DIR, HOME_DIR, MODELS_DIR, RUNTIME_DIR, USER_ID
+from ocibuild.layers.tarwriter import Entry, tree_entries, with_parents
 
-RUNTIME_DIR = "opt/ocibuild/runtime"
-MODELS_DIR = "opt/ocibuild/models"
-APP_DIR = "app"
-USER_ID = 1000
-HOME_DIR = "home/ocibuild"
 # The modules that run inside images: they import nothing from the builder.
-RUNTIME_MODULES = ("__init__.py", "errors.py", "sdk", "runtime", "models/__init__.py", "models/reference.py")
+RUNTIME_MODULES = ("__init__.py", "errors.py", "contract.py", "sdk", "runtime", "models/__init__.py",
+                   "models/reference.py")
 
 
 def runtime_entries() -> list[Entry]:
@@ -60,30 +49,3 @@ def source_entries(bento_dir: Path, exclude: tuple[str, ...] = ()) -> list[Entry
     skipped = tuple(f"{APP_DIR}/{name}" for name in exclude)
     return with_parents([e for e in tree_entries(bento_dir, APP_DIR)
                          if not any(e.path == s or e.path.startswith(s + "/") for s in skipped)])
-
-
-def content_key(kind: str, entries: list[Entry], compression: Compression, epoch: int) -> str:
-    """A key over every entry's metadata and content: equal keys mean equal layers."""
-    parts = [kind, compression.value, str(epoch)]
-    for e in entries:
-        parts.append(f"{e.path}|{e.kind}|{e.mode:o}|{e.uid}|{e.gid}|{e.linkname}|{e.mtime}")
-        if e.source is not None:
-            parts.append(hashlib.sha256(e.source.read_bytes()).hexdigest())
-    return cache_key(*parts)
-
-
-def cached_layer(kind: str, entries: list[Entry], compression: Compression, epoch: int,
-                 cache: LayerCache) -> LayerBlob:
-    key = content_key(kind, entries, compression, epoch)
-    return cache.layer(key, lambda out: write_layer(entries, out, compression, epoch))
-
-
-def model_layer(model_dir: Path, name: str, version: str, digest: str, compression: Compression,
-                epoch: int, cache: LayerCache) -> LayerBlob:
-    """Keyed by the model's content digest (computed when it was stored): a hit reads no bytes."""
-    key = cache_key("model", name, version, digest, compression.value, str(epoch))
-    cached = cache.lookup(key)
-    if cached is not None:
-        return cached
-    entries = model_entries(model_dir, name, version)
-    return cache.layer(key, lambda out: write_layer(entries, out, compression, epoch))

@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 from ocibuild.layers.compression import Compression
-
-CHUNK = 1 << 20
+from ocibuild.oci.digest import Digest
+from ocibuild.store.blobs import CHUNK, LayerBlob
 
 
 @dataclass(frozen=True)
@@ -37,16 +37,6 @@ class Entry:
     size: int = 0
     linkname: str = ""
     mtime: int | None = None  # None: the layer's epoch
-
-
-@dataclass(frozen=True)
-class LayerBlob:
-    """A written layer: where its bytes are and how they are addressed."""
-
-    digest: str  # of the compressed blob
-    diff_id: str  # of the uncompressed tar
-    size: int
-    media_type: str
 
 
 class HashingWriter:
@@ -95,12 +85,12 @@ class HashingWriter:
         if self._digest is None:
             self._queue.put(None)
             self._thread.join()
-            self._digest = "sha256:" + self._sha.hexdigest()
+            self._digest = Digest("sha256:" + self._sha.hexdigest())
         if self._error is not None:
             raise self._error
 
     @property
-    def digest(self) -> str:
+    def digest(self) -> Digest:
         self.close()
         return self._digest
 

@@ -1,8 +1,10 @@
 """`Model("name:version")`: what a service declares it uses, resolved to a directory when used.
 
-Shipped in images, so it imports only the standard library and the SDK. Resolution order:
-`$OCIBUILD_MODELS_DIR/NAME/VERSION/files` when that variable is set (images set it; so does
-`ocibuild serve TAG` for a bento's own copies), else the local model store.
+Shipped in images, so it imports only the standard library, the SDK and the contract.
+Resolution: `$OCIBUILD_MODELS_DIR/NAME/VERSION/files` when that variable is set (images set it;
+so does `ocibuild serve TAG` for a bento's own copies), else the local model store
+(`$OCIBUILD_HOME/models`, the same layout). Without a version, the newest: versions ocibuild
+makes sort by time.
 """
 
 from __future__ import annotations
@@ -10,11 +12,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from ocibuild.contract import MODEL_FILES, MODELS_DIR_ENV, ocibuild_home
 from ocibuild.errors import NotFoundError, SpecError
 from ocibuild.sdk.names import validate_name
-
-MODELS_DIR_ENV = "OCIBUILD_MODELS_DIR"
-FILES = "files"
 
 
 class Model:
@@ -24,6 +24,8 @@ class Model:
             validate_name(name, "model name")
         except SpecError:
             raise SpecError(f"invalid model tag {tag!r}: expected NAME[:VERSION] with a lower-case name") from None
+        if "/" in version or version in (".", ".."):
+            raise SpecError(f"invalid model tag {tag!r}: the version cannot be a path")
         self.name = name
         self.version = None if version in ("", "latest") else version
 
@@ -43,15 +45,16 @@ class Model:
     @property
     def path(self) -> Path:
         """The directory holding the model's files."""
-        models_dir = os.environ.get(MODELS_DIR_ENV)
-        if models_dir:
-            return _in_directory(Path(models_dir), self) / FILES
-        from ocibuild.models.store import ModelStore  # the builder side: not in images
-
-        return ModelStore.default().get(self.tag).files
+        return version_dir(models_root(), self) / MODEL_FILES
 
 
-def _in_directory(root: Path, model: Model) -> Path:
+def models_root(environ=os.environ) -> Path:
+    if environ.get(MODELS_DIR_ENV):
+        return Path(environ[MODELS_DIR_ENV])
+    return ocibuild_home(environ) / "models"
+
+
+def version_dir(root: Path, model: Model) -> Path:
     base = root / model.name
     if model.version is not None:
         if (base / model.version).is_dir():

@@ -15,14 +15,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from ocibuild.bento.info import YamlRecord, utc_iso
-from ocibuild.bento.store import VersionedStore
-from ocibuild.bento.tags import Tag, new_version
-from ocibuild.errors import ArchiveError, SpecError
-from ocibuild.home import ocibuild_home
-from ocibuild.layers.tarwriter import CHUNK
-from ocibuild.models.reference import FILES
+from ocibuild.contract import MODEL_FILES, ocibuild_home
+from ocibuild.errors import ArchiveError, SpecError, TagError
+from ocibuild.oci.digest import Digest
 from ocibuild.sdk.names import validate_name
+from ocibuild.store.blobs import CHUNK
+from ocibuild.store.records import YamlRecord, utc_iso
+from ocibuild.store.tags import Tag, new_version
+from ocibuild.store.versioned import VersionedStore
 
 MODEL_FILE = "model.yaml"
 
@@ -37,6 +37,11 @@ class ModelInfo(YamlRecord):
     files: int
     labels: dict = field(default_factory=dict)
     metadata: dict = field(default_factory=dict)
+
+    def check(self) -> None:
+        if Tag.parse(f"{self.name}:{self.version}").version is None:
+            raise TagError(f"model version {self.version!r} is not an exact version")
+        Digest(self.digest)
 
     @property
     def tag(self) -> Tag:
@@ -54,7 +59,7 @@ class StoredModel:
 
     @property
     def files(self) -> Path:
-        return self.path / FILES
+        return self.path / MODEL_FILES
 
 
 class ModelDraft:
@@ -69,7 +74,7 @@ class ModelDraft:
 def content_digest(files: Path) -> tuple[str, int, int]:
     """(digest, total size, file count) over every entry's path, kind, mode and bytes."""
     sha, size, count = hashlib.sha256(), 0, 0
-    for path in sorted(files.rglob("*"), key=lambda p: p.relative_to(files).as_posix()):
+    for path in sorted(_walk(files), key=lambda p: p.relative_to(files).as_posix()):
         rel = path.relative_to(files).as_posix()
         if path.is_symlink():
             sha.update(f"link {rel} {os.readlink(path)}\n".encode())
@@ -85,9 +90,26 @@ def content_digest(files: Path) -> tuple[str, int, int]:
     return "sha256:" + sha.hexdigest(), size, count
 
 
+def _walk(root: Path) -> list[Path]:
+    """Every entry under `root`, never following a symlink (a link loop is just a link)."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        found += [Path(dirpath) / n for n in dirnames + filenames]
+    return found
+
+
+def check_links(source: Path) -> None:
+    """Refuse a model directory with a symlink that leaves it: its target is not the model's."""
+    for path in _walk(source) if source.is_dir() else []:
+        if path.is_symlink():
+            target = (path.parent / os.readlink(path)).resolve()
+            if not target.is_relative_to(source.resolve()):
+                raise SpecError(f"{path}: the symlink points outside {source}; copy the file in instead")
+
+
 class ModelStore(VersionedStore):
     kind = "model"
-    manifest = MODEL_FILE
+    record = MODEL_FILE
     list_command = "ocibuild models list"
 
     def __init__(self, home: Path):
@@ -104,7 +126,7 @@ class ModelStore(VersionedStore):
     def create(self, name: str, *, labels: dict | None = None, metadata: dict | None = None):
         validate_name(name, "model name")
         with self.staging() as staged:
-            draft = ModelDraft(name, staged / FILES)
+            draft = ModelDraft(name, staged / MODEL_FILES)
             draft.path.mkdir()
             yield draft  # an exception here propagates and the staging is removed: nothing stored
             draft.stored = self._commit(staged, name, labels or {}, metadata or {}, content_digest(draft.path))
@@ -125,14 +147,15 @@ class ModelStore(VersionedStore):
         if not source.exists():
             raise SpecError(f"{source} does not exist")
         with self.staging() as staged:
-            files = staged / FILES
+            files = staged / MODEL_FILES
             if source.is_dir():
-                shutil.copytree(source, files)
+                check_links(source)
+                shutil.copytree(source, files, symlinks=True)
             else:
                 files.mkdir()
                 shutil.copy2(source, files / source.name)
             content = content_digest(files)
-            newest = self.get(name) if self._versions(name) else None
+            newest = self.get(name) if self._entries(name) else None
             if newest is not None and newest.info.digest == content[0]:
                 return newest, False
             return self._commit(staged, name, labels or {}, {}, content), True
@@ -140,7 +163,7 @@ class ModelStore(VersionedStore):
     def add_copy(self, source: Path) -> StoredModel | None:
         """Put a model directory (from an imported bento) into the store unless it is there."""
         info = verify_model(source)
-        if (self.root / info.name / info.version / MODEL_FILE).is_file():
+        if self.exists(info.tag):
             return None
         with self.staging() as staged:
             link_tree(source, staged / "m")
@@ -151,7 +174,7 @@ def verify_model(model_dir: Path) -> ModelInfo:
     """The model's info, once its files are proven to match the digest it claims."""
     info = ModelInfo.load(model_dir / MODEL_FILE)
     validate_name(info.name, "model name")
-    digest = content_digest(model_dir / FILES)[0]
+    digest = content_digest(model_dir / MODEL_FILES)[0]
     if digest != info.digest:
         raise ArchiveError(f"model {info.name}:{info.version} is corrupt: its files hash to {digest}, "
                            f"not {info.digest}")

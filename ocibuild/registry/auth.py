@@ -16,14 +16,10 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ocibuild.errors import OcibuildError
-from ocibuild.registry.reference import DOCKER_HUB, DOCKER_HUB_API
+from ocibuild.errors import CredentialError
+from ocibuild.oci.reference import DOCKER_HUB, DOCKER_HUB_API
 
 HUB_KEYS = ("https://index.docker.io/v1/", "index.docker.io", DOCKER_HUB, DOCKER_HUB_API)
-
-
-class CredentialError(OcibuildError):
-    pass
 
 
 @dataclass(frozen=True)
@@ -112,7 +108,12 @@ def helper_get(helper: str, server: str, missing_ok: bool = False) -> Credential
         if missing_ok or "credentials not found" in (out.stdout + out.stderr).lower():
             return None
         raise CredentialError(f"credential helper {program} failed for {server}")  # its output may hold secrets
-    data = json.loads(out.stdout)
+    try:
+        data = json.loads(out.stdout)
+        if not isinstance(data, dict):
+            raise ValueError
+    except ValueError:
+        raise CredentialError(f"credential helper {program} answered something that is not a JSON object") from None
     if data.get("Username") == "<token>":
         return Credential(identity_token=data.get("Secret", ""))
     return Credential(data.get("Username", ""), data.get("Secret", ""))

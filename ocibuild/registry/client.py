@@ -10,19 +10,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ocibuild.errors import ImageError
-from ocibuild.image.model import sha256_digest
-from ocibuild.layers.cache import LayerCache
-from ocibuild.registry.transport import RegistryError, Transport
+from ocibuild.errors import ImageError, RegistryError
+from ocibuild.oci import mediatypes
+from ocibuild.oci.digest import Digest
+from ocibuild.registry.transport import Transport
+from ocibuild.store.blobs import BlobStore
 
 CHUNK_SIZE = 64 * 1024 * 1024  # blobs up to this size go in one PUT; larger ones in PATCHes of this size
 OCTET = {"Content-Type": "application/octet-stream"}
-MANIFEST_TYPES = ", ".join([
-    "application/vnd.oci.image.index.v1+json",
-    "application/vnd.oci.image.manifest.v1+json",
-    "application/vnd.docker.distribution.manifest.list.v2+json",
-    "application/vnd.docker.distribution.manifest.v2+json",
-])
+MANIFEST_TYPES = ", ".join([*mediatypes.INDEXES, *mediatypes.MANIFESTS])
+MAX_MANIFEST = 4 * 1024 * 1024  # the distribution spec's own limit for manifests
 
 
 def scope(repository: str, actions: str) -> str:
@@ -61,35 +58,47 @@ class Repository:
     def __str__(self) -> str:
         return f"{self.transport.host}/{self.name}"
 
-    def blob_exists(self, digest: str, for_push: bool = True) -> bool:
+    def blob_exists(self, digest: Digest, for_push: bool = True) -> bool:
         response = self.transport.request("HEAD", f"/v2/{self.name}/blobs/{digest}", self.push if for_push else self.pull,
                                           expected=(200, 404), what=f"check blob {digest[:19]} in {self.name}")
         response.close()
         return response.status_code == 200
 
-    def manifest(self, reference: str) -> tuple[bytes, str, str]:
-        """(bytes, media type, digest) of a manifest or index, verified."""
+    def manifest(self, reference: str) -> tuple[bytes, str, Digest]:
+        """(bytes, media type, digest) of a manifest or index, verified, at most MAX_MANIFEST bytes."""
         response = self.transport.request("GET", f"/v2/{self.name}/manifests/{reference}", self.pull,
-                                          expected=(200,), headers={"Accept": MANIFEST_TYPES},
+                                          expected=(200,), headers={"Accept": MANIFEST_TYPES}, stream=True,
                                           what=f"read {self.name}:{reference}")
-        data = response.content
-        digest = sha256_digest(data)
-        claimed = reference if reference.startswith("sha256:") else response.headers.get("Docker-Content-Digest")
+        try:
+            data = response.raw.read(MAX_MANIFEST + 1, decode_content=True)
+        except (OSError, ValueError) as exc:
+            raise RegistryError(f"{self}: reading the manifest of {reference} failed: {exc}") from None
+        finally:
+            response.close()
+        if len(data) > MAX_MANIFEST:
+            raise RegistryError(f"{self}: the manifest of {reference} is larger than {MAX_MANIFEST} bytes: refusing it")
+        digest = Digest.of(data)
+        try:
+            claimed = Digest(reference) if ":" in reference else response.headers.get("Docker-Content-Digest")
+            claimed = Digest(claimed) if claimed else None
+        except ImageError as exc:
+            raise RegistryError(f"{self}: the registry named the manifest of {reference} with {exc}") from None
         if claimed and claimed != digest:
             raise RegistryError(f"{self}: the manifest for {reference} hashes to {digest}, not {claimed}: refusing it")
         media_type = response.headers.get("Content-Type", "").split(";")[0]
         return data, media_type, digest
 
-    def fetch_blob(self, digest: str, size: int | None, cache: LayerCache) -> Path:
-        """Stream a blob into the cache, verifying it; a broken transfer is retried from the start."""
-        if cache.has_blob(digest):
-            return cache.blob_path(digest)
+    def fetch_blob(self, digest: Digest, size: int, blobs: BlobStore) -> Path:
+        """Stream a blob into the store, verifying it and reading no more than `size` bytes; a
+        broken transfer is retried from the start."""
+        if blobs.has_blob(digest):
+            return blobs.blob_path(digest)
         attempts = self.transport.retry.attempts
         for attempt in range(attempts):
             response = self.transport.request("GET", f"/v2/{self.name}/blobs/{digest}", self.pull, expected=(200,),
                                               stream=True, what=f"download blob {digest[:19]} from {self.name}")
             try:
-                return cache.add_blob(response.raw, digest, size)
+                return blobs.add_blob(response.raw, digest, size)
             except ImageError as exc:
                 raise RegistryError(f"{self} sent a blob that does not match its digest: {exc}") from None
             except (OSError, ValueError) as exc:  # reset mid-body (urllib3's errors are OSErrors)
@@ -99,7 +108,7 @@ class Repository:
                 response.close()
         raise RegistryError(f"{self}: could not download {digest}")
 
-    def mount(self, digest: str, source: str) -> bool:
+    def mount(self, digest: Digest, source: str) -> bool:
         """Cross-repository mount; False when the registry wants an ordinary upload instead."""
         response = self.transport.request("POST", f"/v2/{self.name}/blobs/uploads/?mount={digest}&from={source}",
                                           self.push + (scope(source, "pull"),), expected=(201, 202),
@@ -111,7 +120,7 @@ class Repository:
             cancel.close()
         return response.status_code == 201
 
-    def upload(self, digest: str, size: int, path: Path) -> None:
+    def upload(self, digest: Digest, size: int, path: Path) -> None:
         """Upload from disk; if the registry got it but the answer was lost, a HEAD says so."""
         try:
             self._upload(digest, size, path)
@@ -119,11 +128,13 @@ class Repository:
             if not self.blob_exists(digest):
                 raise
 
-    def _upload(self, digest: str, size: int, path: Path) -> None:
+    def _upload(self, digest: Digest, size: int, path: Path) -> None:
         start = self.transport.request("POST", f"/v2/{self.name}/blobs/uploads/", self.push, expected=(202,),
                                        headers={"Content-Length": "0"}, what=f"start an upload to {self.name}")
         start.close()
-        location = start.headers["Location"]
+        location = start.headers.get("Location")
+        if not location:
+            raise RegistryError(f"{self}: the registry started an upload without a Location")
         what = f"upload {digest[:19]} to {self.name}"
         if size <= self.chunk_size:
             done = self.transport.request("PUT", _with_digest(location, digest), self.push, expected=(201,),
@@ -143,8 +154,8 @@ class Repository:
                                       headers={"Content-Length": "0"}, what=what)
         done.close()
 
-    def put_manifest(self, reference: str, data: bytes, media_type: str) -> str:
-        digest = sha256_digest(data)
+    def put_manifest(self, reference: str, data: bytes, media_type: str) -> Digest:
+        digest = Digest.of(data)
         response = self.transport.request("PUT", f"/v2/{self.name}/manifests/{reference}", self.push, expected=(201,),
                                           headers={"Content-Type": media_type}, body=data, size=len(data),
                                           what=f"push the manifest of {self.name}:{reference}")

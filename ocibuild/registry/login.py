@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from ocibuild.errors import TagError
 from ocibuild.registry.auth import Credential
 from ocibuild.registry.config import RegistryConfig
-from ocibuild.registry.reference import DOCKER_HUB, DOCKER_HUB_API
+from ocibuild.oci.reference import DOCKER_HUB, DOCKER_HUB_API, valid_registry
 from ocibuild.registry.transport import Transport
 
 
 def check_login(registry: str, credential: Credential, config: RegistryConfig) -> None:
+    if not valid_registry(registry):
+        raise TagError(f"invalid registry {registry!r}: expected HOST[:PORT] with a port from 1 to 65535")
     host = DOCKER_HUB_API if registry in (DOCKER_HUB, "index.docker.io") else registry
     transport = Transport(config.endpoint(host), credential)
     transport.request("GET", "/v2/", (), expected=(200,), what="log in").close()

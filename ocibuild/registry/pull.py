@@ -1,33 +1,49 @@
-"""Base images from a registry: manifests and config now, layer bytes only when needed.
+"""Images from a registry: manifests and config now, layer bytes only when a sink needs them.
 
 Mirrors configured for the reference's registry are tried first. Indexes and Docker manifest
-lists are followed to the target platform. Layers keep their origin so a push to the same
+lists are followed to the target platform. Layers keep their repository, so a push to the same
 registry mounts them instead of downloading them.
 """
 
 from __future__ import annotations
 
-import json
+from dataclasses import dataclass, field
+from pathlib import Path
 
-from ocibuild.errors import ImageError
-from ocibuild.image.model import (
-    DOCKER_LIST_TYPE,
-    INDEX_TYPE,
-    Descriptor,
-    Image,
-    Layer,
-    oci_layer_type,
-)
-from ocibuild.image.sources import BaseImage, image_from_config
-from ocibuild.layers.cache import LayerCache
-from ocibuild.platforms import Platform
+from ocibuild.errors import AuthError, ImageError, RegistryError
+from ocibuild.oci import mediatypes
+from ocibuild.oci.descriptor import Descriptor, parse_json
+from ocibuild.oci.digest import Digest
+from ocibuild.oci.image import Image, config_descriptor_of, parse_image
+from ocibuild.oci.layer import Layer
+from ocibuild.oci.platform import Platform
+from ocibuild.oci.reference import Reference
 from ocibuild.registry.client import Repository
-from ocibuild.registry.reference import Reference
 from ocibuild.registry.session import Registries
-from ocibuild.registry.transport import AuthError, RegistryError
+from ocibuild.store.blobs import BlobStore
+
+MAX_CONFIG = 4 * 1024 * 1024
 
 
-def find_manifest(ref: Reference, registries: Registries) -> tuple[Repository, bytes, str, str]:
+@dataclass(frozen=True)
+class RegistryLayer(Layer):
+    """A layer still in a registry: downloaded (and verified) into the blob store on first use."""
+
+    descriptor: Descriptor
+    diff_id: Digest
+    repository: Repository = field(compare=False)
+    blobs: BlobStore = field(compare=False)
+    history: dict = field(default_factory=dict)
+
+    def path(self) -> Path:
+        return self.repository.fetch_blob(self.descriptor.digest, self.descriptor.size, self.blobs)
+
+    @property
+    def origin(self) -> str:
+        return f"{self.repository.transport.host}/{self.repository.name}"
+
+
+def find_manifest(ref: Reference, registries: Registries) -> tuple[Repository, bytes, str, Digest]:
     """(repository, bytes, media type, digest) from the first endpoint that has the reference."""
     failures = []
     for endpoint in registries.config.pull_endpoints(ref.registry, ref.api_host):
@@ -41,44 +57,35 @@ def find_manifest(ref: Reference, registries: Registries) -> tuple[Repository, b
     raise RegistryError(f"cannot pull {ref}: " + "; ".join(failures))
 
 
-def resolve_digest(ref: Reference, registries: Registries) -> str:
+def resolve_digest(ref: Reference, registries: Registries) -> Digest:
     """The digest a tag points at now (of the index, for multi-platform images)."""
     return find_manifest(ref, registries)[3]
 
 
-def pull_base(ref: Reference, registries: Registries, cache: LayerCache, platform: Platform) -> BaseImage:
+def pull_image(ref: Reference, registries: Registries, blobs: BlobStore, platform: Platform) -> tuple[Image, Digest]:
+    """The image for `platform` (its layers not downloaded), and the digest `ref` names."""
     repo, data, media_type, digest = find_manifest(ref, registries)
-    manifest = json.loads(data)
-    if manifest.get("mediaType", media_type) in (INDEX_TYPE, DOCKER_LIST_TYPE) or "manifests" in manifest:
-        chosen = select_platform(manifest, platform, ref)
+    document = parse_json(data, f"the manifest of {ref}")
+    if document.get("mediaType", media_type) in mediatypes.INDEXES or "manifests" in document:
+        chosen = select_platform(document, platform, ref)
         data, media_type, _ = repo.manifest(chosen)
-        manifest = json.loads(data)
-    config_descriptor = manifest["config"]
-    config_path = repo.fetch_blob(config_descriptor["digest"], config_descriptor["size"], cache)
-    config = json.loads(config_path.read_bytes())
-    diff_ids = config["rootfs"]["diff_ids"]
-    if len(diff_ids) != len(manifest["layers"]):
-        raise ImageError(f"{ref}: {len(manifest['layers'])} layers but {len(diff_ids)} diff_ids")
-    origin = f"{repo.transport.host}/{repo.name}"
-    layers = [Layer(Descriptor(oci_layer_type(l["mediaType"]), l["digest"], l["size"]), diff_id,
-                    cache.blob_path(l["digest"]), origin=origin)
-              for l, diff_id in zip(manifest["layers"], diff_ids, strict=True)]
-    image: Image = image_from_config(config, layers, platform, str(ref))
-    return BaseImage(image, str(ref), digest)
+    where = str(ref)
+    config = config_descriptor_of(data, where)
+    if config.size > MAX_CONFIG:
+        raise ImageError(f"{ref}: its config declares {config.size} bytes: refusing it")
+    config_bytes = repo.fetch_blob(config.digest, config.size, blobs).read_bytes()
+    image = parse_image(data, media_type, config_bytes,
+                        lambda d, diff_id: RegistryLayer(d, diff_id, repo, blobs), where)
+    return image, digest
 
 
-def select_platform(index: dict, platform: Platform, ref: Reference) -> str:
-    for entry in index.get("manifests", []):
-        p = entry.get("platform") or {}
-        if (p.get("os"), p.get("architecture")) == (platform.os, platform.architecture):
-            return entry["digest"]
-    available = ", ".join(f"{(e.get('platform') or {}).get('os')}/{(e.get('platform') or {}).get('architecture')}"
-                          for e in index.get("manifests", []))
+def select_platform(index: dict, platform: Platform, ref: Reference) -> Digest:
+    entries = index.get("manifests")
+    if not isinstance(entries, list):
+        raise ImageError(f"the index of {ref} has no list of manifests")
+    descriptors = [Descriptor.from_json(e, f"the index of {ref}") for e in entries]
+    for d in descriptors:
+        if d.platform is not None and d.platform.matches(platform):
+            return d.digest
+    available = ", ".join(str(d.platform) for d in descriptors if d.platform)
     raise ImageError(f"{ref} has no image for {platform} (it has {available or 'none'})")
-
-
-def fetch_missing(image: Image, registries: Registries, cache: LayerCache) -> None:
-    """Download the layers a local sink needs that are not in the cache yet."""
-    for layer in image.layers:
-        if layer.origin and not layer.path.is_file():
-            registries.origin(layer.origin).fetch_blob(layer.descriptor.digest, layer.descriptor.size, cache)

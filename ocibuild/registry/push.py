@@ -1,89 +1,75 @@
-"""Pushing an image: blobs first (several at once), the manifest last.
+"""Pushing an image, an index or an artifact: blobs first (several at once), manifests after the
+blobs and children they name, the tag last.
 
 For each distinct blob: HEAD, and skip what the repository has; mount across repositories when
 the blob came from another repository of the same registry; otherwise upload it, streaming from
-disk. Only then the manifest, as the exact bytes whose digest is reported.
+disk. Manifests go as the exact bytes whose digest is reported.
 """
 
 from __future__ import annotations
 
-import io
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from ocibuild.image.model import (
-    CONFIG_TYPE,
-    MANIFEST_TYPE,
-    Descriptor,
-    Image,
-    Layer,
-    sha256_digest,
-)
-from ocibuild.layers.cache import LayerCache
+from ocibuild.oci.digest import Digest
+from ocibuild.oci.index import Manifest, walk
+from ocibuild.oci.layer import Blob
+from ocibuild.oci.reference import Reference
 from ocibuild.registry.client import Repository
-from ocibuild.registry.reference import Reference
 from ocibuild.registry.session import Registries
+from ocibuild.store.blobs import BlobStore
 
 WORKERS = 4
-
-
-@dataclass(frozen=True)
-class PushSource:
-    """What goes to the registry: the manifest and config bytes, and the layers."""
-
-    manifest: bytes
-    media_type: str
-    config: bytes
-    layers: tuple[Layer, ...]
-
-    @classmethod
-    def of(cls, image: Image) -> PushSource:
-        return cls(image.manifest_bytes(), MANIFEST_TYPE, image.config_bytes(), image.layers)
-
-    @property
-    def digest(self) -> str:
-        return sha256_digest(self.manifest)
 
 
 @dataclass
 class PushReport:
     reference: Reference
-    digest: str
-    skipped: list[str] = field(default_factory=list)
-    mounted: list[str] = field(default_factory=list)
-    uploaded: list[str] = field(default_factory=list)
+    digest: Digest
+    skipped: list[Digest] = field(default_factory=list)
+    mounted: list[Digest] = field(default_factory=list)
+    uploaded: list[Digest] = field(default_factory=list)
+
+    @property
+    def pushed(self) -> Reference:
+        """`REGISTRY/REPOSITORY@DIGEST`: what a script should deploy."""
+        return Reference(self.reference.registry, self.reference.repository, None, self.digest)
 
     def summary(self) -> str:
-        return (f"{self.reference.registry}/{self.reference.repository}@{self.digest} "
-                f"({len(self.uploaded)} uploaded, {len(self.mounted)} mounted, {len(self.skipped)} already there)")
+        return (f"{self.pushed} ({len(self.uploaded)} uploaded, {len(self.mounted)} mounted, "
+                f"{len(self.skipped)} already there)")
 
 
-def push(source: PushSource, ref: Reference, registries: Registries, cache: LayerCache,
+def push(root: Manifest, ref: Reference, registries: Registries, blobs: BlobStore,
          workers: int = WORKERS) -> PushReport:
     repo = registries.repository(ref.api_host, ref.repository)
-    report = PushReport(ref, source.digest)
-    config_digest = sha256_digest(source.config)
-    config_path = cache.add_blob(io.BytesIO(source.config), config_digest, len(source.config))
-    config_layer = Layer(Descriptor(CONFIG_TYPE, config_digest, len(source.config)), config_digest, config_path)
-    unique = {layer.descriptor.digest: layer for layer in (*source.layers, config_layer)}
+    report = PushReport(ref, root.digest)
+    manifests = list(walk(root))
+    unique: dict[Digest, Blob | bytes] = {}
+    for manifest in manifests:
+        unique.update(manifest.inline_blobs())
+        unique.update({b.descriptor.digest: b for b in manifest.blobs()})
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        outcomes = list(pool.map(lambda layer: (layer.descriptor.digest, _push_blob(layer, repo, registries, cache)),
-                                 unique.values()))
+        outcomes = list(pool.map(lambda item: (item[0], _push_blob(*item, repo, blobs)), unique.items()))
     for digest, outcome in outcomes:
         getattr(report, outcome).append(digest)
-    repo.put_manifest(ref.tag or source.digest, source.manifest, source.media_type)
+    for manifest in manifests[:-1]:  # children by digest, before the manifests that name them
+        repo.put_manifest(manifest.digest, manifest.manifest_bytes(), manifest.media_type)
+    repo.put_manifest(ref.tag or root.digest, root.manifest_bytes(), root.media_type)
     return report
 
 
-def _push_blob(layer: Layer, repo: Repository, registries: Registries, cache: LayerCache) -> str:
-    digest, size = layer.descriptor.digest, layer.descriptor.size
+def _push_blob(digest: Digest, blob: Blob | bytes, repo: Repository, blobs: BlobStore) -> str:
     if repo.blob_exists(digest):
         return "skipped"
-    if layer.origin:
-        host, _, source = layer.origin.partition("/")
+    if isinstance(blob, bytes):
+        path: Path = blobs.add_bytes(blob)
+        repo.upload(digest, len(blob), path)
+        return "uploaded"
+    if blob.origin:
+        host, _, source = blob.origin.partition("/")
         if host == repo.transport.host and source != repo.name and repo.mount(digest, source):
             return "mounted"
-        if not layer.path.is_file():
-            registries.origin(layer.origin).fetch_blob(digest, size, cache)
-    repo.upload(digest, size, layer.path)
+    repo.upload(digest, blob.descriptor.size, blob.path())
     return "uploaded"

@@ -8,7 +8,7 @@ from pathlib import Path
 from ocibuild.registry.auth import Keychain
 from ocibuild.registry.client import CHUNK_SIZE, Repository
 from ocibuild.registry.config import RegistryConfig, load_config
-from ocibuild.registry.reference import DOCKER_HUB, DOCKER_HUB_API
+from ocibuild.oci.reference import DOCKER_HUB, DOCKER_HUB_API
 from ocibuild.registry.transport import RetryPolicy, Transport
 
 
@@ -26,7 +26,7 @@ class Registries:
 
     @classmethod
     def from_home(cls, home: Path) -> Registries:
-        return cls(load_config(home), Keychain())
+        return cls(load_config(home), Keychain(), RetryPolicy.from_env())
 
     def transport(self, host: str) -> Transport:
         with self._lock:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from urllib.parse import urljoin
 import requests
 from oras.auth.utils import parse_auth_header
 
-from ocibuild.errors import OcibuildError
+from ocibuild.errors import AuthError, RegistryError
 from ocibuild.registry.auth import Credential
 from ocibuild.registry.config import Endpoint
 
@@ -28,20 +29,30 @@ log = logging.getLogger(__name__)
 Body = bytes | Callable[[], object] | None
 
 
-class RegistryError(OcibuildError):
-    """The registry refused, or could not be reached."""
-
-
-class AuthError(RegistryError):
-    """Wrong or missing credentials, or access denied."""
-
-
 @dataclass(frozen=True)
 class RetryPolicy:
+    """Retries of one request: no new attempt starts after `deadline` seconds, and each attempt
+    waits at most `timeout` seconds for a connection or for the next bytes of an answer (a slow
+    upload that keeps moving is never cut). `OCIBUILD_REGISTRY_TIMEOUT` sets both."""
+
     attempts: int = 6
     backoff: float = 0.25  # seconds, doubled per attempt
     max_wait: float = 10.0
-    timeout: tuple[float, float] = (10.0, 120.0)  # connect, read
+    timeout: float = 30.0
+    deadline: float = 30.0
+
+    @classmethod
+    def from_env(cls, environ=os.environ) -> RetryPolicy:
+        value = environ.get("OCIBUILD_REGISTRY_TIMEOUT")
+        if not value:
+            return cls()
+        try:
+            seconds = float(value)
+            if not 0 < seconds <= 86400:
+                raise ValueError
+        except ValueError:
+            raise RegistryError(f"OCIBUILD_REGISTRY_TIMEOUT must be a number of seconds, not {value!r}") from None
+        return cls(timeout=seconds, deadline=seconds)
 
 
 @dataclass
@@ -75,6 +86,7 @@ class Transport:
         """Send, authenticating once on a 401 and retrying transient failures."""
         url = self.url(path_or_url)
         authenticated = False
+        deadline = time.monotonic() + self.retry.deadline
         for attempt in range(self.retry.attempts):
             data = body() if callable(body) else body
             try:
@@ -82,8 +94,10 @@ class Transport:
                                                 data=data, stream=stream, timeout=self.retry.timeout,
                                                 allow_redirects=True)
             except (requests.ConnectionError, requests.Timeout) as exc:
-                self._wait(attempt, f"{method} {url}: {type(exc).__name__}")
+                self._wait(attempt, f"{method} {url}: {type(exc).__name__}", deadline=deadline)
                 continue
+            except requests.RequestException as exc:  # redirect loops, invalid URLs: not transient
+                raise RegistryError(f"{self.host}: {what or method}: {type(exc).__name__}: {exc}") from None
             finally:
                 if hasattr(data, "close"):
                     data.close()
@@ -97,19 +111,21 @@ class Transport:
                 continue
             if status == 429 or status >= 500:
                 response.close()
-                self._wait(attempt, f"{method} {url}: HTTP {status}", response.headers.get("Retry-After"))
+                self._wait(attempt, f"{method} {url}: HTTP {status}", response.headers.get("Retry-After"), deadline)
                 continue
             if status in expected:
                 return response
             raise self._error(response, what)
         raise RegistryError(f"{self.host}: {what or method} failed after {self.retry.attempts} attempts")
 
-    def _wait(self, attempt: int, reason: str, retry_after: str | None = None) -> None:
-        if attempt + 1 >= self.retry.attempts:
-            raise RegistryError(f"{self.host} did not answer: {reason} (tried {self.retry.attempts} times)")
+    def _wait(self, attempt: int, reason: str, retry_after: str | None = None, deadline: float | None = None) -> None:
         delay = min(self.retry.backoff * 2 ** attempt, self.retry.max_wait)
         if retry_after and retry_after.isdigit():
             delay = min(float(retry_after), self.retry.max_wait)
+        out_of_time = deadline is not None and time.monotonic() + delay > deadline
+        if attempt + 1 >= self.retry.attempts or out_of_time:
+            raise RegistryError(f"{self.host} did not answer: {reason} (tried {attempt + 1} times"
+                                + (f" in {self.retry.deadline:g} s)" if out_of_time else ")"))
         log.debug("retrying in %.2fs: %s", delay, reason)
         time.sleep(delay)
 
@@ -157,6 +173,8 @@ class Transport:
             except (requests.ConnectionError, requests.Timeout) as exc:
                 self._wait(attempt, f"token service {realm}: {type(exc).__name__}")
                 continue
+            except requests.RequestException as exc:
+                raise AuthError(f"{self.host}: the token service {realm}: {type(exc).__name__}") from None
             if answer.status_code == 429 or answer.status_code >= 500:
                 self._wait(attempt, f"token service {realm}: HTTP {answer.status_code}", answer.headers.get("Retry-After"))
                 continue

@@ -16,7 +16,8 @@ from typing import Any
 
 from ocibuild.runtime.metrics import Metrics
 from ocibuild.sdk.openapi import openapi_document
-from ocibuild.sdk.schema import SchemaError, check
+from ocibuild.errors import SchemaError
+from ocibuild.sdk.schema import check
 from ocibuild.sdk.service import ApiSpec, ServiceSpec
 
 log = logging.getLogger("ocibuild.runtime")

@@ -22,11 +22,12 @@ def main(argv: list[str]) -> int:
     elif args:
         print("usage: serve [--port PORT]", file=sys.stderr)
         return 2
+    from ocibuild.contract import SERVICE_ENV, SRC_ENV
     from ocibuild.errors import OcibuildError
     from ocibuild.runtime.server import serve
 
     try:
-        serve(Path(os.environ.get("OCIBUILD_SRC", ".")), os.environ["OCIBUILD_SERVICE"], port=port)
+        serve(Path(os.environ.get(SRC_ENV, ".")), os.environ[SERVICE_ENV], port=port)
     except OcibuildError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code

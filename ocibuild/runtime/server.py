@@ -8,15 +8,9 @@ import signal
 import sys
 from pathlib import Path
 
-from ocibuild.errors import OcibuildError, ServiceLoadError
+from ocibuild.contract import MODELS_DIR_ENV, PORT, PORT_ENV
+from ocibuild.errors import MissingEnvError, ServiceLoadError
 from ocibuild.sdk.service import service_spec
-
-DEFAULT_PORT = 3000
-
-
-class MissingEnvError(OcibuildError):
-    exit_code = 78  # EX_CONFIG
-
 
 def missing_envs(required: tuple[str, ...], environ=os.environ) -> list[str]:
     return [name for name in required if not environ.get(name)]
@@ -34,11 +28,16 @@ def load(src: Path, entry_point: str):
     return spec, cls
 
 
-def serve(src: Path, entry_point: str, host: str = "0.0.0.0", port: int | None = None) -> None:
+def serve(src: Path, entry_point: str, host: str = "0.0.0.0", port: int | None = None,
+          models_dir: Path | None = None) -> None:
+    """Serve until SIGTERM. `models_dir` holds the models the service resolves (a bento's pinned
+    copies); images name theirs in the environment already."""
     import uvicorn
 
     from ocibuild.runtime.app import ServiceApp
 
+    if models_dir is not None:
+        os.environ[MODELS_DIR_ENV] = str(models_dir)
     spec, cls = load(src, entry_point)
     for env in spec.envs:  # images bake defaults into their config; on a host, apply them here
         if env.value is not None:
@@ -47,7 +46,7 @@ def serve(src: Path, entry_point: str, host: str = "0.0.0.0", port: int | None =
     if missing:
         raise MissingEnvError(f"required environment variable(s) not set: {', '.join(missing)}")
     app = ServiceApp(spec, cls())
-    config = uvicorn.Config(app, host=host, port=port or int(os.environ.get("PORT", DEFAULT_PORT)),
+    config = uvicorn.Config(app, host=host, port=port or int(os.environ.get(PORT_ENV, PORT)),
                             lifespan="on", timeout_graceful_shutdown=30, log_level="info")
     # uvicorn drains in-flight requests on SIGTERM, then re-raises the signal to the handler
     # installed before it started; a no-op handler there makes a drained shutdown exit 0.

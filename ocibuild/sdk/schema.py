@@ -12,9 +12,7 @@ import types
 import typing
 from typing import Any
 
-
-class SchemaError(ValueError):
-    """A value does not match its declared type; the message names the field."""
+from ocibuild.errors import SchemaError
 
 
 def json_schema(hint: Any) -> dict:

@@ -11,7 +11,7 @@ from pathlib import Path
 from plumbum import ProcessExecutionError, local
 
 from ocibuild.errors import LockError
-from ocibuild.platforms import Platform
+from ocibuild.oci.platform import Platform
 
 
 def uv_command():

@@ -9,7 +9,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from ocibuild.errors import TagError
+from ocibuild.errors import DigestError, TagError
+from ocibuild.oci.digest import Digest
 
 DOCKER_HUB = "docker.io"
 DOCKER_HUB_API = "registry-1.docker.io"
@@ -17,7 +18,14 @@ _COMPONENT = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")
 _REGISTRY = re.compile(r"^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*"
                        r"|\[[0-9a-fA-F:]+\])(?::[0-9]+)?$")
 _TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
-_DIGEST = re.compile(r"^sha256:[a-f0-9]{64}$")
+
+
+def valid_registry(host: str) -> bool:
+    """`host[:port]` with a port from 1 to 65535 (a bad port must fail here, not in the HTTP stack)."""
+    if not _REGISTRY.match(host):
+        return False
+    port = host.rsplit(":", 1)[1] if ":" in host.rsplit("]", 1)[-1] else None
+    return port is None or 0 < int(port) <= 65535
 
 
 @dataclass(frozen=True)
@@ -25,15 +33,17 @@ class Reference:
     registry: str
     repository: str
     tag: str | None = None
-    digest: str | None = None
+    digest: Digest | None = None
 
     @classmethod
     def parse(cls, text: str) -> Reference:
         rest, digest = text, None
         if "@" in rest:
             rest, _, digest = rest.partition("@")
-            if not _DIGEST.match(digest):
-                raise TagError(f"invalid reference {text!r}: the digest must be sha256: and 64 lower-case hex digits")
+            try:
+                digest = Digest(digest)
+            except DigestError as exc:
+                raise TagError(f"invalid reference {text!r}: {exc}") from None
         tag = None
         slash = rest.rfind("/")
         if ":" in rest[slash + 1:]:
@@ -46,7 +56,7 @@ class Reference:
         parts = rest.split("/")
         if len(parts) > 1 and ("." in parts[0] or ":" in parts[0] or parts[0] == "localhost"):
             registry, path = parts[0], parts[1:]
-            if not _REGISTRY.match(registry):
+            if not valid_registry(registry):
                 raise TagError(f"invalid reference {text!r}: {registry!r} is not a valid registry host[:port]")
         else:
             registry, path = DOCKER_HUB, parts
@@ -90,8 +100,8 @@ class Reference:
             raise TagError(f"invalid image tag {text!r}: name the image with REPOSITORY:TAG, not a digest")
         return ref
 
-    def with_digest(self, digest: str) -> Reference:
-        return Reference(self.registry, self.repository, self.tag, digest)
+    def with_digest(self, digest: Digest) -> Reference:
+        return Reference(self.registry, self.repository, self.tag, Digest(digest))
 
     def in_registry(self, registry: str) -> Reference:
         return Reference(registry, self.repository, self.tag, self.digest)

@@ -8,25 +8,24 @@ RECORDs of its distributions, so only changed groups are written.
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 from plumbum import ProcessExecutionError
 
-from ocibuild.bento.lock import uv_command, uv_reason
+from ocibuild.contract import SITE_PACKAGES
 from ocibuild.errors import LockError
-from ocibuild.layers.cache import LayerCache, cache_key
-from ocibuild.layers.compression import Compression
-from ocibuild.layers.plan import (
+from ocibuild.layers.tarwriter import Entry, with_parents
+from ocibuild.layers.writer import LayerWriter
+from ocibuild.oci.platform import Platform
+from ocibuild.python.lock import uv_command, uv_reason
+from ocibuild.python.plan import (
     DependencyGroup,
     Distribution,
     group_distributions,
     record_files,
 )
-from ocibuild.layers.tarwriter import Entry, LayerBlob, with_parents, write_layer
-from ocibuild.platforms import Platform
-
-SITE_PACKAGES = "opt/ocibuild/python"
+from ocibuild.store.atomic import temp_dir
+from ocibuild.store.blobs import LayerBlob
 SHEBANG = b"#!/usr/bin/env python3"
 
 
@@ -80,25 +79,22 @@ def requirement_lines(lock: Path) -> str:
     return "\n".join(line for line in lines if line and not line.startswith("#"))
 
 
-def dependency_layers(lock: Path, python_version: str, platform: Platform, compression: Compression,
-                      cache: LayerCache, epoch: int) -> list[tuple[LayerBlob, str]]:
+def dependency_layers(lock: Path, python_version: str, platform: Platform,
+                      writer: LayerWriter) -> list[tuple[LayerBlob, str]]:
     """(blob, description) per dependency layer, from the cache when the lock is unchanged."""
-    set_key = cache_key("python-deps", requirement_lines(lock), python_version, str(platform), compression.value, str(epoch))
-    cached = cache.lookup_set(set_key)
+    set_key = writer.key("python-deps", requirement_lines(lock), python_version, str(platform))
+    cached = writer.blobs.lookup_set(set_key)
     if cached is not None:
         return cached
-    cache.tmp.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=cache.tmp) as staging:
-        target = Path(staging)
+    with temp_dir(writer.blobs.tmp) as target:
         install(lock, target, python_version, platform)
         rewrite_shebangs(target / "bin")
         dists, unclaimed = read_distributions(target)
         layers = []
         for group in group_distributions(dists, unclaimed):
-            key = cache_key("python-group", python_version, str(platform), compression.value, str(epoch),
-                            SHEBANG, *(d.record for d in group.distributions))
-            entries = group_entries(group, target)
-            blob = cache.layer(key, lambda out, entries=entries: write_layer(entries, out, compression, epoch))
+            key = writer.key("python-group", python_version, str(platform), SHEBANG,
+                             *(d.record for d in group.distributions))
+            blob = writer.write(key, lambda group=group: group_entries(group, target))
             layers.append((blob, group.description))
-    cache.store_set(set_key, layers)
+    writer.blobs.store_set(set_key, layers)
     return layers

@@ -1,4 +1,4 @@
-"""Loading an image archive into the local Docker engine (`--load`)."""
+"""The local Docker engine: is one reachable, and `docker load` of an image archive."""
 
 from __future__ import annotations
 
@@ -24,10 +24,14 @@ def engine_available() -> bool:
         return False
 
 
+def require_engine() -> None:
+    """Fail before any work is written when no engine would take it."""
+    if not engine_available():
+        raise EngineError("no Docker engine is reachable (is dockerd running? see `docker info`)")
+
+
 def docker_load(archive: Path) -> str:
     """`docker load` the archive; returns what the engine said (`Loaded image: ...`)."""
-    if not engine_available():
-        raise EngineError(f"no Docker engine is reachable; the image is still in {archive}")
     try:
         return _docker()("load", "-i", str(archive)).strip()
     except ProcessExecutionError as exc:

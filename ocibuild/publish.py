@@ -1,0 +1,108 @@
+"""Publishers: where an image or index goes. One interface, interchangeable sinks (after ko):
+an archive for `docker load`, an OCI layout directory, a registry, the local Docker engine, or
+several at once. A publisher receives an Image or Index and never asks where its bytes live.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from ocibuild.oci.image import Image
+from ocibuild.oci.index import Index, Manifest
+from ocibuild.oci.platform import Platform
+from ocibuild.oci.reference import Reference
+from ocibuild.registry.session import Registries
+from ocibuild.store.blobs import BlobStore
+
+
+@dataclass(frozen=True)
+class Published:
+    """What a publisher did: a line for people, and the reference it produced."""
+
+    reference: str
+    message: str
+
+
+class Publisher(Protocol):
+    def publish(self, root: Manifest) -> Published: ...
+
+
+def loadable_image(root: Manifest, platform: Platform | None) -> Image | None:
+    """The image a docker `manifest.json` names: the root image, or an index's image for `platform`."""
+    if isinstance(root, Image):
+        return root
+    if isinstance(root, Index):
+        return next((i for i in root.images() if platform is None or i.platform.matches(platform)), None)
+    return None
+
+
+@dataclass(frozen=True)
+class ArchivePublisher:
+    """One tar: an OCI layout plus docker's `manifest.json` for the image of `load_platform`."""
+
+    dest: Path
+    name: Reference
+    load_platform: Platform | None = None
+
+    def publish(self, root: Manifest) -> Published:
+        from ocibuild.formats.archive import write_archive
+
+        write_archive(root, self.name, self.dest, loadable_image(root, self.load_platform))
+        return Published(str(self.dest), f"Image {self.name.familiar} {root.digest} written to {self.dest}")
+
+
+@dataclass(frozen=True)
+class LayoutPublisher:
+    dest: Path
+    name: Reference
+
+    def publish(self, root: Manifest) -> Published:
+        from ocibuild.formats.layout import write_layout
+
+        write_layout(root, self.name, self.dest)
+        return Published(str(self.dest), f"Image {self.name.familiar} {root.digest} written to {self.dest}")
+
+
+@dataclass(frozen=True)
+class RegistryPublisher:
+    target: Reference
+    registries: Registries
+    blobs: BlobStore
+
+    def publish(self, root: Manifest) -> Published:
+        from ocibuild.registry.push import push
+
+        report = push(root, self.target, self.registries, self.blobs)
+        return Published(str(report.pushed), f"Pushed {report.summary()}")
+
+
+@dataclass(frozen=True)
+class DockerPublisher:
+    """Writes the archive (kept at `archive`, or a temporary file) and `docker load`s it."""
+
+    name: Reference
+    archive: Path | None = None
+    load_platform: Platform | None = None
+
+    def publish(self, root: Manifest) -> Published:
+        from ocibuild.engine import docker_load, require_engine
+
+        require_engine()
+        if self.archive is not None:
+            written = ArchivePublisher(self.archive, self.name, self.load_platform).publish(root)
+            return Published(self.name.familiar, f"{written.message}\n{docker_load(self.archive)}")
+        with tempfile.TemporaryDirectory(prefix="ocibuild-load-") as tmp:
+            archive = Path(tmp) / "image.tar"
+            ArchivePublisher(archive, self.name, self.load_platform).publish(root)
+            return Published(self.name.familiar, docker_load(archive))
+
+
+@dataclass(frozen=True)
+class MultiPublisher:
+    publishers: tuple[Publisher, ...] = field(default=())
+
+    def publish(self, root: Manifest) -> list[Published]:
+        return [p.publish(root) for p in self.publishers]

@@ -1,0 +1,145 @@
+"""The content-addressed blob store under `$OCIBUILD_HOME/cache`.
+
+`blobs/<algorithm>/<hex>` holds blobs (ours and base images'), each verified against its digest
+as it was written; `layers/<key>.json` maps a layer's inputs to the blob written for them, and
+`sets/<key>.json` maps a whole group of inputs (such as a dependency lock) to its layers, so a
+warm build is a few small reads and no tar pass. Keys are what ocibuild computed from inputs it
+read itself, never a digest an input claims. Every write goes through a temp file renamed into
+place; what a killed writer left is swept by the next one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from ocibuild.errors import ImageError, OcibuildError
+from ocibuild.oci.digest import Digest
+from ocibuild.store.atomic import TempFile, write_atomic
+
+# Bump when the layer format changes, so that old cache entries are never reused.
+FORMAT = "ocibuild-layer-v1"
+CHUNK = 1 << 20
+
+
+def cache_key(*parts: str | bytes) -> str:
+    sha = hashlib.sha256(FORMAT.encode())
+    for part in parts:
+        data = part.encode() if isinstance(part, str) else part
+        sha.update(len(data).to_bytes(8, "big"))
+        sha.update(data)
+    return sha.hexdigest()
+
+
+@dataclass(frozen=True)
+class LayerBlob:
+    """A written layer: how its blob is addressed."""
+
+    digest: Digest  # of the compressed blob
+    diff_id: Digest  # of the uncompressed tar
+    size: int
+    media_type: str
+
+    @classmethod
+    def from_json(cls, data: dict) -> LayerBlob:
+        return cls(Digest(data["digest"]), Digest(data["diff_id"]), int(data["size"]), str(data["media_type"]))
+
+
+class BlobStore:
+    def __init__(self, root: Path):
+        self.root = root
+        self.tmp = root / "tmp"
+
+    def blob_path(self, digest: Digest) -> Path:
+        return self.root / Digest(digest).blob_name
+
+    def has_blob(self, digest: Digest) -> bool:
+        return self.blob_path(digest).is_file()
+
+    def lookup(self, key: str) -> LayerBlob | None:
+        data = self._read_json("layers", key)
+        try:
+            layer = LayerBlob.from_json(data) if data is not None else None
+        except (OcibuildError, KeyError, TypeError, ValueError):
+            return None  # a damaged entry is a miss: the layer is written again
+        return layer if layer is not None and self.has_blob(layer.digest) else None
+
+    def lookup_set(self, key: str) -> list[tuple[LayerBlob, str]] | None:
+        """The (blob, description) list stored for `key`, if every blob is still present."""
+        entries = self._read_json("sets", key)
+        try:
+            layers = [(LayerBlob.from_json(e["blob"]), str(e["description"])) for e in entries] if entries else None
+        except (OcibuildError, KeyError, TypeError, ValueError):
+            return None
+        return layers if layers is not None and all(self.has_blob(b.digest) for b, _ in layers) else None
+
+    def store_set(self, key: str, layers: list[tuple[LayerBlob, str]]) -> None:
+        self._write_json("sets", key, [{"blob": _json(b), "description": d} for b, d in layers])
+
+    def layer(self, key: str, write: Callable[[BinaryIO], LayerBlob]) -> LayerBlob:
+        """The cached layer for `key`, or the result of `write` into a new blob file."""
+        cached = self.lookup(key)
+        if cached is not None:
+            return cached
+        with TempFile(self.tmp, mode=0o644) as tmp:
+            blob = write(tmp.file)
+            target = self.blob_path(blob.digest)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp.commit(target)
+        self._write_json("layers", key, _json(blob))
+        return blob
+
+    def add_blob(self, src: BinaryIO, digest: Digest | None, size: int | None = None) -> Path:
+        """Copy a blob in, verifying its digest and size as it streams; refuse a mismatch.
+
+        Reading stops one byte past `size`: a source that sends more than it declared is refused
+        without being read to its end. With `digest` None the blob is named by its sha256 (a
+        source that does not say, such as an old docker archive).
+        """
+        if digest is not None and self.has_blob(digest):
+            return self.blob_path(digest)
+        hasher = Digest(digest).hasher() if digest is not None else hashlib.sha256()
+        limit = None if size is None else size + 1
+        written = 0
+        with TempFile(self.tmp, mode=0o644) as tmp:
+            while chunk := src.read(CHUNK if limit is None else min(CHUNK, limit - written)):
+                hasher.update(chunk)
+                tmp.file.write(chunk)
+                written += len(chunk)
+                if limit is not None and written >= limit:
+                    break
+            actual = Digest(f"{hasher.name}:{hasher.hexdigest()}")
+            if size is not None and written != size:
+                raise ImageError(f"blob {digest or actual} is corrupt: {'more' if written > size else 'fewer'} "
+                                 f"than the {size} bytes its descriptor declares")
+            if digest is not None and actual != digest:
+                raise ImageError(f"blob {digest} is corrupt: its content hashes to {actual}")
+            target = self.blob_path(actual)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            return tmp.commit(target)
+
+    def add_bytes(self, data: bytes) -> Path:
+        digest = Digest.of(data)
+        if not self.has_blob(digest):
+            self.blob_path(digest).parent.mkdir(parents=True, exist_ok=True)
+            write_atomic(self.blob_path(digest), data, mode=0o644)
+        return self.blob_path(digest)
+
+    def _read_json(self, kind: str, key: str):
+        try:
+            return json.loads((self.root / kind / f"{key}.json").read_text())
+        except (OSError, ValueError):
+            return None
+
+    def _write_json(self, kind: str, key: str, data) -> None:
+        directory = self.root / kind
+        directory.mkdir(parents=True, exist_ok=True)
+        write_atomic(directory / f"{key}.json", json.dumps(data).encode())
+
+
+def _json(blob: LayerBlob) -> dict:
+    return {k: str(v) if isinstance(v, str) else v for k, v in asdict(blob).items()}
