@@ -80,7 +80,7 @@ def pin(reference: str | None, registries: Registries) -> tuple[str, Digest] | N
 
 def resolve_base(reference: str, platform: Platform, sources: Sources, pinned: Digest | None = None) -> BaseImage:
     """The image `reference` names for `platform` (at the `pinned` digest for a registry tag)."""
-    if is_local(reference):
+    if is_local(reference) or reference.partition(":")[2].startswith(("/", ".")):  # TRANSPORT:PATH
         base = _local(reference, platform, sources.blobs)
     else:
         from ocibuild.registry.pull import pull_image

@@ -24,10 +24,9 @@ def engine_available() -> bool:
         return False
 
 
-def require_engine() -> None:
-    """Fail before any work is written when no engine would take it."""
+def require_engine(detail: str = "") -> None:
     if not engine_available():
-        raise EngineError("no Docker engine is reachable (is dockerd running? see `docker info`)")
+        raise EngineError(f"no Docker engine is reachable (is dockerd running? see `docker info`){detail}")
 
 
 def docker_load(archive: Path) -> str:

@@ -90,10 +90,11 @@ class DockerPublisher:
     def publish(self, root: Manifest) -> Published:
         from ocibuild.engine import docker_load, require_engine
 
-        require_engine()
-        if self.archive is not None:
+        if self.archive is not None:  # written first: without an engine, the image is still there
             written = ArchivePublisher(self.archive, self.name, self.load_platform).publish(root)
+            require_engine(f"; the image is in {self.archive}")
             return Published(self.name.familiar, f"{written.message}\n{docker_load(self.archive)}")
+        require_engine()
         with tempfile.TemporaryDirectory(prefix="ocibuild-load-") as tmp:
             archive = Path(tmp) / "image.tar"
             ArchivePublisher(archive, self.name, self.load_platform).publish(root)

@@ -10,27 +10,32 @@ import pytest
 import referencing
 import jsonschema
 
+from ocibuild.base import Sources
 from ocibuild.bento.build import build_bento
 from ocibuild.bento.store import Bento, BentoStore
-from ocibuild.containerize import ContainerizeOptions, Sources, image_for_bento
-from ocibuild.image.model import Image
-from ocibuild.layers.cache import LayerCache
-from ocibuild.outputs import write_image
-from ocibuild.registry.reference import Reference
+from ocibuild.containerize import ContainerizeOptions, containerize as containerize_bento
+from ocibuild.oci.image import Image
+from ocibuild.oci.reference import Reference
+from ocibuild.publish import ArchivePublisher, LayoutPublisher
 from ocibuild.registry.auth import Keychain
 from ocibuild.registry.config import RegistryConfig
 from ocibuild.registry.session import Registries
+from ocibuild.store.blobs import BlobStore
 from tests.conftest import EXAMPLE, ROOT, copy_service, import_example_model, need
 
-LOCAL = Sources(Registries(RegistryConfig(), Keychain([])))  # local bases only
-SCHEMAS = ROOT.parent / "shared" / "oci-image-spec-schemas"
+SCHEMAS = ROOT / "tests" / "oci" / "schemas"
+
+
+def local_sources(blobs: BlobStore, home: Path | None = None) -> Sources:
+    """Local bases only (and the Debian archive, when `home` is given)."""
+    return Sources(Registries(RegistryConfig(), Keychain([])), blobs, home)
 
 
 @dataclass
 class Built:
     bento: Bento
     image: Image
-    cache: LayerCache
+    cache: BlobStore
     base: str
     home: Path
 
@@ -45,24 +50,28 @@ def example(session_home, python_base, tmp_path_factory) -> Built:
     src = copy_service(EXAMPLE, tmp_path_factory.mktemp("src") / "summarization")
     import_example_model(session_home)
     bento = build_bento(src, BentoStore(session_home))
-    cache = LayerCache(session_home / "cache")
-    image = image_for_bento(bento, ContainerizeOptions(base=python_base), cache, LOCAL)
+    cache = BlobStore(session_home / "cache")
+    image = containerize_bento(bento, ContainerizeOptions(base=python_base), local_sources(cache))
     return Built(bento, image, cache, python_base, session_home)
 
 
-def containerize(built: Built, bento: Bento | None = None, cache: LayerCache | None = None, **options) -> Image:
-    return image_for_bento(bento or built.bento, ContainerizeOptions(base=built.base, **options), cache or built.cache,
-                           LOCAL)
+def containerize(built: Built, bento: Bento | None = None, cache: BlobStore | None = None, **options) -> Image:
+    return containerize_bento(bento or built.bento, ContainerizeOptions(base=built.base, **options),
+                              local_sources(cache or built.cache))
 
 
 def write(image: Image, dest: Path, fmt: str = "archive", tag: str = "summarization:test") -> Path:
-    write_image(image, Reference.image_name(tag), fmt, dest)
+    name = Reference.image_name(tag)
+    (ArchivePublisher(dest, name) if fmt == "archive" else LayoutPublisher(dest, name)).publish(image)
     return dest
+
+
+def config_of(image: Image) -> dict:
+    return json.loads(image.config_bytes())
 
 
 @pytest.fixture(scope="session")
 def oci_schema():
-    need(SCHEMAS.is_dir(), f"the OCI schemas are not at {SCHEMAS}")
     schemas = {path.name: json.loads(path.read_text()) for path in SCHEMAS.glob("*.json")}
     # draft-04: every nested "id" rebases relative $refs, so each file is registered under each
     # base those ids imply, as well as under its own id and file name.

@@ -93,7 +93,7 @@ def python_base() -> str:
 
 @pytest.fixture(scope="session")
 def docker_engine() -> None:
-    from ocibuild.outputs.docker import engine_available
+    from ocibuild.engine import engine_available
 
     need(engine_available(), "no Docker engine is reachable (run scripts/setup.sh)")
 

@@ -95,7 +95,7 @@ def test_archive_with_hostile_name_in_manifest(built, tmp_path):
         info = tarfile.TarInfo("bento.yaml")
         info.size = len(yaml_text)
         tar.addfile(info, io.BytesIO(yaml_text.encode()))
-    with pytest.raises(TagError, match="invalid tag '../../etc:1'"):
+    with pytest.raises(ArchiveError, match="invalid tag '../../etc:1'"):
         import_bento(BentoStore(tmp_path / "other"), path)
     assert not (tmp_path / "etc").exists()
 

@@ -2,7 +2,7 @@ from datetime import datetime, timedelta, UTC
 
 import pytest
 
-from ocibuild.bento.tags import Tag, new_version
+from ocibuild.store.tags import Tag, new_version
 from ocibuild.errors import TagError
 
 

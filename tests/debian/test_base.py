@@ -14,12 +14,13 @@ import requests
 
 from ocibuild.bento.build import build_bento
 from ocibuild.bento.store import BentoStore
-from ocibuild.containerize import ContainerizeOptions, Sources, image_for_bento
+from ocibuild.base import Sources
+from ocibuild.containerize import ContainerizeOptions, containerize as containerize_bento
 from ocibuild.debian.archive import DebianArchive, DebianError, DebianSettings
 from ocibuild.debian.base import DebianLock
 from ocibuild.debian.installed import read_base_system
 from ocibuild.errors import SpecError
-from ocibuild.layers.cache import LayerCache
+from ocibuild.store.blobs import BlobStore
 from ocibuild.registry.auth import Keychain
 from ocibuild.registry.config import RegistryConfig
 from ocibuild.registry.session import Registries
@@ -29,12 +30,9 @@ from tests.conftest import FIXTURES, copy_service, free_port, need
 GOMP = FIXTURES / "services" / "gomp"
 
 
-def sources(home: Path) -> Sources:
-    return Sources.from_home(home, Registries(RegistryConfig(), Keychain([])))
-
-
-def containerize(bento, home: Path, cache: LayerCache | None = None):
-    return image_for_bento(bento, ContainerizeOptions(), cache or LayerCache(home / "cache"), sources(home))
+def containerize(bento, home: Path, cache: BlobStore | None = None):
+    sources = Sources(Registries(RegistryConfig(), Keychain([])), cache or BlobStore(home / "cache"), home)
+    return containerize_bento(bento, ContainerizeOptions(), sources)
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +55,7 @@ def test_lock_pins_the_base_and_the_system_packages(gomp):
 
 def test_base_layer_content(gomp, tmp_path):
     home, bento, image = gomp
-    with tarfile.open(image.layers[0].path) as tar:
+    with tarfile.open(image.layers[0].path()) as tar:
         members = {m.name: m for m in tar.getmembers()}
         passwd = tar.extractfile("etc/passwd").read().decode()
         status = tar.extractfile("var/lib/dpkg/status.d/python3.11").read().decode()
@@ -66,16 +64,16 @@ def test_base_layer_content(gomp, tmp_path):
     assert "Package: python3.11\n" in status and status.endswith("Status: install ok installed\n")
     assert members["etc/ssl/certs/ca-certificates.crt"].size > 100_000
     assert "bin/sh" not in members and "usr/bin/dpkg" not in members  # distroless: no shell, no dpkg
-    with tarfile.open(image.layers[1].path) as tar:
+    with tarfile.open(image.layers[1].path()) as tar:
         assert any(n.endswith("libgomp.so.1") for n in tar.getnames())
 
 
 def test_two_builds_give_the_same_digest(gomp, tmp_path):
     home, bento, image = gomp
     again = build_bento(copy_service(GOMP, tmp_path / "gomp"), BentoStore(home))
-    second = containerize(again, home, LayerCache(tmp_path / "fresh"))
+    second = containerize(again, home, BlobStore(tmp_path / "fresh"))
     assert [l.descriptor.digest for l in second.layers[:-1]] == [l.descriptor.digest for l in image.layers[:-1]]
-    assert containerize(bento, home, LayerCache(tmp_path / "fresh2")).digest == image.digest
+    assert containerize(bento, home, BlobStore(tmp_path / "fresh2")).digest == image.digest
 
 
 def test_runs_in_docker_with_a_working_standard_library(gomp, docker_engine, tmp_path):

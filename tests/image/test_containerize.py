@@ -12,21 +12,21 @@ import pytest
 from ocibuild.bento.build import build_bento
 from ocibuild.bento.store import BentoStore
 from ocibuild.errors import ImageError
-from ocibuild.layers.cache import LayerCache
-from ocibuild.platforms import Platform
+from ocibuild.store.blobs import BlobStore
+from ocibuild.oci.platform import Platform
 from ocibuild.layers.compression import Compression
 from tests.conftest import need
-from tests.builds import containerize, write
+from tests.builds import config_of, containerize, write
 
 
 def test_layer_order_and_config(example):
     image = example.image
     created_by = [h["created_by"] for h in image.history]
     model = example.bento.info.models[0]
-    assert created_by[-3:] == ["ocibuild: serving runtime", f"ocibuild: model summarization-weights:{model['version']}",
+    assert created_by[-3:] == ["ocibuild: serving runtime", f"ocibuild: model summarization-weights:{model.version}",
                                f"ocibuild: bento {example.bento.tag}"]
     assert any("numpy" in c for c in created_by)
-    config = image.config_json()
+    config = config_of(image)
     assert len(config["rootfs"]["diff_ids"]) == len(image.layers)
     inner = config["config"]
     env = dict(e.split("=", 1) for e in inner["Env"])
@@ -42,7 +42,7 @@ def test_layer_order_and_config(example):
 
 
 def test_same_bento_same_digest_in_fresh_caches_and_directories(example, tmp_path):
-    again = containerize(example, cache=LayerCache(tmp_path / "fresh-cache"))
+    again = containerize(example, cache=BlobStore(tmp_path / "fresh-cache"))
     assert again.digest == example.image.digest
     a = write(example.image, tmp_path / "one" / "a.tar")
     b = write(again, tmp_path / "two" / "b.tar")
@@ -51,10 +51,10 @@ def test_same_bento_same_digest_in_fresh_caches_and_directories(example, tmp_pat
 
 def test_source_date_epoch_sets_every_time(example, tmp_path):
     image = containerize(example, source_date_epoch=1_600_000_000)
-    assert image.config_json()["created"] == "2020-09-13T12:26:40Z"
+    assert config_of(image)["created"] == "2020-09-13T12:26:40Z"
     assert image.digest != example.image.digest
     assert image.digest == containerize(example, source_date_epoch=1_600_000_000,
-                                        cache=LayerCache(tmp_path / "c")).digest
+                                        cache=BlobStore(tmp_path / "c")).digest
     layout = write(image, tmp_path / "layout", "oci-dir")
     top = layout / "blobs/sha256" / image.layers[-1].descriptor.digest.removeprefix("sha256:")
     with tarfile.open(top) as tar:
@@ -62,7 +62,7 @@ def test_source_date_epoch_sets_every_time(example, tmp_path):
 
 
 def test_epoch_zero_is_honoured_and_platform_must_match_the_lock(example):
-    assert containerize(example, source_date_epoch=0).config_json()["created"] == "1970-01-01T00:00:00Z"
+    assert config_of(containerize(example, source_date_epoch=0))["created"] == "1970-01-01T00:00:00Z"
     with pytest.raises(ImageError, match="was locked for linux/amd64, not linux/arm64"):
         containerize(example, platform=Platform.parse("linux/arm64"))
 
@@ -91,12 +91,12 @@ def test_editing_service_py_rebuilds_only_the_top_layer(example, tmp_path):
 
 
 def test_manifest_config_index_validate_against_the_spec(example, oci_schema, tmp_path):
-    oci_schema("image-manifest", example.image.manifest_json())
-    oci_schema("config", example.image.config_json())
+    oci_schema("image-manifest", json.loads(example.image.manifest_bytes()))
+    oci_schema("config", config_of(example.image))
     layout = write(example.image, tmp_path / "layout", "oci-dir")
     oci_schema("image-index", json.loads((layout / "index.json").read_text()))
     oci_schema("image-layout", json.loads((layout / "oci-layout").read_text()))
-    broken = {**example.image.manifest_json(), "config": {"digest": "sha256:nothex", "size": -1}}
+    broken = {**json.loads(example.image.manifest_bytes()), "config": {"digest": "sha256:nothex", "size": -1}}
     with pytest.raises(jsonschema.ValidationError):
         oci_schema("image-manifest", broken)
 
@@ -140,7 +140,7 @@ def test_umoci_unpacks_both_formats(example, tmp_path):
     extracted = tmp_path / "from-archive"
     extracted.mkdir()
     with tarfile.open(write(example.image, tmp_path / "img.tar")) as tar:
-        tar.extractall(extracted, filter="data")
+        tar.extractall(extracted)  # our own output
     run("umoci", "unpack", "--rootless", "--image", f"{extracted}:test", str(tmp_path / "b2"))
     rootfs = tmp_path / "b2" / "rootfs"
     assert (rootfs / "app/src/service.py").is_file()
@@ -148,7 +148,16 @@ def test_umoci_unpacks_both_formats(example, tmp_path):
     assert (rootfs / "opt/ocibuild/runtime/ocibuild/runtime/entrypoint.py").is_file()
     assert not (rootfs / "opt/ocibuild/runtime/ocibuild/cli.py").exists()  # the builder stays out
     assert next((rootfs / "opt/ocibuild/python").glob("numpy-*.dist-info"))
-    assert (rootfs / "home/ocibuild").stat().st_uid in (0, 1000)  # rootless unpack maps owners
+
+
+def test_the_runtime_user_owns_its_home_and_nothing_else(example):
+    """umoci's rootless unpack maps every owner to the caller, so owners are read from the layers."""
+    owners = {}
+    for layer in example.image.layers[1:]:  # ours; the base is passed through
+        with tarfile.open(layer.path()) as tar:
+            owners.update({m.name: (m.uid, m.gid) for m in tar.getmembers()})
+    assert owners["home/ocibuild"] == (1000, 1000)
+    assert {o for name, o in owners.items() if name != "home/ocibuild"} == {(0, 0)}
 
 
 def test_ctr_imports_the_archive(example, docker_engine, tmp_path):

@@ -47,11 +47,11 @@ def test_one_model_one_shared_layer(example, tmp_path):
     two = containerize(example, bento=build_bento(service(tmp_path, "two"), store))
     assert model_layer(one, model).descriptor == model_layer(two, model).descriptor
     assert one.layers[-1].descriptor != two.layers[-1].descriptor
-    with tarfile.open(model_layer(one, model).path) as tar:
+    with tarfile.open(model_layer(one, model).path()) as tar:
         names = tar.getnames()
         assert all(m.mtime == 0 for m in tar.getmembers())
     assert f"opt/ocibuild/models/table/{model.info.version}/files/table.bin" in names
-    with tarfile.open(one.layers[-1].path) as top:
+    with tarfile.open(one.layers[-1].path()) as top:
         assert not any(n.startswith("app/models") for n in top.getnames())
 
 

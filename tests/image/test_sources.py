@@ -8,10 +8,14 @@ from pathlib import Path
 import pytest
 
 from ocibuild.errors import ImageError
-from ocibuild.image.sources import load_local_base
-from ocibuild.layers.cache import LayerCache
-from ocibuild.platforms import DEFAULT_PLATFORM, Platform
-from tests.builds import write
+from ocibuild.base import resolve_base
+from ocibuild.store.blobs import BlobStore
+from ocibuild.oci.platform import DEFAULT_PLATFORM, Platform
+from tests.builds import local_sources, write
+
+
+def load_local_base(reference: str, cache: BlobStore, platform: Platform):
+    return resolve_base(reference, platform, local_sources(cache))
 
 
 def layout_dir(python_base: str) -> Path:
@@ -31,7 +35,7 @@ def archive(python_base, tmp_path) -> Path:
 
 
 def test_layout_archive_and_docker_archive_give_the_same_layers(python_base, archive, example, tmp_path):
-    cache = LayerCache(tmp_path / "cache")
+    cache = BlobStore(tmp_path / "cache")
     from_dir = load_local_base(python_base, cache, DEFAULT_PLATFORM)
     from_tar = load_local_base(f"oci-archive:{archive}:3.11-slim", cache, DEFAULT_PLATFORM)
     assert from_dir.image.layers == from_tar.image.layers
@@ -47,10 +51,10 @@ def test_truncated_archive_is_refused(archive, tmp_path):
     data = archive.read_bytes()
     truncated = tmp_path / "truncated.tar"
     truncated.write_bytes(data[: len(data) // 2])
-    cache = LayerCache(tmp_path / "cache")
+    cache = BlobStore(tmp_path / "cache")
     with pytest.raises(ImageError, match="truncated.tar"):
         load_local_base(f"oci-archive:{truncated}:3.11-slim", cache, DEFAULT_PLATFORM)
-    assert not cache.blobs.exists() or not any(cache.blobs.iterdir())
+    assert not (cache.root / "blobs").exists() or not any((cache.root / "blobs").rglob("*.*"))
 
 
 def test_corrupt_layer_blob_is_refused_and_not_cached(python_base, tmp_path):
@@ -64,7 +68,7 @@ def test_corrupt_layer_blob_is_refused_and_not_cached(python_base, tmp_path):
         byte = f.read(1)
         f.seek(1000)
         f.write(bytes([byte[0] ^ 0xFF]))
-    cache = LayerCache(tmp_path / "cache")
+    cache = BlobStore(tmp_path / "cache")
     with pytest.raises(ImageError, match=f"blob {layer['digest']} is corrupt"):
         load_local_base(f"oci-layout:{layout}:3.11-slim", cache, DEFAULT_PLATFORM)
     assert not cache.has_blob(layer["digest"])
@@ -76,7 +80,7 @@ def test_corrupt_manifest_is_refused(python_base, tmp_path):
     manifest_path = layout / "blobs/sha256" / index["manifests"][0]["digest"].removeprefix("sha256:")
     manifest_path.write_text(manifest_path.read_text().replace("schemaVersion", "schemaversion"))
     with pytest.raises(ImageError, match="is corrupt"):
-        load_local_base(f"oci-layout:{layout}", LayerCache(tmp_path / "cache"), DEFAULT_PLATFORM)
+        load_local_base(f"oci-layout:{layout}", BlobStore(tmp_path / "cache"), DEFAULT_PLATFORM)
 
 
 @pytest.mark.parametrize("reference, message", [
@@ -85,18 +89,18 @@ def test_corrupt_manifest_is_refused(python_base, tmp_path):
 ])
 def test_bad_references(reference, message, tmp_path):
     with pytest.raises(ImageError, match=message):
-        load_local_base(reference, LayerCache(tmp_path), DEFAULT_PLATFORM)
+        load_local_base(reference, BlobStore(tmp_path), DEFAULT_PLATFORM)
 
 
 def test_not_a_tar(tmp_path):
     bogus = tmp_path / "bogus.tar"
     bogus.write_bytes(b"hello" * 1000)
     with pytest.raises(ImageError, match="not a readable tar archive"):
-        load_local_base(f"oci-archive:{bogus}", LayerCache(tmp_path), DEFAULT_PLATFORM)
+        load_local_base(f"oci-archive:{bogus}", BlobStore(tmp_path), DEFAULT_PLATFORM)
 
 
 def test_unknown_ref_and_wrong_platform(python_base, tmp_path):
-    cache = LayerCache(tmp_path)
+    cache = BlobStore(tmp_path)
     with pytest.raises(ImageError, match="no image tagged 'nope'"):
         load_local_base(f"{python_base.rsplit(':', 1)[0]}:nope", cache, DEFAULT_PLATFORM)
     with pytest.raises(ImageError, match="no image for linux/arm64"):
@@ -124,9 +128,9 @@ def test_old_style_docker_archive_layers_are_hashed_in_one_copy(tmp_path):
             info = tarfile.TarInfo(name)
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
-    cache = LayerCache(tmp_path / "cache")
+    cache = BlobStore(tmp_path / "cache")
     base = load_local_base(f"docker-archive:{archive}", cache, DEFAULT_PLATFORM)
     (only,) = base.image.layers
     assert only.descriptor.digest == diff_id and only.descriptor.size == len(layer_bytes)
     assert only.descriptor.media_type == "application/vnd.oci.image.layer.v1.tar"
-    assert only.path.read_bytes() == layer_bytes
+    assert only.path().read_bytes() == layer_bytes

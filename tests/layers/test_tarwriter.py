@@ -7,7 +7,7 @@ import pyzstd
 import pytest
 
 from ocibuild.layers.compression import Compression, sniff
-from ocibuild.layers.plan import Distribution, group_distributions, record_files
+from ocibuild.python.plan import Distribution, group_distributions, record_files
 from ocibuild.layers.tarwriter import Entry, tree_entries, with_parents, write_layer
 
 

@@ -9,6 +9,7 @@ import pytest
 import ocibuild
 from ocibuild.bento.archive import export_bento, export_dir, import_bento, import_model
 from ocibuild.bento.build import build_bento
+from ocibuild.bento.info import ModelPin
 from ocibuild.bento.store import BentoStore
 from ocibuild.errors import ArchiveError, NotFoundError, SpecError
 from ocibuild.models.reference import MODELS_DIR_ENV, Model
@@ -133,9 +134,8 @@ def test_build_pins_models_and_hard_links_them(home, tmp_path):
     table = store_model(models, "table", {"t.txt": b"hello"})
     extra = store_model(models, "extra", {"e.bin": b"e"})
     bento = build_bento(service_dir(tmp_path), BentoStore(home))
-    assert bento.info.models == [
-        {"name": "extra", "version": extra.info.version, "digest": extra.info.digest, "size": 1},
-        {"name": "table", "version": table.info.version, "digest": table.info.digest, "size": 5}]
+    assert bento.info.models == [ModelPin("extra", extra.info.version, extra.info.digest, 1),
+                                 ModelPin("table", table.info.version, table.info.digest, 5)]
     copy = bento.path / "models" / "table" / table.info.version / "files" / "t.txt"
     assert os.stat(copy).st_ino == os.stat(table.files / "t.txt").st_ino
 

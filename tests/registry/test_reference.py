@@ -2,7 +2,7 @@ import pytest
 
 from ocibuild.errors import TagError
 from ocibuild.registry.config import RegistryConfig, is_loopback, load_config
-from ocibuild.registry.reference import Reference
+from ocibuild.oci.reference import Reference
 
 D = "sha256:" + "a" * 64
 
@@ -27,8 +27,8 @@ def test_parse_like_docker(text, expected):
     ("Python", "must be lower-case"),
     ("app:", "the tag must be"),
     ("app:-x", "the tag must be"),
-    ("app@sha256:123", "the digest must be"),
-    ("app@md5:" + "a" * 32, "the digest must be"),
+    ("app@sha256:123", "invalid digest"),
+    ("app@md5:" + "a" * 32, "invalid digest"),
     ("a//b", "not a valid path component"),
     ("-app", "not a valid path component"),
     ("", "no repository name"),

@@ -8,21 +8,27 @@ import pytest
 
 from ocibuild.bento.build import build_bento
 from ocibuild.bento.store import BentoStore
-from ocibuild.layers.cache import LayerCache
-from ocibuild.platforms import DEFAULT_PLATFORM
+from ocibuild.store.blobs import BlobStore
+from ocibuild.oci.platform import DEFAULT_PLATFORM
 from ocibuild.registry.auth import Credential, Keychain, store_login
 from ocibuild.registry.config import RegistryConfig
-from ocibuild.registry.pull import fetch_missing, pull_base
-from ocibuild.registry.push import PushSource, push
-from ocibuild.registry.reference import Reference
+from ocibuild.registry.pull import pull_image
+from ocibuild.registry.push import push
+from ocibuild.oci.reference import Reference
 from ocibuild.registry.session import Registries
-from ocibuild.registry.transport import AuthError, RegistryError, RetryPolicy
+from ocibuild.errors import AuthError, RegistryError
+from ocibuild.registry.transport import RetryPolicy
 from tests.builds import containerize, write
 from tests.conftest import copy_service, run_process
 from tests.registry.conftest import USERS
 from tests.registry.fixtures import FaultProxy
 
-FAST = RetryPolicy(attempts=8, backoff=0.01, max_wait=0.05, timeout=(2.0, 2.0))
+FAST = RetryPolicy(attempts=8, backoff=0.01, max_wait=0.05, timeout=2.0, deadline=60.0)
+
+
+def pull_base(ref, regs, blobs, platform):
+    """The image `ref` names for `platform`, its layers still in the registry."""
+    return pull_image(ref, regs, blobs, platform)[0]
 
 
 def registries(tmp_path, credential: Credential | None = None, retry=RetryPolicy(), chunk_size=64 << 20,
@@ -44,7 +50,7 @@ def skopeo_digest(ref: str) -> str:
 
 def test_push_verifies_with_skopeo_and_runs_in_docker(example, plain_registry, docker_engine, tmp_path):
     ref = Reference.parse(f"{plain_registry.host}/ocibuild/summarization:v1")
-    report = push(PushSource.of(example.image), ref, registries(tmp_path), example.cache)
+    report = push(example.image, ref, registries(tmp_path), example.cache)
     assert report.digest == example.image.digest
     assert len(report.uploaded) == len(example.image.layers) + 1 and not report.skipped
     assert skopeo_digest(str(ref)) == example.image.digest
@@ -59,12 +65,12 @@ def test_push_verifies_with_skopeo_and_runs_in_docker(example, plain_registry, d
 def test_push_after_an_edit_uploads_only_the_new_layer_and_config(example, plain_registry, tmp_path):
     regs = registries(tmp_path)
     ref = Reference.parse(f"{plain_registry.host}/ocibuild/edits:v1")
-    push(PushSource.of(example.image), ref, regs, example.cache)
+    push(example.image, ref, regs, example.cache)
     src = copy_service(example.bento.path / "src", tmp_path / "src")
     (src / "service.py").write_text((src / "service.py").read_text() + "\n# edited\n")
     edited = containerize(example, bento=build_bento(src, BentoStore(example.home)))
     before = regs.transport(plain_registry.host).stats.bytes_sent
-    report = push(PushSource.of(edited), ref.__class__(ref.registry, ref.repository, "v2"), regs, example.cache)
+    report = push(edited, ref.__class__(ref.registry, ref.repository, "v2"), regs, example.cache)
     assert sorted(report.uploaded) == sorted([edited.layers[-1].descriptor.digest, edited.config_descriptor().digest])
     assert len(report.skipped) == len(edited.layers) - 1
     sent = regs.transport(plain_registry.host).stats.bytes_sent - before
@@ -76,7 +82,7 @@ def test_an_interrupted_push_run_again_uploads_nothing_twice(example, plain_regi
     proxy = FaultProxy(plain_registry.host, ["ok"] * 12 + ["500"] * 500)
     try:
         with pytest.raises(RegistryError):
-            push(PushSource.of(example.image), Reference.parse(ref.replace(plain_registry.host, proxy.host)),
+            push(example.image, Reference.parse(ref.replace(plain_registry.host, proxy.host)),
                  registries(tmp_path, retry=RetryPolicy(attempts=2, backoff=0.01)), example.cache, workers=1)
     finally:
         proxy.stop()
@@ -85,7 +91,7 @@ def test_an_interrupted_push_run_again_uploads_nothing_twice(example, plain_regi
     arrived = {d for d in arrived if d.startswith("sha256:")} | {
         path.split("digest=")[1] for method, path, fault in proxy.seen if fault == "ok" and "digest=" in path}
     assert arrived, "the first push should have stored some blobs"
-    report = push(PushSource.of(example.image), Reference.parse(ref), registries(tmp_path), example.cache)
+    report = push(example.image, Reference.parse(ref), registries(tmp_path), example.cache)
     assert not set(report.uploaded) & arrived
     assert set(report.skipped) >= arrived
     assert skopeo_digest(ref) == example.image.digest
@@ -96,13 +102,13 @@ def test_push_and_pull_survive_resets_errors_throttling_and_stalls(example, plai
     try:
         through = Reference.parse(f"{proxy.host}/ocibuild/faulty:v1")
         regs = registries(tmp_path, retry=FAST, chunk_size=16 << 20)
-        report = push(PushSource.of(example.image), through, regs, example.cache)
+        report = push(example.image, through, regs, example.cache)
         assert report.digest == example.image.digest
-        cache = LayerCache(tmp_path / "fresh-cache")
+        cache = BlobStore(tmp_path / "fresh-cache")
         base = pull_base(through, regs, cache, DEFAULT_PLATFORM)
-        fetch_missing(base.image, regs, cache)
-        assert all(layer.path.is_file() for layer in base.image.layers)
-        assert [l.diff_id for l in base.image.layers] == [l.diff_id for l in example.image.layers]
+        [layer.path() for layer in base.layers]
+        assert all(layer.path().is_file() for layer in base.layers)
+        assert [l.diff_id for l in base.layers] == [l.diff_id for l in example.image.layers]
         assert proxy.faults_served() >= {"reset", "500", "429", "stall"}
         patches = [fault for method, _, fault in proxy.seen if method == "PATCH"]
         assert len(patches) >= 5 and set(patches) - {"ok"}  # the 66 MB base layer went in chunks, some hit faults
@@ -113,14 +119,14 @@ def test_push_and_pull_survive_resets_errors_throttling_and_stalls(example, plai
 
 def test_a_registry_that_lies_about_a_digest_is_refused(example, plain_registry, tmp_path):
     ref = Reference.parse(f"{plain_registry.host}/ocibuild/lies:v1")
-    push(PushSource.of(example.image), ref, registries(tmp_path), example.cache)
+    push(example.image, ref, registries(tmp_path), example.cache)
     proxy = FaultProxy(plain_registry.host, ["ok"], corrupt_blobs=True)
     try:
-        cache = LayerCache(tmp_path / "cache")
+        cache = BlobStore(tmp_path / "cache")
         with pytest.raises(RegistryError, match="does not match its digest"):
             base = pull_base(ref.in_registry(proxy.host), registries(tmp_path), cache, DEFAULT_PLATFORM)
-            fetch_missing(base.image, registries(tmp_path), cache)
-        assert not cache.blobs.exists() or not any(cache.blobs.iterdir())
+            [layer.path() for layer in base.layers], cache)
+        assert not any((cache.root / "blobs").rglob("*.*"))
     finally:
         proxy.stop()
 
@@ -128,35 +134,35 @@ def test_a_registry_that_lies_about_a_digest_is_refused(example, plain_registry,
 def test_missing_repository_is_a_clear_error(plain_registry, tmp_path):
     with pytest.raises(RegistryError, match=r"cannot pull .*nothing/here:v1.*HTTP 404 (NAME|MANIFEST)_UNKNOWN"):
         pull_base(Reference.parse(f"{plain_registry.host}/nothing/here:v1"), registries(tmp_path),
-                  LayerCache(tmp_path / "c"), DEFAULT_PLATFORM)
+                  BlobStore(tmp_path / "c"), DEFAULT_PLATFORM)
 
 
 def test_basic_auth(example, basic_registry, tmp_path):
     ref = Reference.parse(f"{basic_registry.host}/team/app:v1")
     with pytest.raises(AuthError, match=f"{basic_registry.host} requires credentials"):
-        push(PushSource.of(example.image), ref, registries(tmp_path), example.cache)
+        push(example.image, ref, registries(tmp_path), example.cache)
     wrong = registries(tmp_path, Credential("alice", "nope"), login_hosts=[basic_registry.host])
     with pytest.raises(AuthError, match=rf"{basic_registry.host} denied .*team/app.* as 'alice': HTTP 401") as err:
-        push(PushSource.of(example.image), ref, wrong, example.cache)
+        push(example.image, ref, wrong, example.cache)
     assert "nope" not in str(err.value)
     right = registries(tmp_path, Credential("alice", USERS["alice"]), login_hosts=[basic_registry.host])
-    assert push(PushSource.of(example.image), ref, right, example.cache).digest == example.image.digest
+    assert push(example.image, ref, right, example.cache).digest == example.image.digest
 
 
 def test_token_auth_scopes_and_refusals(example, token_registry, tmp_path):
     host = token_registry.host
     ref = Reference.parse(f"{host}/team/tokened:v1")
     alice = registries(tmp_path, Credential("alice", USERS["alice"]), login_hosts=[host])
-    assert push(PushSource.of(example.image), ref, alice, example.cache).digest == example.image.digest
+    assert push(example.image, ref, alice, example.cache).digest == example.image.digest
     # anonymous: the token server grants pull only
     anonymous = registries(tmp_path)
-    base = pull_base(ref, anonymous, LayerCache(tmp_path / "c"), DEFAULT_PLATFORM)
+    base = pull_base(ref, anonymous, BlobStore(tmp_path / "c"), DEFAULT_PLATFORM)
     assert base.digest == example.image.digest
     with pytest.raises(AuthError, match=rf"{host} denied .*team/tokened.*\(anonymous\): HTTP 401"):
-        push(PushSource.of(example.image), Reference.parse(f"{host}/team/tokened:v2"), anonymous, example.cache)
+        push(example.image, Reference.parse(f"{host}/team/tokened:v2"), anonymous, example.cache)
     wrong = registries(tmp_path / "w", Credential("alice", "bad-password"), login_hosts=[host])
     with pytest.raises(AuthError, match="the token service refused user 'alice'") as err:
-        push(PushSource.of(example.image), ref, wrong, example.cache)
+        push(example.image, ref, wrong, example.cache)
     assert "bad-password" not in str(err.value)
     alice_scopes = [r["scope"] for r in token_registry.tokens.requests if r["user"] == "alice"]
     assert all("repository:team/tokened:pull,push" in s for s in alice_scopes)  # asked for push explicitly
@@ -222,20 +228,20 @@ def test_pull_accepts_docker_v2_manifests_and_picks_the_platform_from_an_index(e
                              f"docker://{host}/formats/app:v2s2"], capture_output=True, text=True)
     assert copied.returncode == 0, copied.stderr
     regs = registries(tmp_path)
-    v2 = pull_base(Reference.parse(f"{host}/formats/app:v2s2"), regs, LayerCache(tmp_path / "c1"), DEFAULT_PLATFORM)
-    assert [l.diff_id for l in v2.image.layers] == [l.diff_id for l in example.image.layers]
+    v2 = pull_base(Reference.parse(f"{host}/formats/app:v2s2"), regs, BlobStore(tmp_path / "c1"), DEFAULT_PLATFORM)
+    assert [l.diff_id for l in v2.layers] == [l.diff_id for l in example.image.layers]
     assert json.loads(regs.repository(host, "formats/app").manifest("v2s2")[0])["mediaType"].startswith(
         "application/vnd.docker.distribution.manifest.v2")
     # an index naming the image for linux/amd64 only
     repo = regs.repository(host, "formats/app")
-    push(PushSource.of(example.image), Reference.parse(f"{host}/formats/app:single"), regs, example.cache)
+    push(example.image, Reference.parse(f"{host}/formats/app:single"), regs, example.cache)
     index = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": [
-        {**example.image.manifest_descriptor().to_json(), "platform": {"os": "linux", "architecture": "amd64"}}]}
+        {**example.image.descriptor().to_json(), "platform": {"os": "linux", "architecture": "amd64"}}]}
     repo.put_manifest("multi", json.dumps(index).encode(), index["mediaType"])
-    chosen = pull_base(Reference.parse(f"{host}/formats/app:multi"), regs, LayerCache(tmp_path / "c2"), DEFAULT_PLATFORM)
-    assert [l.descriptor.digest for l in chosen.image.layers] == [l.descriptor.digest for l in example.image.layers]
+    chosen = pull_base(Reference.parse(f"{host}/formats/app:multi"), regs, BlobStore(tmp_path / "c2"), DEFAULT_PLATFORM)
+    assert [l.descriptor.digest for l in chosen.layers] == [l.descriptor.digest for l in example.image.layers]
     from ocibuild.errors import ImageError
-    from ocibuild.platforms import Platform
+    from ocibuild.oci.platform import Platform
     with pytest.raises(ImageError, match="has no image for linux/arm64 .it has linux/amd64."):
-        pull_base(Reference.parse(f"{host}/formats/app:multi"), regs, LayerCache(tmp_path / "c3"),
+        pull_base(Reference.parse(f"{host}/formats/app:multi"), regs, BlobStore(tmp_path / "c3"),
                   Platform.parse("linux/arm64"))
