@@ -27,7 +27,7 @@ class YamlRecord:
     """Base for a frozen dataclass stored as one YAML file."""
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return _plain(asdict(self))
 
     def dump(self, path: Path) -> None:
         path.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
@@ -67,6 +67,15 @@ class YamlRecord:
         except OcibuildError as exc:
             raise RecordError(f"malformed {where}: {exc}") from None
         return record
+
+
+def _plain(value):
+    """Plain YAML/JSON types: a `Digest` or other `str` subclass becomes a `str`."""
+    if isinstance(value, dict):
+        return {_plain(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return str(value) if isinstance(value, str) else value
 
 
 def _convert(value: object, hint, where: str):
