@@ -123,3 +123,20 @@ def test_build_and_containerize_as_an_unprivileged_user(rootless):
     # modes as the packages define them: setgid and sticky bits are kept
     assert (base["var/local"].mode, base["var/local"].gid) == (0o2775, 50)
     assert base["var/tmp"].mode == base["tmp"].mode == 0o1777
+    if shutil.which("dpkg-deb"):  # judged by dpkg itself: every special mode and owner the packages give
+        assert _special_members(work) <= {(n, m.mode, m.uid, m.gid) for n, m in base.items()}
+
+
+def _special_members(work: Path) -> set[tuple[str, int, int, int]]:
+    """(path, mode, uid, gid) of each member of the base's packages that is not plain root-owned."""
+    (lock,) = (work / "ocibuild").rglob("packages.lock")
+    special = set()
+    base = lock.read_text().split("[base]\n", 1)[1].split("[system]", 1)[0]
+    for line in base.splitlines():
+        deb = work / "debian-cache" / "debs" / f"{line.split()[3]}.deb"
+        data = subprocess.run(["dpkg-deb", "--fsys-tarfile", str(deb)], capture_output=True, check=True).stdout
+        with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+            special |= {(m.name.removeprefix("./").rstrip("/"), m.mode, m.uid, m.gid) for m in tar
+                        if (m.mode & 0o7000 or m.uid or m.gid) and m.name.removeprefix("./") != ""}
+    assert special, "the base's packages define no special mode or owner: this check would prove nothing"
+    return special

@@ -19,6 +19,7 @@ import tarfile
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 import pyzstd
 from debian.arfile import ArError, ArFile
@@ -122,7 +123,7 @@ class DebLayer:
                 raise DebianError(f"package {package}: refusing hard link {info.name!r} to {info.linkname!r}, "
                                   "which is not a file earlier in the layer")
             header.linkname = target
-        fileobj = tar.extractfile(info) if info.isreg() else None
+        fileobj = _PackageFile(tar.extractfile(info), package) if info.isreg() else None
         if package == "ca-certificates" and info.isreg() and path.startswith(CERTS_DIR) and path.endswith(".crt"):
             data = fileobj.read()
             self.certs.append((tuple(path.split("/")), data))
@@ -145,7 +146,8 @@ class DebLayer:
             yield memory_member(path, "dir", 0o755)
         if info.isdir():
             owner = (info.mode & 0o7777, info.uid, info.gid)
-            if info.name in self.symlinks or (info.name in self.dirs and (not override or self.dirs[info.name] == owner)):
+            seen = self.dirs.get(info.name)
+            if info.name in self.symlinks or (seen is not None and (not override or seen == owner)):
                 return
             self.dirs[info.name] = owner
         elif info.issym():
@@ -165,6 +167,19 @@ class DebLayer:
         if not self.certs:
             return None
         return b"".join(data.rstrip(b"\n") + b"\n" for _, data in sorted(self.certs))
+
+
+class _PackageFile:
+    """A package member's content, read by the layer writer: a read error names the package."""
+
+    def __init__(self, file: BinaryIO, package: str):
+        self.file, self.package = file, package
+
+    def read(self, size: int = -1) -> bytes:
+        try:
+            return self.file.read(size)
+        except _READ_ERRORS as exc:
+            raise DebianError(f"cannot read package {self.package}: {exc}") from None
 
 
 def _renamed(info: tarfile.TarInfo, name: str) -> tarfile.TarInfo:
