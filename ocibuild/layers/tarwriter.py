@@ -4,7 +4,8 @@ Entries are sorted by path, owners are numeric with empty names, modes are kept,
 integers clamped to the given epoch, and no atime/ctime records are written (integer mtimes and
 ASCII paths keep PAX headers out unless a path is too long, and then they are deterministic).
 The tar is hashed (diff_id) before compression and the blob hashed after it, while it is
-written: memory stays flat whatever the layer size.
+written: memory stays flat whatever the layer size. Members taken from another archive
+(`write_members`) keep the order that archive gives them, which is deterministic in its own right.
 """
 
 from __future__ import annotations
