@@ -3,26 +3,25 @@
 At build time the packages are resolved and written to the bento's lock; at containerize time
 the lock alone decides the layers (same lock, same digest), so the archive's index is not read
 again. What maintainer scripts would have done and an image needs is written here instead: users
-and groups, `/tmp`, the CA bundle, the `python3` link.
+and groups, `/tmp`, the CA bundle, the `python3` link. Nothing is unpacked onto the host.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
-import os
-import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from ocibuild.debian.archive import DebianArchive, DebianError, DebianSettings
+from ocibuild.debian.archive import DebianArchive, DebianSettings
+from ocibuild.errors import DebianError
 from ocibuild.debian.index import DebPackage
 from ocibuild.debian.installed import BaseSystem
 from ocibuild.debian.resolve import installed_names, resolve
-from ocibuild.debian.unpack import unpack
+from ocibuild.debian.unpack import DebLayer, memory_member
 from ocibuild.errors import SpecError
 from ocibuild.layers.compression import Compression
-from ocibuild.layers.tarwriter import tree_entries, write_layer
+from ocibuild.layers.tarwriter import Member, write_member_layer
 from ocibuild.store.blobs import BlobStore, LayerBlob, cache_key
 
 # The Debian release shipping each Python version as its python3.
@@ -30,7 +29,8 @@ RELEASES = {"3.11": "bookworm", "3.13": "trixie"}
 # Used only by maintainer scripts, which never run here; apt's own set for minimal images.
 EXCLUDED = frozenset({"debconf", "debconf-2.0", "dpkg", "awk", "tar", "perl-base", "init-system-helpers",
                       "install-info"})
-SKELETON_VERSION = "1"
+SKELETON_VERSION = "2"  # bump when the skeleton changes
+LAYER_FORMAT = "deb-stream-1"  # bump when the way packages become members changes
 USER, UID = "ocibuild", 1000
 LOCK_HEADER = "# ocibuild Debian lock"
 
@@ -103,46 +103,42 @@ def lock_packages(python_version: str, system: list[str], architecture: str, set
     return lock
 
 
-def write_skeleton(root: Path, python_version: str) -> None:
-    """What dpkg's maintainer scripts and debootstrap would have made, for a distroless base."""
-    etc = root / "etc"
-    etc.mkdir(parents=True, exist_ok=True)
-    (etc / "passwd").write_text(f"root:x:0:0:root:/root:/usr/sbin/nologin\n"
-                                f"{USER}:x:{UID}:{UID}:{USER}:/home/{USER}:/usr/sbin/nologin\n")
-    (etc / "group").write_text(f"root:x:0:\n{USER}:x:{UID}:\n")
-    for directory, mode in (("tmp", 0o1777), ("root", 0o700), (f"home/{USER}", 0o755)):
-        (root / directory).mkdir(parents=True, exist_ok=True)
-        os.chmod(root / directory, mode)
-    os.chown(root / "home" / USER, UID, UID)
-    certs = sorted((root / "usr/share/ca-certificates").rglob("*.crt"))
-    if certs:
-        (etc / "ssl/certs").mkdir(parents=True, exist_ok=True)
-        (etc / "ssl/certs/ca-certificates.crt").write_bytes(b"".join(c.read_bytes().rstrip(b"\n") + b"\n" for c in certs))
-    python3 = root / "usr/bin/python3"
-    if not python3.exists() and not python3.is_symlink():
-        python3.symlink_to(f"python{python_version}")
+def skeleton(layer: DebLayer, python_version: str) -> Iterator[Member]:
+    """What dpkg's maintainer scripts and debootstrap would have made, for a distroless base, as
+    members written after the packages (so they win over what a package shipped at those paths)."""
+    passwd = f"root:x:0:0:root:/root:/usr/sbin/nologin\n{USER}:x:{UID}:{UID}:{USER}:/home/{USER}:/usr/sbin/nologin\n"
+    members = [memory_member("etc/passwd", "file", 0o644, passwd.encode()),
+               memory_member("etc/group", "file", 0o644, f"root:x:0:\n{USER}:x:{UID}:\n".encode()),
+               memory_member("tmp", "dir", 0o1777), memory_member("root", "dir", 0o700),
+               memory_member(f"home/{USER}", "dir", 0o755, uid=UID, gid=UID)]
+    bundle = layer.ca_bundle()
+    if bundle is not None:
+        members.append(memory_member("etc/ssl/certs/ca-certificates.crt", "file", 0o644, bundle))
+    if "usr/bin/python3" not in layer.paths():
+        members.append(memory_member("usr/bin/python3", "symlink", 0o777, linkname=f"python{python_version}"))
+    for member in members:
+        yield from layer.add(member, override=True)
 
 
 def debian_layer(packages: tuple[DebPackage, ...], archive: DebianArchive, cache: BlobStore,
                  compression: Compression, epoch: int, skeleton_for: str | None = None) -> LayerBlob:
-    """One layer of unpacked packages (plus the skeleton for a base), cached by the locked hashes."""
-    key = cache_key("debian", SKELETON_VERSION if skeleton_for else "", skeleton_for or "", compression.value,
-                    str(epoch), *(p.lock_line() for p in packages))
+    """One layer of the packages' files (plus the skeleton for a base), cached by the locked hashes.
+
+    Written straight from each `.deb` to the layer, never unpacked on the host: a builder that is
+    not root gets the owners and modes the packages define, not its own."""
+    key = cache_key("debian", LAYER_FORMAT, SKELETON_VERSION if skeleton_for else "", skeleton_for or "",
+                    compression.value, str(epoch), *(p.lock_line() for p in packages))
     cached = cache.lookup(key)
     if cached is not None:
         return cached
-    cache.tmp.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=cache.tmp) as tmp:
-        root = Path(tmp)
-        for package in packages:
-            unpack(archive.deb(package), package.name, root)
+    debs = [(p.name, archive.deb(p)) for p in packages]  # every download done before the layer is begun
+
+    def members() -> Iterator[Member]:
+        layer = DebLayer()
+        for name, path in debs:
+            yield from layer.package(path, name)
+        yield from layer.status_records()
         if skeleton_for:
-            write_skeleton(root, skeleton_for)
-        entries = [_owned(e, root) for e in tree_entries(root, "")]
-        return cache.layer(key, lambda out: write_layer(entries, out, compression, epoch))
+            yield from skeleton(layer, skeleton_for)
 
-
-def _owned(entry, root: Path):
-    """Keep the owner the files have on disk (root, but the runtime user's home is its own)."""
-    st = (root / entry.path).lstat()
-    return dataclasses.replace(entry, uid=st.st_uid, gid=st.st_gid)
+    return cache.layer(key, lambda out: write_member_layer(members(), out, compression, epoch))

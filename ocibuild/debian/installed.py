@@ -9,7 +9,7 @@ from pathlib import Path
 
 from debian.deb822 import Deb822
 
-from ocibuild.debian.archive import DebianError
+from ocibuild.errors import DebianError
 from ocibuild.debian.index import DebPackage
 from ocibuild.debian.resolve import installed_names
 

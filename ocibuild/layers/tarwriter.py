@@ -4,7 +4,8 @@ Entries are sorted by path, owners are numeric with empty names, modes are kept,
 integers clamped to the given epoch, and no atime/ctime records are written (integer mtimes and
 ASCII paths keep PAX headers out unless a path is too long, and then they are deterministic).
 The tar is hashed (diff_id) before compression and the blob hashed after it, while it is
-written: memory stays flat whatever the layer size.
+written: memory stays flat whatever the layer size. Members taken from another archive
+(`write_members`) keep the order that archive gives them, which is deterministic in its own right.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import os
 import queue
 import tarfile
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -22,6 +23,9 @@ from typing import BinaryIO
 from ocibuild.layers.compression import Compression
 from ocibuild.oci.digest import Digest
 from ocibuild.store.blobs import CHUNK, LayerBlob
+
+# A tar header with the file to read its content from (regular files), as another archive gives it.
+Member = tuple[tarfile.TarInfo, BinaryIO | None]
 
 
 @dataclass(frozen=True)
@@ -136,25 +140,62 @@ def write_tar(entries: list[Entry], out: BinaryIO, epoch: int) -> None:
 
 
 def write_layer(entries: list[Entry], dest: BinaryIO, compression: Compression, epoch: int) -> LayerBlob:
-    """Write the layer blob to `dest`, returning its digests; one pass over the input files.
+    """Write the layer blob to `dest`, returning its digests; one pass over the input files."""
+    return write_tar_layer(lambda out: write_tar(entries, out, epoch), dest, compression)
+
+
+def write_tar_layer(write: Callable[[BinaryIO], None], dest: BinaryIO, compression: Compression) -> LayerBlob:
+    """Write the tar that `write` writes (to a stream with `write` and `tell`) as a layer blob to
+    `dest`, returning its digests, in one pass.
 
     Uncompressed, the blob is the tar: one hash serves as both digest and diff_id.
     """
     blob = HashingWriter(dest)
     try:
         if compression is Compression.NONE:
-            write_tar(entries, blob, epoch)
+            write(blob)
             return LayerBlob(blob.digest, blob.digest, blob.size, compression.media_type)
         compressor = compression.writer(blob)
         tar_stream = HashingWriter(compressor)
         try:
-            write_tar(entries, tar_stream, epoch)
+            write(tar_stream)
         finally:
             tar_stream.close()  # every chunk is in the compressor before its frame is finished
         compressor.close()
         return LayerBlob(blob.digest, tar_stream.digest, blob.size, compression.media_type)
     finally:
         blob.close()
+
+
+def member_header(info: tarfile.TarInfo, epoch: int) -> tarfile.TarInfo:
+    """The header a layer carries for another archive's member: the same name, type, mode (setuid,
+    setgid and sticky bits included), numeric owners and link, with empty owner names, an integer
+    mtime clamped to `epoch`, and none of the source's PAX records (atime, ctime, names)."""
+    header = tarfile.TarInfo(info.name)
+    header.type = tarfile.REGTYPE if info.isreg() else info.type
+    header.mode = info.mode & 0o7777
+    header.uid, header.gid = info.uid, info.gid
+    header.uname = header.gname = ""
+    header.mtime = max(min(int(info.mtime), epoch), 0)
+    header.linkname = info.linkname if info.issym() or info.islnk() else ""
+    header.size = info.size if info.isreg() else 0
+    return header
+
+
+def write_members(members: Iterable[Member], out: BinaryIO, epoch: int) -> None:
+    """Write `members` in the order given (the caller decides it), headers normalized by
+    `member_header`. Each member's file is read to its size before the next member is drawn, so
+    members may stream straight from another tar opened in stream mode: nothing touches the disk."""
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        tar.copybufsize = CHUNK
+        for info, fileobj in members:
+            header = member_header(info, epoch)
+            tar.addfile(header, fileobj if header.isreg() else None)
+
+
+def write_member_layer(members: Iterable[Member], dest: BinaryIO, compression: Compression, epoch: int) -> LayerBlob:
+    """`write_layer` for members rather than entries: see `write_members`."""
+    return write_tar_layer(lambda out: write_members(members, out, epoch), dest, compression)
 
 
 def tree_entries(root: Path, prefix: str, *, uid: int = 0, gid: int = 0) -> list[Entry]:

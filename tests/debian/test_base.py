@@ -16,7 +16,8 @@ from ocibuild.bento.build import build_bento
 from ocibuild.bento.store import BentoStore
 from ocibuild.base import Sources
 from ocibuild.containerize import ContainerizeOptions, containerize as containerize_bento
-from ocibuild.debian.archive import DebianArchive, DebianError, DebianSettings
+from ocibuild.debian.archive import DebianArchive, DebianSettings
+from ocibuild.errors import DebianError
 from ocibuild.debian.base import DebianLock
 from ocibuild.debian.installed import read_base_system
 from ocibuild.errors import SpecError
