@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import os
 import tarfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -185,8 +186,11 @@ def extract(tar: tarfile.TarFile, dest: Path, limits: ExtractLimits = ExtractLim
                 os.symlink(member.linkname, path)
                 tree.kinds[name], tree.targets[name] = _SYMLINK, member.linkname
             elif member.islnk():
-                target = normalize(member.linkname) if member.linkname else ""
-                if tree.kinds.get(target) != _FILE:
+                try:
+                    target = normalize(member.linkname)
+                except ArchiveError:
+                    target = None  # absolute, `..`, empty: not a member of this archive
+                if target is None or tree.kinds.get(target) != _FILE:
                     raise _refuse(f"hard link {name!r} points outside it or to no earlier file "
                                   f"in the archive ({member.linkname!r})")
                 os.link(dest / target, path, follow_symlinks=False)
@@ -196,6 +200,14 @@ def extract(tar: tarfile.TarFile, dest: Path, limits: ExtractLimits = ExtractLim
                 tree.kinds[name] = _FILE
         except OSError as exc:
             raise _refuse(f"cannot write {name!r}: {exc.strerror or exc}") from None
+
+
+def _read(source, name: str) -> bytes:
+    """The next chunk of a member's data; a header that claims more than the archive holds fails here."""
+    try:
+        return source.read(CHUNK)
+    except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:  # OSError: BadGzipFile
+        raise _refuse(f"the data of {name!r} is cut short or corrupt ({exc})") from None
 
 
 def _write_file(tar: tarfile.TarFile, member: tarfile.TarInfo, name: str, path: Path,
@@ -208,7 +220,7 @@ def _write_file(tar: tarfile.TarFile, member: tarfile.TarInfo, name: str, path: 
     written = 0
     with os.fdopen(fd, "wb") as out:
         os.fchmod(fd, _mode(member, 0o600))
-        while chunk := source.read(CHUNK):
+        while chunk := _read(source, name):
             written += len(chunk)
             total += len(chunk)
             if written > limits.max_file_bytes:
