@@ -74,15 +74,12 @@ def export_bento(bento: Bento, dest: Path) -> None:
 
 
 def _verify_carried_models(staged: Path, info: object) -> None:
-    """Every model a bento carries must match its digest and name a valid tag, before the bento
-    is committed: a bento whose models are then refused must not be left in the store."""
+    """Every carried model must match its digest and have a valid name and version before the
+    bento is committed: a bento whose models are then refused must not be left in the store."""
     from ocibuild.models.store import verify_model
 
     for model_dir in sorted((staged / MODELS_DIR).glob("*/*")):
-        model = verify_model(model_dir)
-        tag = Tag.parse(f"{model.name}:{model.version}")
-        if tag.version is None:
-            raise ArchiveError(f"refusing archive: model {model.name} names no exact version")
+        verify_model(model_dir)
 
 
 def import_bento(store: BentoStore, archive: Path, limits: ExtractLimits = ExtractLimits()) -> Bento:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ocibuild.bento.info import YamlRecord, utc_iso
 from ocibuild.bento.store import VersionedStore
-from ocibuild.bento.tags import Tag, new_version
+from ocibuild.bento.tags import Tag, new_version, validate_version
 from ocibuild.errors import ArchiveError, SpecError
 from ocibuild.home import ocibuild_home
 from ocibuild.layers.tarwriter import CHUNK
@@ -151,6 +151,8 @@ def verify_model(model_dir: Path) -> ModelInfo:
     """The model's info, once its files are proven to match the digest it claims."""
     info = ModelInfo.load(model_dir / MODEL_FILE)
     validate_name(info.name, "model name")
+    # name and version come from the archive and become a store path (`add_copy`): check both
+    validate_version(str(info.version), f"{info.name}:{info.version}")
     digest = content_digest(model_dir / FILES)[0]
     if digest != info.digest:
         raise ArchiveError(f"model {info.name}:{info.version} is corrupt: its files hash to {digest}, "
