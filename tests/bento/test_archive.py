@@ -141,7 +141,8 @@ def _rerouted_later(up):
 
 
 HOSTILE_IMPORTS = {
-    "cve-2025-4517 symlink chain": (lambda victim: cve_2025_4517_chain(UP, "victim"),
+    # staging is TMP/home/tmp/KIND-XXXXXXXX, at most 17 characters longer than TMP/victim
+    "cve-2025-4517 symlink chain": (lambda victim: cve_2025_4517_chain(UP, "victim", len(str(victim)) + 20),
                                     r"would be written beneath the symlink 'a'"),
     "dotdot member": (lambda victim: [file("../" * UP + "victim/pwned")], r"contains '\.\.'"),
     "absolute member": (lambda victim: [file(str(victim / "pwned"))], r"absolute path '/"),
