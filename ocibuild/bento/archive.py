@@ -1,71 +1,68 @@
-"""Bentos as single archives (`ocibuild export` / `import`), refusing hostile archives.
+"""Bentos and models as single archives (`ocibuild export` / `import`), refusing hostile archives.
 
-An archive is a gzip'd tar whose top level is the bento directory's content. Members are checked
-before anything is extracted: no absolute paths, no `..`, no links that leave the archive, no
-devices; the extraction then goes to a staging directory and is renamed into the store.
+An archive is a gzip'd tar whose top level is the bento (or model) directory's content. It is
+extracted by `ocibuild.store.extract` (never by `tarfile`'s own extraction, whose `data` filter
+this Python cannot be trusted with) into a staging directory, read, verified, and only then
+renamed into the store; any refusal removes the staging directory, so nothing is left behind.
 """
 
 from __future__ import annotations
 
-import posixpath
+import gzip
 import tarfile
 from collections.abc import Callable
 from pathlib import Path
 
 from ocibuild.bento.info import MODELS_DIR, BentoInfo
 from ocibuild.bento.store import Bento, BentoStore
-from ocibuild.errors import ArchiveError
+from ocibuild.errors import ArchiveError, NotFoundError, OcibuildError
+from ocibuild.store.atomic import TempFile
+from ocibuild.store.extract import ExtractLimits, extract
 from ocibuild.store.tags import Tag
 from ocibuild.store.versioned import VersionedStore
 
 
 def export_dir(source: Path, dest: Path) -> None:
-    tmp = dest.with_name(f".{dest.name}.partial")
+    """Write `source` as a gzip'd tar at `dest`, atomically, through a temp file created
+    exclusively beside it (never a fixed name a planted symlink could redirect). Owners are not
+    carried (an import never restores them) and the gzip header has no time or name."""
+    if not dest.parent.is_dir():
+        raise NotFoundError(f"cannot write {dest}: directory {dest.parent} does not exist")
     try:
-        with tarfile.open(tmp, "w:gz") as tar:
-            for path in sorted(source.rglob("*")):
-                tar.add(path, arcname=path.relative_to(source).as_posix(), recursive=False)
-        tmp.replace(dest)
-    finally:
-        tmp.unlink(missing_ok=True)
+        with TempFile(dest.parent) as tmp:
+            with gzip.GzipFile(fileobj=tmp.file, mode="wb", filename="", mtime=0) as gz, \
+                    tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:
+                for path in sorted(source.rglob("*")):
+                    tar.add(path, arcname=path.relative_to(source).as_posix(), recursive=False, filter=_anonymous)
+            tmp.commit(dest)
+    except OSError as exc:
+        raise OcibuildError(f"cannot write {dest}: {exc.strerror or exc}") from None
 
 
-def check_members(members: list[tarfile.TarInfo]) -> None:
-    """Raise ArchiveError on the first member that could write outside the destination."""
-    for m in members:
-        name = m.name
-        if name.startswith("/") or posixpath.isabs(name):
-            raise ArchiveError(f"refusing archive: absolute path {name!r}")
-        if ".." in name.split("/"):
-            raise ArchiveError(f"refusing archive: path {name!r} contains '..'")
-        if not (m.isfile() or m.isdir() or m.issym() or m.islnk()):
-            raise ArchiveError(f"refusing archive: {name!r} is a device, fifo or other special file")
-        if m.issym() or m.islnk():
-            base = posixpath.dirname(name) if m.issym() else ""
-            target = posixpath.normpath(posixpath.join(base, m.linkname))
-            if m.linkname.startswith("/") or target == ".." or target.startswith("../"):
-                raise ArchiveError(f"refusing archive: link {name!r} points outside it ({m.linkname!r})")
+def _anonymous(info: tarfile.TarInfo) -> tarfile.TarInfo:
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    info.mtime = int(info.mtime)
+    return info
 
 
 def import_into(store: VersionedStore, archive: Path, load: Callable[[Path], BentoInfo],
-                verify: Callable[[Path, object], None] = lambda staged, info: None) -> Path:
-    """Check, extract to staging, read the manifest with `load`, `verify`, then commit under its tag."""
+                verify: Callable[[Path, object], None] = lambda staged, info: None,
+                limits: ExtractLimits = ExtractLimits()) -> Path:
+    """Extract to staging, read the manifest with `load`, `verify`, then commit under its tag."""
     manifest = store.record
     try:
-        with tarfile.open(archive, "r:*") as tar:
-            members = tar.getmembers()
-            check_members(members)
-            with store.staging() as staged:
-                tar.extractall(staged, filter="data")
-                if not (staged / manifest).is_file():
-                    raise ArchiveError(f"{archive} is not a {store.kind} archive: no {manifest}")
-                info = load(staged / manifest)
-                # the tag comes from inside the archive: it must obey the rules before it names a path
-                tag = Tag.parse(f"{info.name}:{info.version}")
-                if tag.version is None:
-                    raise ArchiveError(f"refusing archive: it names no exact version ({info.version!r})")
-                verify(staged, info)
-                return store.commit(staged, tag)
+        with tarfile.open(archive, "r:*") as tar, store.staging() as staged:
+            extract(tar, staged, limits)
+            if not (staged / manifest).is_file():
+                raise ArchiveError(f"{archive} is not a {store.kind} archive: no {manifest}")
+            info = load(staged / manifest)
+            # the tag comes from inside the archive: it must obey the rules before it names a path
+            tag = Tag.parse(f"{info.name}:{info.version}")
+            if tag.version is None:
+                raise ArchiveError(f"refusing archive: it names no exact version ({info.version!r})")
+            verify(staged, info)
+            return store.commit(staged, tag)
     except tarfile.ReadError:
         raise ArchiveError(f"cannot read {archive}: not a tar archive (plain, gzip, bzip2 or xz)") from None
     except (tarfile.TarError, EOFError, OSError) as exc:
@@ -76,18 +73,29 @@ def export_bento(bento: Bento, dest: Path) -> None:
     export_dir(bento.path, dest)
 
 
-def import_bento(store: BentoStore, archive: Path) -> Bento:
-    """Import the bento, then restore the models it carries into the model store."""
+def _verify_carried_models(staged: Path, info: object) -> None:
+    """Every carried model must match its digest and have a valid name and version before the
+    bento is committed: a bento whose models are then refused must not be left in the store."""
+    from ocibuild.models.store import verify_model
+
+    for model_dir in sorted((staged / MODELS_DIR).glob("*/*")):
+        verify_model(model_dir)
+
+
+def import_bento(store: BentoStore, archive: Path, limits: ExtractLimits = ExtractLimits()) -> Bento:
+    """Import the bento once every model it carries is verified, then restore those models."""
     from ocibuild.models.store import ModelStore
 
-    path = import_into(store, archive, BentoInfo.load)
+    path = import_into(store, archive, BentoInfo.load, _verify_carried_models, limits)
     models = ModelStore(store.home)
     for model_dir in sorted((path / MODELS_DIR).glob("*/*")):
         models.add_copy(model_dir)
     return store.load(path)
 
 
-def import_model(store, archive: Path):
+def import_model(store, archive: Path, limits: ExtractLimits = ExtractLimits()):
+    """Import a model archive (`ocibuild models export`) once its files match its digest."""
     from ocibuild.models.store import ModelInfo, verify_model
 
-    return store.load(import_into(store, archive, ModelInfo.load, lambda staged, info: verify_model(staged)))
+    return store.load(import_into(store, archive, ModelInfo.load,
+                                  lambda staged, info: verify_model(staged), limits))

@@ -21,7 +21,7 @@ from ocibuild.oci.digest import Digest
 from ocibuild.sdk.names import validate_name
 from ocibuild.store.blobs import CHUNK
 from ocibuild.store.records import YamlRecord, utc_iso
-from ocibuild.store.tags import Tag, new_version
+from ocibuild.store.tags import Tag, new_version, validate_version
 from ocibuild.store.versioned import VersionedStore
 
 MODEL_FILE = "model.yaml"
@@ -174,6 +174,8 @@ def verify_model(model_dir: Path) -> ModelInfo:
     """The model's info, once its files are proven to match the digest it claims."""
     info = ModelInfo.load(model_dir / MODEL_FILE)
     validate_name(info.name, "model name")
+    # name and version come from the archive and become a store path (`add_copy`): check both
+    validate_version(str(info.version), f"{info.name}:{info.version}")
     digest = content_digest(model_dir / MODEL_FILES)[0]
     if digest != info.digest:
         raise ArchiveError(f"model {info.name}:{info.version} is corrupt: its files hash to {digest}, "

@@ -11,7 +11,7 @@ from ocibuild.bento.archive import export_bento, export_dir, import_bento, impor
 from ocibuild.bento.build import build_bento
 from ocibuild.bento.info import ModelPin
 from ocibuild.bento.store import BentoStore
-from ocibuild.errors import ArchiveError, NotFoundError, SpecError
+from ocibuild.errors import ArchiveError, NotFoundError, SpecError, TagError
 from ocibuild.models.reference import MODELS_DIR_ENV, Model
 from ocibuild.models.store import ModelStore, content_digest
 from ocibuild.sdk.service import service_spec
@@ -208,3 +208,52 @@ def test_models_cli(home, tmp_path):
         "error: no model named 'nope' (see `ocibuild models list`)"
     bad = run_process("models", "import", str(source), "--name", "Bad Name")
     assert bad.returncode == 1 and "invalid model name 'Bad Name'" in bad.stderr
+
+
+def _rewrite(src, dst, change):
+    """Copy a tar archive, passing each regular member's (name, bytes) through `change`."""
+    with tarfile.open(src) as old, tarfile.open(dst, "w:gz") as new:
+        for member in old.getmembers():
+            data = old.extractfile(member).read() if member.isfile() else None
+            if data is not None:
+                data = change(member.name, data)
+                member.size = len(data)
+            new.addfile(member, io.BytesIO(data) if data is not None else None)
+    return dst
+
+
+def _bento_with_models(home, tmp_path):
+    models = ModelStore(home)
+    table = store_model(models, "table", {"t.txt": b"hello"})
+    store_model(models, "extra", {"e": b"e"})
+    export_bento(build_bento(service_dir(tmp_path), BentoStore(home)), tmp_path / "b.bento")
+    return table
+
+
+def _nothing_imported(other):
+    assert BentoStore(other).list() == [] and ModelStore(other).list() == []
+    assert list((other / "tmp").iterdir()) == []
+
+
+def test_bento_with_a_corrupt_model_is_not_imported(home, tmp_path):
+    """The carried models are verified before the bento is committed, not after."""
+    _bento_with_models(home, tmp_path)
+    tampered = _rewrite(tmp_path / "b.bento", tmp_path / "t.bento",
+                        lambda name, data: b"HELLO" if name.endswith("/files/t.txt") else data)
+    other = tmp_path / "other"
+    with pytest.raises(ArchiveError, match=r"model table:\S+ is corrupt"):
+        import_bento(BentoStore(other), tampered)
+    _nothing_imported(other)
+
+
+def test_bento_whose_model_names_a_path_is_not_imported(home, tmp_path):
+    """A carried model.yaml's version becomes a store path: it must be a valid version first."""
+    table = _bento_with_models(home, tmp_path)
+    tampered = _rewrite(tmp_path / "b.bento", tmp_path / "t.bento",
+                        lambda name, data: data.replace(table.info.version.encode(), b"../../../escaped")
+                        if name.endswith("table/" + table.info.version + "/model.yaml") else data)
+    other = tmp_path / "other"
+    with pytest.raises(TagError, match="invalid version '../../../escaped'"):
+        import_bento(BentoStore(other), tampered)
+    _nothing_imported(other)
+    assert not (tmp_path / "escaped").exists()
