@@ -253,7 +253,7 @@ def test_bento_whose_model_names_a_path_is_not_imported(home, tmp_path):
                         lambda name, data: data.replace(table.info.version.encode(), b"../../../escaped")
                         if name.endswith("table/" + table.info.version + "/model.yaml") else data)
     other = tmp_path / "other"
-    with pytest.raises(TagError, match="invalid version '../../../escaped'"):
+    with pytest.raises(ArchiveError, match="invalid version '../../../escaped'"):
         import_bento(BentoStore(other), tampered)
     _nothing_imported(other)
     assert not (tmp_path / "escaped").exists()
