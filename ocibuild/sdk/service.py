@@ -18,6 +18,7 @@ from ocibuild.sdk.schema import json_schema
 SERVICE_ATTRIBUTE = "__ocibuild_service__"
 API_ATTRIBUTE = "__ocibuild_api__"
 
+_STAGES = ("both", "build", "runtime")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -27,10 +28,19 @@ class EnvVar:
 
     name: str
     value: str | None = None
+    stage: str = "both"  # "build": only `ocibuild build` and uv see it; "runtime": only the service
 
     @property
     def required(self) -> bool:
         return self.value is None
+
+    @property
+    def at_runtime(self) -> bool:
+        return self.stage != "build"
+
+    @property
+    def at_build(self) -> bool:
+        return self.stage != "runtime"
 
 
 @dataclass(frozen=True)
@@ -71,7 +81,13 @@ class ServiceSpec:
     models: tuple[Model, ...] = field(default=())
 
     def required_envs(self) -> tuple[str, ...]:
-        return tuple(e.name for e in self.envs if e.required)
+        return tuple(e.name for e in self.envs if e.required and e.at_runtime)
+
+    def runtime_envs(self) -> tuple[EnvVar, ...]:
+        return tuple(e for e in self.envs if e.at_runtime)
+
+    def build_envs(self) -> tuple[EnvVar, ...]:
+        return tuple(e for e in self.envs if e.at_build)
 
 
 def api(fn: Callable) -> Callable:
@@ -135,16 +151,19 @@ def _check_image(image: PythonImage | None) -> PythonImage:
 def parse_envs(envs: list[dict]) -> tuple[EnvVar, ...]:
     parsed: list[EnvVar] = []
     for entry in envs:
-        if not isinstance(entry, dict) or "name" not in entry or set(entry) - {"name", "value"}:
-            raise SpecError(f"invalid env {entry!r}: expected {{'name': ..., 'value': ...}} (value optional)")
-        env_name, value = entry["name"], entry.get("value")
+        if not isinstance(entry, dict) or "name" not in entry or set(entry) - {"name", "value", "stage"}:
+            raise SpecError(f"invalid env {entry!r}: expected {{'name': ..., 'value': ..., 'stage': ...}} "
+                            "(value and stage optional)")
+        env_name, value, stage = entry["name"], entry.get("value"), entry.get("stage", "both")
+        if stage not in _STAGES:
+            raise SpecError(f"invalid stage {stage!r} for env {env_name}: one of {', '.join(_STAGES)}")
         if not isinstance(env_name, str) or not _ENV_NAME.match(env_name):
             raise SpecError(f"invalid env name {env_name!r}: letters, digits and '_', not starting with a digit")
         if value is not None and not isinstance(value, str):
             raise SpecError(f"invalid value for env {env_name}: expected a string, got {type(value).__name__}")
         if any(e.name == env_name for e in parsed):
             raise SpecError(f"env {env_name} is declared twice")
-        parsed.append(EnvVar(env_name, value))
+        parsed.append(EnvVar(env_name, value, stage))
     return tuple(parsed)
 
 
