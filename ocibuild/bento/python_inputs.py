@@ -65,7 +65,8 @@ class PythonInputs:
 
 def host_of(url: str) -> str:
     try:
-        return urlsplit(_ENV_REF.sub("x", url)).hostname or url
+        parts = urlsplit(_ENV_REF.sub("x", url))
+        return parts.netloc.rpartition("@")[2] or url
     except ValueError:
         return "?"
 
