@@ -183,3 +183,13 @@ def layer_files(blob: bytes):
                     yield member.name, tar.extractfile(member).read()
     except tarfile.TarError:
         return
+
+
+def test_credentials_from_netrc(home, tmp_path, private_index, clean_env):
+    netrc = tmp_path / "netrc"
+    netrc.write_text(f"machine 127.0.0.1 login {private_index.user} password {private_index.password}\n")
+    netrc.chmod(0o600)
+    clean_env.setenv("NETRC", str(netrc))
+    bento = build_bento(pyproject_service(tmp_path, private_index), BentoStore(home))
+    assert f"{PACKAGE}=={VERSION}" in (bento.path / "env/python/requirements.lock.txt").read_text()
+    assert_nowhere(private_index.password, home)
