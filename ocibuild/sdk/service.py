@@ -76,18 +76,23 @@ class ServiceSpec:
     name: str
     class_name: str
     image: PythonImage
-    envs: tuple[EnvVar, ...]
+    envs: tuple[EnvVar, ...]  # what the service sees at run time (stage "both" and "runtime")
     apis: tuple[ApiSpec, ...] = field(default=())
     models: tuple[Model, ...] = field(default=())
+    build_only_envs: tuple[EnvVar, ...] = field(default=())  # stage "build": never in the image
 
     def required_envs(self) -> tuple[str, ...]:
-        return tuple(e.name for e in self.envs if e.required and e.at_runtime)
+        return tuple(e.name for e in self.envs if e.required)
 
     def runtime_envs(self) -> tuple[EnvVar, ...]:
-        return tuple(e for e in self.envs if e.at_runtime)
+        return self.envs
 
     def build_envs(self) -> tuple[EnvVar, ...]:
-        return tuple(e for e in self.envs if e.at_build)
+        """What `build` and uv see: stage "both" and "build", in declaration order."""
+        return tuple(e for e in self.declared_envs() if e.at_build)
+
+    def declared_envs(self) -> tuple[EnvVar, ...]:
+        return self.envs + self.build_only_envs
 
 
 def api(fn: Callable) -> Callable:
@@ -108,11 +113,13 @@ def service(cls: type | None = None, *, image: PythonImage | None = None,
     def decorate(target: type) -> type:
         if not inspect.isclass(target):
             raise SpecError("@ocibuild.service decorates a class")
+        parsed_envs = parse_envs(envs or [])
         spec = ServiceSpec(
             name=validate_name(name if name is not None else target.__name__.lower()),
             class_name=target.__name__,
             image=_check_image(image),
-            envs=parse_envs(envs or []),
+            envs=tuple(e for e in parsed_envs if e.at_runtime),
+            build_only_envs=tuple(e for e in parsed_envs if not e.at_runtime),
             apis=tuple(_api_spec(n, f) for n, f in inspect.getmembers(target, inspect.isfunction)
                        if getattr(f, API_ATTRIBUTE, False)),
             models=_models(target, models or []),

@@ -24,12 +24,12 @@ from ocibuild.sdk.openapi import openapi_document
 spec = load_service(Path(sys.argv[1])).spec
 import numpy
 print(json.dumps({"numpy": numpy.__file__, "spec": [spec.name, spec.class_name, spec.image.to_dict(),
-                  [vars(e) for e in spec.envs], [m.tag for m in spec.models], openapi_document(spec)]}))
+                  [vars(e) for e in spec.declared_envs()], [m.tag for m in spec.models], openapi_document(spec)]}))
 """
 
 
 def spec_record(spec):
-    return [spec.name, spec.class_name, spec.image.to_dict(), [vars(e) for e in spec.envs],
+    return [spec.name, spec.class_name, spec.image.to_dict(), [vars(e) for e in spec.declared_envs()],
             [m.tag for m in spec.models], openapi_document(spec)]
 
 
