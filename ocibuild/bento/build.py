@@ -45,6 +45,7 @@ from ocibuild.sdk.service import ServiceSpec
 
 # The serving runtime's own dependencies, locked together with the service's so they can coexist.
 RUNTIME_REQUIREMENTS = ("uvicorn>=0.30", "packaging>=23")
+REQUIREMENTS_PYPROJECT = "env/python/pyproject.toml"  # a pyproject with [tool.uv.sources], as uv's input
 CONSTRAINTS = "env/python/constraints.txt"  # the pins of locked inputs, for uv to resolve the rest within
 
 
@@ -93,10 +94,14 @@ def lock_python(staged: Path, inputs: PythonInputs, environ: dict, spec: Service
     if inputs.locked:
         constraints = staged / CONSTRAINTS
         constraints.write_text(inputs.constraints())
-    env = {**environ, **uv_index_environment(inputs.indexes, environ)}
+    pyproject = None
+    if inputs.pyproject is not None:  # uv reads its dependencies, indexes and per-package index pins
+        pyproject = staged / REQUIREMENTS_PYPROJECT
+        shutil.copyfile(inputs.pyproject, pyproject)
+    env = {**environ, **uv_index_environment(inputs.indexes, environ, pyproject is not None)}
     resolved = staged / LOCK
     lock_requirements(staged / REQUIREMENTS, resolved, spec.image.python_version, platform,
-                      constraints=constraints, env=env,
+                      constraints=constraints, env=env, pyproject=pyproject, extras=inputs.extras,
                       scrub=lambda text: scrub(text, env, inputs.indexes))
     resolved.write_text(merge_lock(inputs, resolved.read_text()))
     defaults = {e.name: e.value for e in spec.build_envs() if e.value is not None}

@@ -22,13 +22,15 @@ def uv_command():
 
 def lock_requirements(requirements: Path, lock: Path, python_version: str, platform: Platform, *,
                       constraints: Path | None = None, env: dict | None = None,
+                      pyproject: Path | None = None, extras: tuple[str, ...] = (),
                       scrub=lambda text: text) -> None:
     """Write `lock` (exact versions and hashes) for `requirements`, or raise with uv's reason.
 
     uv runs from the requirements' directory with relative paths, so its `# via -r` annotations
     name `requirements.txt`, not the staging directory: the same input gives the same lock.
     """
-    args = ["pip", "compile", requirements.name, "-o", str(lock.resolve()), "--quiet", "--no-header",
+    inputs = [requirements.name] if pyproject is None else [pyproject.name, requirements.name]
+    args = ["pip", "compile", *inputs, *(f"--extra={e}" for e in extras), "-o", str(lock.resolve()), "--quiet", "--no-header",
             "--generate-hashes", "--only-binary", ":all:",
             "--python-version", python_version, "--python-platform", platform.uv_platform]
     if constraints is not None:  # pins of locked inputs (uv.lock, pylock.toml, hashed requirements)

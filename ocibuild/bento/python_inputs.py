@@ -35,6 +35,7 @@ class Index:
     url: str  # as declared, `${VAR}` unexpanded, literal credentials stripped
     name: str | None = None
     default: bool = False
+    from_pyproject: bool = False
 
     def expanded(self, environ) -> str:
         def value(match):
@@ -55,6 +56,8 @@ class PythonInputs:
     loose: list[str] = field(default_factory=list)  # requirement lines to resolve
     indexes: list[Index] = field(default_factory=list)
     sources: list[str] = field(default_factory=list)  # what the locked entries came from
+    pyproject: Path | None = None  # given to uv as an input: its [tool.uv.sources] pins packages to indexes
+    extras: tuple[str, ...] = ()
 
     def constraints(self) -> str:
         return "".join(entry_requirement(entry) + "\n" for _, entry in self.locked)
@@ -113,7 +116,8 @@ def _pyproject(root: Path, image: PythonImage, environ, inputs: PythonInputs) ->
     for entry in data.get("tool", {}).get("uv", {}).get("index", []):
         if not isinstance(entry, dict) or "url" not in entry:
             raise SpecError(f"{image.pyproject}: a [[tool.uv.index]] entry needs a url")
-        inputs.indexes.append(Index(strip_credentials(entry["url"]), entry.get("name"), bool(entry.get("default"))))
+        inputs.indexes.append(Index(strip_credentials(entry["url"]), entry.get("name"), bool(entry.get("default")),
+                                    True))
     optional = project.get("optional-dependencies", {})
     for extra in image.pyproject_extras:
         if extra not in optional:
@@ -124,6 +128,11 @@ def _pyproject(root: Path, image: PythonImage, environ, inputs: PythonInputs) ->
         rel = (Path(image.pyproject).parent / "uv.lock").as_posix()
         inputs.locked += requirement_entries(text, rel)
         inputs.sources.append(rel)
+        return
+    if data.get("tool", {}).get("uv", {}).get("sources"):
+        if "dependencies" in project.get("dynamic", []):
+            raise SpecError(f"{image.pyproject}: dynamic dependencies cannot be read without building the project")
+        inputs.pyproject, inputs.extras = path, tuple(image.pyproject_extras)
         return
     inputs.loose += [f"# from {image.pyproject}", *project.get("dependencies", [])]
     for extra in image.pyproject_extras:
@@ -224,8 +233,13 @@ def build_environment(spec: ServiceSpec, environ=os.environ) -> dict[str, str]:
     return env
 
 
-def uv_index_environment(indexes: list[Index], environ) -> dict[str, str]:
-    """`UV_DEFAULT_INDEX` / `UV_INDEX` for uv, expanded; credentials never reach its command line."""
+def uv_index_environment(indexes: list[Index], environ, pyproject_read: bool = False) -> dict[str, str]:
+    """`UV_DEFAULT_INDEX` / `UV_INDEX` for uv, expanded; credentials never reach its command line.
+
+    `pyproject_read`: uv reads the pyproject's own indexes (with their `explicit` flags) itself.
+    """
+    if pyproject_read:
+        indexes = [i for i in indexes if not i.from_pyproject]
     env = {}
     defaults = [i for i in indexes if i.default]
     if defaults:

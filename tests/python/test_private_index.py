@@ -42,6 +42,7 @@ dependencies = ["{package}=={version}"]
 [[tool.uv.index]]
 name = "private"
 url = "http://{host}/simple/"
+explicit = true
 
 [tool.uv.sources]
 {package} = {{ index = "private" }}
@@ -98,6 +99,20 @@ def test_pyproject_index_with_uv_index_credentials(home, tmp_path, private_index
     bento = build_bento(pyproject_service(tmp_path, private_index), BentoStore(home))
     assert f"{PACKAGE}=={VERSION}" in (bento.path / "env/python/requirements.lock.txt").read_text()
     assert_nowhere(private_index.password, home)
+
+
+def test_per_package_index_pins_are_followed(home, tmp_path, private_index, clean_env):
+    clean_env.setenv("UV_INDEX_PRIVATE_USERNAME", private_index.user)
+    clean_env.setenv("UV_INDEX_PRIVATE_PASSWORD", private_index.password)
+    root = pyproject_service(tmp_path, private_index)
+    pyproject = root / "pyproject.toml"
+    # six exists on PyPI but is pinned to the private index, which does not have it
+    pyproject.write_text(pyproject.read_text().replace('"]\n', '", "six"]\n', 1) + 'six = { index = "private" }\n')
+    with pytest.raises(LockError, match="six"):
+        build_bento(root, BentoStore(home))
+    pyproject.write_text(pyproject.read_text().replace('six = { index = "private" }\n', ""))
+    lock = (build_bento(root, BentoStore(home)).path / "env/python/requirements.lock.txt").read_text()
+    assert "six==" in lock and f"{PACKAGE}=={VERSION}" in lock
 
 
 def test_without_credentials_one_line_naming_the_host(home, tmp_path, private_index, clean_env):
