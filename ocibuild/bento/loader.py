@@ -54,7 +54,16 @@ def load_service(root: Path, entry_point: str | None = None) -> LoadedService:
         raise ServiceLoadError(f"no {module_name.replace('.', '/')}.py in {root}")
     with importable_from(root), stand_ins(root) as finder:
         module = _import(root, module_name)
-        loaded = _find_service(module, module_name, class_name)
+        try:
+            loaded = _find_service(module, module_name, class_name)
+        except ServiceLoadError:
+            if not finder.stood_in:
+                raise
+            # No service came out: a missing import is the likelier cause than the code itself.
+            top = next(iter(finder.origins))
+            filename, line = finder.origins[top]
+            raise ServiceLoadError(f"{_shown(root, filename)}:{line}: ModuleNotFoundError: No module named "
+                                   f"'{top}' (and {module_name}.py defines no usable @ocibuild.service class)") from None
     if finder.stood_in:
         log.info("read %s with stand-ins for modules not installed here: %s", module_name,
                  ", ".join(sorted(finder.stood_in)))

@@ -128,27 +128,32 @@ class StandInFinder(importlib.abc.MetaPathFinder):
     def __init__(self, root: Path):
         self.root = root
         self.stood_in: set[str] = set()
+        self.origins: dict[str, tuple[str, int]] = {}  # top-level name -> (file, line) importing it first
 
     def find_spec(self, fullname, path=None, target=None):
         top = fullname.partition(".")[0]
         if top in self.stood_in:
             return importlib.machinery.ModuleSpec(fullname, _Loader(), is_package=True)
-        if "." in fullname or not self._imported_by_service():
+        origin = None if "." in fullname else self._service_frame()
+        if origin is None:
             return None  # a real package lacks this submodule, or a library probes: genuine ImportError
         self.stood_in.add(top)
+        self.origins[top] = origin
         return importlib.machinery.ModuleSpec(fullname, _Loader(), is_package=True)
 
-    def _imported_by_service(self) -> bool:
+    def _service_frame(self) -> tuple[str, int] | None:
+        """(file, line) of the import statement when it is in the service directory, else None."""
         frame = sys._getframe(1)
         while frame is not None:
             filename = frame.f_code.co_filename
             if not (filename.startswith("<frozen importlib") or filename in _IMPORT_MACHINERY):
                 try:
-                    return Path(filename).resolve().is_relative_to(self.root)
+                    inside = Path(filename).resolve().is_relative_to(self.root)
                 except (OSError, ValueError):
-                    return False
+                    return None
+                return (filename, frame.f_lineno) if inside else None
             frame = frame.f_back
-        return False
+        return None
 
 
 _IMPORT_MACHINERY = {__file__, importlib.__file__}

@@ -122,3 +122,10 @@ class Probe:
     pass
 """)
     assert load_service(root).spec.name == "probe"
+
+
+def test_no_service_after_a_missing_import_names_the_import(tmp_path):
+    root = service(tmp_path, "import ocibuild\nimport helpers\n")
+    (root / "helpers.py").write_text("x = 1\nimport does_not_exist_zz\n")
+    with pytest.raises(ServiceLoadError, match=r"^helpers.py:2: ModuleNotFoundError: No module named 'does_not_exist_zz'"):
+        load_service(root)
