@@ -36,7 +36,7 @@ from ocibuild.bento.python_inputs import (
 )
 from ocibuild.bento.store import Bento, BentoStore
 from ocibuild.bento.tags import Tag, new_version, validate_version
-from ocibuild.errors import NotFoundError, SpecError
+from ocibuild.errors import NotFoundError
 from ocibuild.models.store import ModelStore, StoredModel, link_tree
 from ocibuild.platforms import DEFAULT_PLATFORM, Platform
 from ocibuild.sdk.images import PythonImage

@@ -4,7 +4,6 @@ import gzip
 import io
 import subprocess
 import tarfile
-import textwrap
 
 import pytest
 import pyzstd
