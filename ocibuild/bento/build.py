@@ -25,8 +25,18 @@ from ocibuild.bento.info import (
     ModelPin,
 )
 from ocibuild.bento.loader import LoadedService, load_service
+from ocibuild.python.inputs import (
+    INDEXES,
+    PythonInputs,
+    build_environment,
+    gather,
+    merge_lock,
+    scrub,
+    uv_index_environment,
+    write_indexes,
+)
 from ocibuild.bento.store import Bento, BentoStore
-from ocibuild.errors import NotFoundError, SpecError
+from ocibuild.errors import NotFoundError
 from ocibuild.models.store import ModelStore, StoredModel, link_tree
 from ocibuild.oci.platform import DEFAULT_PLATFORM, Platform
 from ocibuild.python.lock import lock_requirements
@@ -40,6 +50,8 @@ from ocibuild.store.tags import Tag, new_version, validate_version
 
 # The serving runtime's own dependencies, locked together with the service's so they can coexist.
 RUNTIME_REQUIREMENTS = ("uvicorn>=0.30", "packaging>=23")
+REQUIREMENTS_PYPROJECT = "env/python/pyproject.toml"  # a pyproject with [tool.uv.sources], as uv's input
+CONSTRAINTS = "env/python/constraints.txt"  # the pins of locked inputs, for uv to resolve the rest within
 
 
 def build_bento(path: Path, store: BentoStore, *, entry_point: str | None = None,
@@ -50,7 +62,9 @@ def build_bento(path: Path, store: BentoStore, *, entry_point: str | None = None
     moment = now or datetime.now(UTC)
     tag = Tag(loaded.spec.name, validate_version(version) if version else new_version(moment))
     files = collect_files(root)
-    requirements = requirements_text(root, loaded.spec.image)
+    environ = build_environment(loaded.spec)
+    inputs = gather(root, loaded.spec.image, environ)
+    requirements = requirements_text(root, loaded.spec.image, inputs)
     models = resolve_models(loaded.spec, ModelStore(store.home))
     sources = build_sources(store.home)
     pinned = pin(loaded.spec.image.base_image, sources.registries)
@@ -61,7 +75,7 @@ def build_bento(path: Path, store: BentoStore, *, entry_point: str | None = None
             link_tree(model.path, staged / MODELS_DIR / model.info.name / model.info.version)
         (staged / REQUIREMENTS).parent.mkdir(parents=True)
         (staged / REQUIREMENTS).write_text(requirements)
-        lock_requirements(staged / REQUIREMENTS, staged / LOCK, loaded.spec.image.python_version, platform)
+        lock_python(staged, inputs, environ, loaded.spec, platform)
         if debian is not None:
             (staged / DEBIAN_LOCK).parent.mkdir(parents=True)
             (staged / DEBIAN_LOCK).write_text(debian.text())
@@ -73,15 +87,33 @@ def build_bento(path: Path, store: BentoStore, *, entry_point: str | None = None
         return Bento(store.commit(staged, tag), info)
 
 
-def requirements_text(root: Path, image: PythonImage) -> str:
-    lines = ["# service requirements", *image.packages]
-    for name in image.requirements_files:
-        req_file = root / name
-        if not req_file.is_file():
-            raise SpecError(f"requirements file {name} not found in {root}")
-        lines += [f"# from {name}", *req_file.read_text().splitlines()]
+def requirements_text(root: Path, image: PythonImage, inputs: PythonInputs | None = None) -> str:
+    """What uv resolves: packages, unlocked requirements files and pyproject deps, the runtime's."""
+    inputs = inputs if inputs is not None else gather(root, image, os.environ)
+    lines = ["# service requirements", *image.packages, *inputs.loose]
     lines += ["# ocibuild serving runtime", *RUNTIME_REQUIREMENTS]
     return "\n".join(lines) + "\n"
+
+
+def lock_python(staged: Path, inputs: PythonInputs, environ: dict, spec: ServiceSpec, platform: Platform) -> None:
+    """The bento's lock: locked inputs as given, the rest resolved by uv within their pins."""
+    constraints = None
+    if inputs.locked:
+        constraints = staged / CONSTRAINTS
+        constraints.write_text(inputs.constraints())
+    pyproject = None
+    if inputs.pyproject is not None:  # uv reads its dependencies, indexes and per-package index pins
+        pyproject = staged / REQUIREMENTS_PYPROJECT
+        shutil.copyfile(inputs.pyproject, pyproject)
+    env = {**environ, **uv_index_environment(inputs.indexes, environ, pyproject is not None)}
+    resolved = staged / LOCK
+    lock_requirements(staged / REQUIREMENTS, resolved, spec.image.python_version, platform,
+                      constraints=constraints, env=env, pyproject=pyproject, extras=inputs.extras,
+                      scrub=lambda text: scrub(text, env, inputs.indexes))
+    resolved.write_text(merge_lock(inputs, resolved.read_text()))
+    defaults = {e.name: e.value for e in spec.build_envs() if e.value is not None}
+    if inputs.indexes or defaults:
+        write_indexes(staged / INDEXES, inputs.indexes, defaults)
 
 
 def copy_sources(root: Path, files: list[SourceFile], dest: Path) -> None:
@@ -142,7 +174,7 @@ def bento_info(loaded: LoadedService, tag: Tag, moment: datetime, platform: Plat
         service=loaded.entry_point,
         image=spec.image.to_dict(),
         platform=str(platform),
-        envs=[{"name": e.name, "value": e.value} for e in spec.envs],
+        envs=[{"name": e.name, "value": e.value} for e in spec.runtime_envs()],  # build envs stay out
         apis=[{"name": a.name, "route": f"/{a.name}", "input": a.input_schema(),
                "output": a.output_schema()} for a in spec.apis],
         files={"count": len(files), "size": sum(f.size for f in files)},

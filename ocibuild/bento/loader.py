@@ -2,22 +2,28 @@
 
 The import happens in this process with the service directory first on `sys.path`; both
 `sys.path` and `sys.modules` are restored afterwards so several builds can run in one process.
+The service's dependencies need not be installed here: a top-level import that nothing can satisfy
+gets a stand-in module (`standins.py`), since only the spec is read; the image has the real ones.
 """
 
 from __future__ import annotations
 
 import importlib
 import inspect
+import logging
 import sys
 import traceback
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from ocibuild.bento.standins import stand_ins
 from ocibuild.errors import OcibuildError, ServiceLoadError
 from ocibuild.sdk.service import ServiceSpec, service_spec
 
 DEFAULT_MODULE = "service"
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -46,9 +52,22 @@ def load_service(root: Path, entry_point: str | None = None) -> LoadedService:
     if not (root / (module_name.replace(".", "/") + ".py")).is_file() and \
             not (root / module_name.replace(".", "/") / "__init__.py").is_file():
         raise ServiceLoadError(f"no {module_name.replace('.', '/')}.py in {root}")
-    with importable_from(root):
+    with importable_from(root), stand_ins(root) as finder:
         module = _import(root, module_name)
-        return _find_service(module, module_name, class_name)
+        try:
+            loaded = _find_service(module, module_name, class_name)
+        except ServiceLoadError:
+            if not finder.stood_in:
+                raise
+            # No service came out: a missing import is the likelier cause than the code itself.
+            top = next(iter(finder.origins))
+            filename, line = finder.origins[top]
+            raise ServiceLoadError(f"{_shown(root, filename)}:{line}: ModuleNotFoundError: No module named "
+                                   f"'{top}' (and {module_name}.py defines no usable @ocibuild.service class)") from None
+    if finder.stood_in:
+        log.info("read %s with stand-ins for modules not installed here: %s", module_name,
+                 ", ".join(sorted(finder.stood_in)))
+    return loaded
 
 
 def _import(root: Path, module_name: str):

@@ -8,6 +8,7 @@ RECORDs of its distributions, so only changed groups are written.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from plumbum import ProcessExecutionError
@@ -17,6 +18,7 @@ from ocibuild.errors import LockError
 from ocibuild.layers.tarwriter import Entry, with_parents
 from ocibuild.layers.writer import LayerWriter
 from ocibuild.oci.platform import Platform
+from ocibuild.python.inputs import read_indexes, scrub, uv_index_environment
 from ocibuild.python.lock import uv_command, uv_reason
 from ocibuild.python.plan import (
     DependencyGroup,
@@ -33,10 +35,15 @@ def install(lock: Path, target: Path, python_version: str, platform: Platform) -
     args = ["pip", "install", "--target", str(target), "--python-platform", platform.uv_platform,
             "--python-version", python_version, "--only-binary", ":all:", "--no-deps",
             "--no-installer-metadata", "--no-compile-bytecode", "--require-hashes", "--quiet", "-r", str(lock)]
+    # The bento's indexes (no credentials in it): credentials come from this environment only.
+    indexes, build_envs = read_indexes(lock.parent / "indexes.json")
+    environ = {**build_envs, **os.environ}
+    env = {**environ, **uv_index_environment(indexes, environ)}
     try:
-        uv_command()(*args)
+        uv_command()(*args, env=env)
     except ProcessExecutionError as exc:
-        raise LockError(f"cannot install the locked Python packages for {platform}: {uv_reason(exc.stderr)}") from None
+        reason = scrub(uv_reason(exc.stderr), env, indexes)
+        raise LockError(f"cannot install the locked Python packages for {platform}: {reason}") from None
 
 
 def rewrite_shebangs(bin_dir: Path) -> None:

@@ -20,21 +20,27 @@ def uv_command():
     return local[uv.find_uv_bin()]
 
 
-def lock_requirements(requirements: Path, lock: Path, python_version: str, platform: Platform) -> None:
+def lock_requirements(requirements: Path, lock: Path, python_version: str, platform: Platform, *,
+                      constraints: Path | None = None, env: dict | None = None,
+                      pyproject: Path | None = None, extras: tuple[str, ...] = (),
+                      scrub=lambda text: text) -> None:
     """Write `lock` (exact versions and hashes) for `requirements`, or raise with uv's reason.
 
     uv runs from the requirements' directory with relative paths, so its `# via -r` annotations
     name `requirements.txt`, not the staging directory: the same input gives the same lock.
     """
-    args = ["pip", "compile", requirements.name, "-o", str(lock.resolve()), "--quiet", "--no-header",
+    inputs = [requirements.name] if pyproject is None else [pyproject.name, requirements.name]
+    args = ["pip", "compile", *inputs, *(f"--extra={e}" for e in extras), "-o", str(lock.resolve()), "--quiet", "--no-header",
             "--generate-hashes", "--only-binary", ":all:",
             "--python-version", python_version, "--python-platform", platform.uv_platform]
+    if constraints is not None:  # pins of locked inputs (uv.lock, pylock.toml, hashed requirements)
+        args += ["-c", constraints.name]
     try:
         with local.cwd(requirements.parent):
-            uv_command()(*args)
+            uv_command()(*args, **({"env": env} if env is not None else {}))
     except ProcessExecutionError as exc:
         raise LockError(f"cannot lock Python requirements for Python {python_version} on {platform}: "
-                        + uv_reason(exc.stderr)) from None
+                        + scrub(uv_reason(exc.stderr))) from None
 
 
 def uv_reason(stderr: str) -> str:

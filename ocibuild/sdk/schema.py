@@ -2,7 +2,8 @@
 
 One module serves both sides: the builder writes the OpenAPI document from these schemas, and the
 runtime uses `check` to turn a request body into arguments (or a 400 that says what is wrong).
-Supported: str, int, float, bool, None, Any, list[X], tuple[X, ...], dict[str, X], Optional/Union.
+Supported: str, int, float, bool, None, Any, list[X], tuple[X, ...], dict[str, X], Optional/Union;
+any other class (`numpy.ndarray`) has the generic schema `{}` and its JSON value is passed as is.
 """
 
 from __future__ import annotations
@@ -30,6 +31,10 @@ def json_schema(hint: Any) -> dict:
         return {"type": "object", "additionalProperties": json_schema(args[1]) if len(args) == 2 else {}}
     if origin in (typing.Union, types.UnionType):
         return {"anyOf": [json_schema(a) for a in args]}
+    if isinstance(hint, type) or isinstance(origin, type):
+        # A class of a library (numpy.ndarray, a torch tensor), real or a build-time stand-in for
+        # one: any JSON value, passed to the method as it is.
+        return {}
     raise TypeError(f"unsupported type hint {hint!r}")
 
 

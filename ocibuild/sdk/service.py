@@ -18,6 +18,7 @@ from ocibuild.sdk.schema import json_schema
 SERVICE_ATTRIBUTE = "__ocibuild_service__"
 API_ATTRIBUTE = "__ocibuild_api__"
 
+_STAGES = ("both", "build", "runtime")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -27,10 +28,19 @@ class EnvVar:
 
     name: str
     value: str | None = None
+    stage: str = "both"  # "build": only `ocibuild build` and uv see it; "runtime": only the service
 
     @property
     def required(self) -> bool:
         return self.value is None
+
+    @property
+    def at_runtime(self) -> bool:
+        return self.stage != "build"
+
+    @property
+    def at_build(self) -> bool:
+        return self.stage != "runtime"
 
 
 @dataclass(frozen=True)
@@ -66,12 +76,23 @@ class ServiceSpec:
     name: str
     class_name: str
     image: PythonImage
-    envs: tuple[EnvVar, ...]
+    envs: tuple[EnvVar, ...]  # what the service sees at run time (stage "both" and "runtime")
     apis: tuple[ApiSpec, ...] = field(default=())
     models: tuple[Model, ...] = field(default=())
+    build_only_envs: tuple[EnvVar, ...] = field(default=())  # stage "build": never in the image
 
     def required_envs(self) -> tuple[str, ...]:
         return tuple(e.name for e in self.envs if e.required)
+
+    def runtime_envs(self) -> tuple[EnvVar, ...]:
+        return self.envs
+
+    def build_envs(self) -> tuple[EnvVar, ...]:
+        """What `build` and uv see: stage "both" and "build", in declaration order."""
+        return tuple(e for e in self.declared_envs() if e.at_build)
+
+    def declared_envs(self) -> tuple[EnvVar, ...]:
+        return self.envs + self.build_only_envs
 
 
 def api(fn: Callable) -> Callable:
@@ -92,11 +113,13 @@ def service(cls: type | None = None, *, image: PythonImage | None = None,
     def decorate(target: type) -> type:
         if not inspect.isclass(target):
             raise SpecError("@ocibuild.service decorates a class")
+        parsed_envs = parse_envs(envs or [])
         spec = ServiceSpec(
             name=validate_name(name if name is not None else target.__name__.lower()),
             class_name=target.__name__,
             image=_check_image(image),
-            envs=parse_envs(envs or []),
+            envs=tuple(e for e in parsed_envs if e.at_runtime),
+            build_only_envs=tuple(e for e in parsed_envs if not e.at_runtime),
             apis=tuple(_api_spec(n, f) for n, f in inspect.getmembers(target, inspect.isfunction)
                        if getattr(f, API_ATTRIBUTE, False)),
             models=_models(target, models or []),
@@ -135,16 +158,19 @@ def _check_image(image: PythonImage | None) -> PythonImage:
 def parse_envs(envs: list[dict]) -> tuple[EnvVar, ...]:
     parsed: list[EnvVar] = []
     for entry in envs:
-        if not isinstance(entry, dict) or "name" not in entry or set(entry) - {"name", "value"}:
-            raise SpecError(f"invalid env {entry!r}: expected {{'name': ..., 'value': ...}} (value optional)")
-        env_name, value = entry["name"], entry.get("value")
+        if not isinstance(entry, dict) or "name" not in entry or set(entry) - {"name", "value", "stage"}:
+            raise SpecError(f"invalid env {entry!r}: expected {{'name': ..., 'value': ..., 'stage': ...}} "
+                            "(value and stage optional)")
+        env_name, value, stage = entry["name"], entry.get("value"), entry.get("stage", "both")
+        if stage not in _STAGES:
+            raise SpecError(f"invalid stage {stage!r} for env {env_name}: one of {', '.join(_STAGES)}")
         if not isinstance(env_name, str) or not _ENV_NAME.match(env_name):
             raise SpecError(f"invalid env name {env_name!r}: letters, digits and '_', not starting with a digit")
         if value is not None and not isinstance(value, str):
             raise SpecError(f"invalid value for env {env_name}: expected a string, got {type(value).__name__}")
         if any(e.name == env_name for e in parsed):
             raise SpecError(f"env {env_name} is declared twice")
-        parsed.append(EnvVar(env_name, value))
+        parsed.append(EnvVar(env_name, value, stage))
     return tuple(parsed)
 
 

@@ -108,3 +108,26 @@ def test_schema_check_converts_and_names_fields():
     with pytest.raises(SchemaError):
         check("1", float, "x")
     assert json_schema(int | None) == {"anyOf": [{"type": "integer"}, {"type": "null"}]}
+
+
+def test_env_stages_as_in_bentoml():
+    @ocibuild.service(envs=[{"name": "BOTH"}, {"name": "TOKEN", "stage": "build"},
+                            {"name": "MODE", "value": "fast", "stage": "runtime"}])
+    class Staged:
+        pass
+
+    spec = service_spec(Staged)
+    assert [e.name for e in spec.envs] == ["BOTH", "MODE"]  # what the runtime sees and requires
+    assert spec.required_envs() == ("BOTH",)
+    assert [e.name for e in spec.build_envs()] == ["BOTH", "TOKEN"]
+    with pytest.raises(SpecError, match="invalid stage 'deploy' for env X"):
+        ocibuild.service(envs=[{"name": "X", "stage": "deploy"}])(type("S", (), {}))
+
+
+def test_library_classes_in_hints_get_a_generic_schema():
+    class Tensor:
+        pass
+
+    assert json_schema(Tensor) == {}
+    assert json_schema(list[Tensor]) == {"type": "array", "items": {}}
+    assert check([1, "a"], Tensor, "x") == [1, "a"]

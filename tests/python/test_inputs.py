@@ -1,0 +1,129 @@
+"""Inputs users already have: pyproject + uv.lock, pylock.toml, hash-pinned requirements, build envs."""
+
+import re
+import textwrap
+
+import pytest
+import yaml
+
+from ocibuild.bento.build import build_bento
+from ocibuild.python.inputs import requirement_entries
+from ocibuild.bento.store import BentoStore
+from ocibuild.errors import LockError, SpecError
+from ocibuild.sdk.images import PythonImage
+from tests.conftest import FIXTURES, copy_service
+
+SERVICES = FIXTURES / "services"
+LOCK = "env/python/requirements.lock.txt"
+
+
+def lock_of(bento) -> str:
+    return (bento.path / LOCK).read_text()
+
+
+def pins(text: str) -> dict[str, str]:
+    return dict(re.findall(r"^([A-Za-z0-9_.-]+)==([^ ;\\\n]+)", text, re.M))
+
+
+@pytest.mark.parametrize("fixture", ["uvlock", "pylock"])
+def test_locked_numpy_is_used_exactly_with_its_hashes(home, tmp_path, fixture):
+    root = copy_service(SERVICES / fixture, tmp_path / fixture)
+    bento = build_bento(root, BentoStore(home))
+    lock = lock_of(bento)
+    assert pins(lock)["numpy"] == "1.26.4"  # the newest numpy is 2.x: nothing was re-resolved
+    numpy_line = next(line for line in lock.splitlines() if line.startswith("numpy=="))
+    # the cp311 manylinux x86_64 wheel's hash, as the lock gives it
+    assert "--hash=sha256:666dbfb6ec68962c033a450943ded891bed2d54e6755e35e5835d63f4f6931d5" in numpy_line
+    assert "uvicorn" in pins(lock)  # the runtime is resolved around the pins
+    assert all("--hash=sha256:" in entry for _, entry in requirement_entries(lock, LOCK))
+
+
+def test_uv_lock_that_does_not_match_the_pyproject_is_one_line(home, tmp_path):
+    root = copy_service(SERVICES / "uvlock", tmp_path / "uvlock")
+    pyproject = root / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace('["numpy>=1.26"]', '["numpy>=1.26", "six"]'))
+    with pytest.raises(LockError, match=r"^uvlock/uv.lock does not match pyproject.toml: run `uv lock`$"):
+        build_bento(root, BentoStore(home))
+    assert BentoStore(home).list() == []
+
+
+def test_pyproject_extras_come_from_the_uv_lock(home, tmp_path):
+    root = copy_service(SERVICES / "uvlock", tmp_path / "uvlock")
+    service = root / "service.py"
+    service.write_text(service.read_text().replace('pyproject_toml("pyproject.toml")',
+                                                   'pyproject_toml("pyproject.toml", extras=["extra-six"])'))
+    lock = lock_of(build_bento(root, BentoStore(home)))
+    assert pins(lock)["numpy"] == "1.26.4" and "six" in pins(lock)
+
+
+def test_pyproject_without_uv_lock_is_resolved(home, tmp_path):
+    root = copy_service(SERVICES / "uvlock", tmp_path / "uvlock")
+    (root / "uv.lock").unlink()
+    pyproject = root / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace('["numpy>=1.26"]', '["six==1.16.0"]'))
+    bento = build_bento(root, BentoStore(home))
+    assert pins(lock_of(bento))["six"] == "1.16.0"
+    assert "# from pyproject.toml" in (bento.path / "env/python/requirements.txt").read_text()
+
+
+SIX_HASHED = """\
+six==1.16.0 \\
+    --hash=sha256:8abb2f1d86890a2dfb989f9a77cfcfd3e47c2a354b01111771326f8aa26e0254
+"""
+
+
+def test_hash_pinned_requirements_are_taken_as_they_are(home, tmp_path):
+    root = tmp_path / "svc"
+    root.mkdir()
+    (root / "requirements.txt").write_text(SIX_HASHED)
+    (root / "service.py").write_text(textwrap.dedent("""
+        import ocibuild
+        import six
+
+        @ocibuild.service(image=ocibuild.images.PythonImage(python_version="3.11").requirements_file("requirements.txt"))
+        class Pinned:
+            pass
+    """))
+    lock = lock_of(build_bento(root, BentoStore(home)))
+    six = [line for line in lock.splitlines() if line.startswith("six==")]
+    # exactly the user's single hash (uv would have generated both the wheel's and the sdist's)
+    assert six == ["six==1.16.0 --hash=sha256:8abb2f1d86890a2dfb989f9a77cfcfd3e47c2a354b01111771326f8aa26e0254"]
+
+
+def test_build_stage_envs_stay_out_of_the_bento_and_runtime_requirements(home):
+    bento = build_bento(SERVICES / "numpy_top", BentoStore(home))
+    info = yaml.safe_load((bento.path / "bento.yaml").read_text())
+    assert info["envs"] == [{"name": "VEC_SCALE", "value": "2"}, {"name": "VEC_RUNTIME", "value": "r"}]
+    from ocibuild.bento.loader import load_service
+
+    assert load_service(SERVICES / "numpy_top").spec.required_envs() == ()
+
+
+def test_required_build_env_must_be_set(home, tmp_path, monkeypatch):
+    root = tmp_path / "svc"
+    root.mkdir()
+    (root / "service.py").write_text(textwrap.dedent("""
+        import ocibuild
+
+        @ocibuild.service(envs=[{"name": "OCIBUILD_TEST_BUILD_TOKEN", "stage": "build"}])
+        class NeedsToken:
+            pass
+    """))
+    monkeypatch.delenv("OCIBUILD_TEST_BUILD_TOKEN", raising=False)
+    with pytest.raises(SpecError, match="^the build env OCIBUILD_TEST_BUILD_TOKEN of service needstoken is not set$"):
+        build_bento(root, BentoStore(home))
+
+
+def test_sdk_methods_and_their_record():
+    image = (PythonImage(python_version="3.11").pyproject_toml("pyproject.toml", extras=["gpu"])
+             .lock_file("pylock.toml").index_url("https://${IDX_USER}:${IDX_TOKEN}@pkgs.example/simple")
+             .extra_index_url("https://alice:s3cret@more.example/simple"))
+    record = image.to_dict()
+    assert record["index_url"] == "https://${IDX_USER}:${IDX_TOKEN}@pkgs.example/simple"  # stored unexpanded
+    assert record["extra_index_urls"] == ["https://more.example/simple"]  # literal credentials stripped
+    assert record["pyproject"] == "pyproject.toml" and record["pyproject_extras"] == ["gpu"]
+    assert record["lock_files"] == ["pylock.toml"]
+    with pytest.raises(SpecError, match="PEP 751"):
+        PythonImage().lock_file("requirements.lock")
+    with pytest.raises(SpecError, match="invalid index URL 'ftp://x'"):
+        PythonImage().index_url("ftp://x")
