@@ -14,8 +14,7 @@ from ocibuild.contract import APP_DIR, HOME_DIR, MODELS_DIR, RUNTIME_DIR, USER_I
 from ocibuild.layers.tarwriter import Entry, tree_entries, with_parents
 
 # The modules that run inside images: they import nothing from the builder.
-RUNTIME_MODULES = ("__init__.py", "errors.py", "contract.py", "sdk", "runtime", "models/__init__.py",
-                   "models/reference.py")
+RUNTIME_MODULES = ("__init__.py", "errors.py", "contract.py", "sdk", "runtime", "models/__init__.py")
 
 
 def runtime_entries() -> list[Entry]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 
-from ocibuild.models.reference import Model
+from ocibuild.sdk.model import Model
 
 __all__ = ["Model", "create", "get", "list_models"]
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ocibuild.errors import SpecError
-from ocibuild.models.reference import Model
+from ocibuild.sdk.model import Model
 from ocibuild.sdk.images import PythonImage
 from ocibuild.sdk.names import validate_name
 from ocibuild.sdk.schema import json_schema

@@ -60,12 +60,17 @@ def test_same_requirements_give_the_same_lock(home, tmp_path):
 
 
 def test_lock_is_for_the_target_platform_not_the_host(home, tmp_path):
-    root = tiny_service(tmp_path, '"numpy==2.1.3"')
+    """Markers are evaluated for the target: on this x86_64 host, only the arm64 lock has six."""
     from ocibuild.oci.platform import Platform
 
-    bento = build_bento(root, BentoStore(home), platform=Platform.parse("linux/arm64"))
-    assert bento.info.platform == "linux/arm64"
-    assert "numpy==2.1.3" in (bento.path / "env/python/requirements.lock.txt").read_text()
+    root = tiny_service(tmp_path, '"six==1.16.0; platform_machine == \'aarch64\'"')
+    locks = {}
+    for name in ("linux/arm64", "linux/amd64"):
+        bento = build_bento(root, BentoStore(home), platform=Platform.target(name))
+        assert bento.info.platform == name
+        locks[name] = (bento.path / "env/python/requirements.lock.txt").read_text()
+    assert "six==1.16.0" in locks["linux/arm64"]
+    assert "six==" not in locks["linux/amd64"]
 
 
 def test_unknown_package_fails_with_uv_reason_and_stores_nothing(home, tmp_path):

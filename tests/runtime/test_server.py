@@ -25,6 +25,9 @@ def server():
             break
         except requests.ConnectionError:
             time.sleep(0.1)
+    else:
+        proc.kill()
+        pytest.fail(f"the server never answered on {url}:\n{proc.communicate()[0]}")
     yield url, proc
     if proc.poll() is None:
         proc.kill()
@@ -106,6 +109,8 @@ def test_serve_a_bento_by_tag(home, tmp_path):
                 break
             except requests.ConnectionError:
                 time.sleep(0.1)
+        else:
+            pytest.fail(f"serve echo:7 never answered on port {port}")
         assert response.json() == ">tag"
     finally:
         proc.terminate()

@@ -1,15 +1,18 @@
+import sys
+
 import pytest
 
 import ocibuild
 from ocibuild.errors import SpecError
-from ocibuild.sdk.images import PythonImage, default_python_version
+from ocibuild.sdk.images import PythonImage
 from ocibuild.sdk.openapi import openapi_document
 from ocibuild.sdk.schema import SchemaError, check, json_schema
 from ocibuild.sdk.service import service_spec
 
 
 def test_python_image_defaults_to_building_interpreter():
-    assert PythonImage().python_version == default_python_version()
+    assert PythonImage().python_version == f"{sys.version_info.major}.{sys.version_info.minor}"
+    assert PythonImage(python_version="3.13").python_version == "3.13"
 
 
 @pytest.mark.parametrize("version", ["3", "banana", "3.11.2", "2.7", "3.7", "", "3.x"])

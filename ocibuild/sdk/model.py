@@ -1,4 +1,4 @@
-"""`Model("name:version")`: what a service declares it uses, resolved to a directory when used.
+"""`Model("name:version")`: a model a service declares it uses, resolved to a directory when used.
 
 Shipped in images, so it imports only the standard library, the SDK and the contract.
 Resolution: `$OCIBUILD_MODELS_DIR/NAME/VERSION/files` when that variable is set (images set it;
