@@ -15,7 +15,9 @@ import ocibuild
 from ocibuild.contract import ocibuild_home
 from ocibuild.errors import OcibuildError
 
-FORMATS = ("archive", "oci-dir")
+# Output formats, named as the transports that read them (`oci-archive:`, `oci-layout:`); the
+# first names ocibuild gave them stay accepted.
+FORMATS = {"oci-archive": "oci-archive", "oci-layout": "oci-layout", "archive": "oci-archive", "oci-dir": "oci-layout"}
 
 
 class Context:
@@ -163,7 +165,8 @@ def import_(obj, file):
 @cli.command()
 @click.argument("tag")
 @click.option("-o", "--output", "output", type=click.Path(path_type=Path), help="Where to write (default: ./NAME-VERSION.tar, or ./NAME-VERSION for oci-dir; nothing with --push).")
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default="archive", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(list(FORMATS)), default="oci-archive", show_default=True,
+              help="oci-archive: one tar that docker, podman, skopeo and ctr load; oci-layout: a directory.")
 @click.option("--compression", type=click.Choice(["gzip", "zstd", "none"]), default="gzip", show_default=True)
 @click.option("--image-tag", metavar="REPO:TAG", help="The image's name (default: NAME:VERSION).")
 @click.option("--base", metavar="REF", help="Base image instead of the bento's: a registry reference, oci-layout:DIR[:REF], oci-archive:FILE[:REF] or docker-archive:FILE.")
@@ -180,15 +183,16 @@ def containerize(obj, tag, output, fmt, compression, image_tag, base, platform, 
     from ocibuild.oci.reference import Reference
     from ocibuild.publish import ArchivePublisher, DockerPublisher, LayoutPublisher, RegistryPublisher
 
-    if load and fmt != "archive":
-        raise click.UsageError("--load needs --format archive")
+    fmt = FORMATS[fmt]
+    if load and fmt != "oci-archive":
+        raise click.UsageError("--load needs --format oci-archive")
     bento = obj.bentos().get(tag)
     name = Reference.image_name(image_tag or f"{bento.info.name}:{bento.info.version}")
     publishers = [RegistryPublisher(Reference.parse(push_to), obj.registries, obj.blobs)] if push_to else []
     if output or load or not push_to:
-        dest = output or Path(f"{bento.info.name}-{bento.info.version}" + (".tar" if fmt == "archive" else ""))
+        dest = output or Path(f"{bento.info.name}-{bento.info.version}" + (".tar" if fmt == "oci-archive" else ""))
         publishers.append(DockerPublisher(name, dest) if load else
-                          ArchivePublisher(dest, name) if fmt == "archive" else LayoutPublisher(dest, name))
+                          ArchivePublisher(dest, name) if fmt == "oci-archive" else LayoutPublisher(dest, name))
     options = ContainerizeOptions(Platform.target(platform) if platform else None, Compression(compression), base,
                                   source_date_epoch())
     step = (lambda s: click.echo(f"==> {s}", err=True)) if sys.stderr.isatty() else (lambda s: None)

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from ocibuild import contract
 from ocibuild.base import DEFAULT_PATH, BaseImage, Sources, debian_base, resolve_base
 from ocibuild.bento.info import DEBIAN_LOCK, LOCK
-from ocibuild.bento.info import MODELS_DIR as BENTO_MODELS
+from ocibuild.bento.info import MODEL_COPIES
 from ocibuild.bento.store import Bento
 from ocibuild.errors import ImageError
 from ocibuild.layers.app import model_entries, runtime_entries, source_entries
@@ -66,7 +66,9 @@ def containerize(bento: Bento, options: ContainerizeOptions, sources: Sources,
     epoch = options.source_date_epoch if pinned else int(info.created_at.timestamp())
     created = datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     shared = LayerWriter(sources.blobs, options.compression, options.source_date_epoch if pinned else 0)
-    history = lambda created_by: {"created": created, "created_by": created_by}  # noqa: E731
+
+    def history(created_by: str) -> dict:
+        return {"created": created, "created_by": created_by}
 
     step("base image")
     lock = debian_lock(bento)
@@ -95,7 +97,7 @@ def containerize(bento: Bento, options: ContainerizeOptions, sources: Sources,
         step(f"model {model.tag}")
         layers.append(shared.layer(model_layer(bento, model, shared), history(f"ocibuild: model {model.tag}")))
     step("service source")
-    source = shared.at(epoch).content("source", source_entries(bento.path, exclude=(BENTO_MODELS,)))
+    source = shared.at(epoch).content("source", source_entries(bento.path, exclude=(MODEL_COPIES,)))
     layers.append(shared.layer(source, history(f"ocibuild: bento {bento.tag}")))
     return configure(base.image.append(*layers), bento, base, created, platform)
 
@@ -103,7 +105,7 @@ def containerize(bento: Bento, options: ContainerizeOptions, sources: Sources,
 def model_layer(bento: Bento, model, writer: LayerWriter):
     """Keyed by the model's content digest: a hit reads no bytes. On a miss the files are checked
     against that digest first, so a model changed or removed meanwhile never becomes a layer."""
-    directory = bento.path / BENTO_MODELS / model.name / model.version
+    directory = bento.path / MODEL_COPIES / model.name / model.version
 
     def entries():
         found = content_digest(directory / contract.MODEL_FILES)[0]

@@ -40,6 +40,10 @@ class ArchiveError(OcibuildError):
     """An archive (bento export, image tarball, base image) is corrupt or hostile."""
 
 
+class RecordError(ArchiveError):
+    """A stored or imported record (`bento.yaml`, `model.yaml`) is unreadable or malformed."""
+
+
 class ImageError(OcibuildError):
     """An image could not be read, assembled or written."""
 

@@ -13,12 +13,12 @@ import tarfile
 from collections.abc import Callable
 from pathlib import Path
 
-from ocibuild.bento.info import MODELS_DIR, BentoInfo
+from ocibuild.bento.info import MODEL_COPIES, BentoInfo
 from ocibuild.bento.store import Bento, BentoStore
 from ocibuild.errors import ArchiveError, NotFoundError, OcibuildError
 from ocibuild.store.atomic import TempFile
 from ocibuild.store.extract import ExtractLimits, extract
-from ocibuild.store.tags import Tag
+from ocibuild.sdk.names import Tag
 from ocibuild.store.versioned import VersionedStore
 
 
@@ -78,7 +78,7 @@ def _verify_carried_models(staged: Path, info: object) -> None:
     bento is committed: a bento whose models are then refused must not be left in the store."""
     from ocibuild.models.store import verify_model
 
-    for model_dir in sorted((staged / MODELS_DIR).glob("*/*")):
+    for model_dir in sorted((staged / MODEL_COPIES).glob("*/*")):
         verify_model(model_dir)
 
 
@@ -88,7 +88,7 @@ def import_bento(store: BentoStore, archive: Path, limits: ExtractLimits = Extra
 
     path = import_into(store, archive, BentoInfo.load, _verify_carried_models, limits)
     models = ModelStore(store.home)
-    for model_dir in sorted((path / MODELS_DIR).glob("*/*")):
+    for model_dir in sorted((path / MODEL_COPIES).glob("*/*")):
         models.add_copy(model_dir)
     return store.load(path)
 

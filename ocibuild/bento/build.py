@@ -16,7 +16,7 @@ from ocibuild.bento.info import (
     BENTO_FILE,
     DEBIAN_LOCK,
     LOCK,
-    MODELS_DIR,
+    MODEL_COPIES,
     OPENAPI,
     REQUIREMENTS,
     SRC_DIR,
@@ -46,7 +46,8 @@ from ocibuild.sdk.openapi import openapi_document
 from ocibuild.sdk.service import ServiceSpec
 from ocibuild.store.blobs import BlobStore
 from ocibuild.store.records import utc_iso
-from ocibuild.store.tags import Tag, new_version, validate_version
+from ocibuild.sdk.names import Tag, validate_version
+from ocibuild.store.versioned import new_version
 
 # The serving runtime's own dependencies, locked together with the service's so they can coexist.
 RUNTIME_REQUIREMENTS = ("uvicorn>=0.30", "packaging>=23")
@@ -72,7 +73,7 @@ def build_bento(path: Path, store: BentoStore, *, entry_point: str | None = None
     with store.staging() as staged:
         copy_sources(root, files, staged / SRC_DIR)
         for model in models:  # hard links: a bento never duplicates model bytes on disk
-            link_tree(model.path, staged / MODELS_DIR / model.info.name / model.info.version)
+            link_tree(model.path, staged / MODEL_COPIES / model.info.name / model.info.version)
         (staged / REQUIREMENTS).parent.mkdir(parents=True)
         (staged / REQUIREMENTS).write_text(requirements)
         lock_python(staged, inputs, environ, loaded.spec, platform)

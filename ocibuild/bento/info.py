@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from ocibuild.errors import TagError
 from ocibuild.oci.digest import Digest
 from ocibuild.store.records import YamlRecord
-from ocibuild.store.tags import Tag, validate_version
+from ocibuild.sdk.names import Tag, validate_version
 
 BENTO_FILE = "bento.yaml"
 SRC_DIR = "src"
@@ -16,7 +16,7 @@ REQUIREMENTS = "env/python/requirements.txt"
 LOCK = "env/python/requirements.lock.txt"
 OPENAPI = "apis/openapi.json"
 DEBIAN_LOCK = "env/debian/packages.lock"
-MODELS_DIR = "models"  # models/NAME/VERSION/{model.yaml,files/}, hard links into the model store
+MODEL_COPIES = "models"  # models/NAME/VERSION/{model.yaml,files/}, hard links into the model store
 
 
 @dataclass(frozen=True)

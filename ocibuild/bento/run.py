@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ocibuild.bento.info import MODELS_DIR, SRC_DIR
+from ocibuild.bento.info import MODEL_COPIES, SRC_DIR
 from ocibuild.bento.loader import load_service
 from ocibuild.bento.store import BentoStore
 
@@ -16,4 +16,4 @@ def serve_local(target: str, store: BentoStore, host: str, port: int | None) -> 
         serve(Path(target).resolve(), load_service(Path(target)).entry_point, host=host, port=port)
         return
     bento = store.get(target)
-    serve(bento.path / SRC_DIR, bento.info.service, host=host, port=port, models_dir=bento.path / MODELS_DIR)
+    serve(bento.path / SRC_DIR, bento.info.service, host=host, port=port, models_dir=bento.path / MODEL_COPIES)

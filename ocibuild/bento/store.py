@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ocibuild.bento.info import BENTO_FILE, BentoInfo
-from ocibuild.store.tags import Tag
+from ocibuild.sdk.names import Tag
 from ocibuild.store.versioned import VersionedStore
 
 

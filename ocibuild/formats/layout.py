@@ -22,7 +22,7 @@ from ocibuild.oci import mediatypes
 from ocibuild.oci.descriptor import Descriptor, canonical_json, parse_json
 from ocibuild.oci.digest import Digest
 from ocibuild.oci.image import Image, config_descriptor_of, parse_image
-from ocibuild.oci.index import Artifact, Index, Manifest, walk
+from ocibuild.oci.index import Artifact, Index, Manifest, for_platform, walk
 from ocibuild.oci.layer import FileBlob, FileLayer
 from ocibuild.oci.platform import Platform
 from ocibuild.oci.reference import Reference
@@ -133,9 +133,7 @@ def select(reader: Reader, descriptors: list[Descriptor], ref: str | None, platf
             return select(reader, nested, None, platform, depth + 1)
     if platform is None:
         return descriptors[0]
-    matching = [d for d in descriptors if d.platform is None or d.platform.matches(platform)]
-    if not matching:
-        raise ImageError(f"{reader.where} has no image for {platform}")
+    matching = for_platform(descriptors, platform, reader.where)
     if len(matching) > 1 and ref is None:
         raise ImageError(f"{reader.where} holds several images: name one as PATH:REF")
     return matching[0]

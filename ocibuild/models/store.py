@@ -21,7 +21,8 @@ from ocibuild.oci.digest import Digest
 from ocibuild.sdk.names import validate_name
 from ocibuild.store.blobs import CHUNK
 from ocibuild.store.records import YamlRecord, utc_iso
-from ocibuild.store.tags import Tag, new_version, validate_version
+from ocibuild.sdk.names import Tag, validate_version
+from ocibuild.store.versioned import new_version
 from ocibuild.store.versioned import VersionedStore
 
 MODEL_FILE = "model.yaml"

@@ -11,11 +11,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Union
 
+from ocibuild.errors import ImageError
 from ocibuild.oci import mediatypes
 from ocibuild.oci.descriptor import Descriptor, canonical_json
 from ocibuild.oci.digest import Digest
 from ocibuild.oci.image import Image
 from ocibuild.oci.layer import Blob
+from ocibuild.oci.platform import Platform
 
 EMPTY_CONFIG = b"{}"
 
@@ -108,6 +110,16 @@ class Index:
 
 
 Manifest = Union[Image, Artifact, Index]
+
+
+def for_platform(descriptors: list[Descriptor], platform: Platform, where: str) -> list[Descriptor]:
+    """An index's entries that can serve `platform` (one without a platform serves any), or an
+    error naming what the index has: the one rule for layouts, archives and registries alike."""
+    matching = [d for d in descriptors if d.platform is None or d.platform.matches(platform)]
+    if not matching:
+        available = ", ".join(str(d.platform) for d in descriptors if d.platform) or "none"
+        raise ImageError(f"{where} has no image for {platform} (it has {available})")
+    return matching
 
 
 def walk(root: Manifest) -> Iterator[Manifest]:

@@ -15,6 +15,7 @@ from ocibuild.oci import mediatypes
 from ocibuild.oci.descriptor import Descriptor, parse_json
 from ocibuild.oci.digest import Digest
 from ocibuild.oci.image import Image, config_descriptor_of, parse_image
+from ocibuild.oci.index import for_platform
 from ocibuild.oci.layer import Layer
 from ocibuild.oci.platform import Platform
 from ocibuild.oci.reference import Reference
@@ -84,8 +85,4 @@ def select_platform(index: dict, platform: Platform, ref: Reference) -> Digest:
     if not isinstance(entries, list):
         raise ImageError(f"the index of {ref} has no list of manifests")
     descriptors = [Descriptor.from_json(e, f"the index of {ref}") for e in entries]
-    for d in descriptors:
-        if d.platform is not None and d.platform.matches(platform):
-            return d.digest
-    available = ", ".join(str(d.platform) for d in descriptors if d.platform)
-    raise ImageError(f"{ref} has no image for {platform} (it has {available or 'none'})")
+    return for_platform(descriptors, platform, str(ref))[0].digest

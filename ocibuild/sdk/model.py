@@ -13,21 +13,18 @@ import os
 from pathlib import Path
 
 from ocibuild.contract import MODEL_FILES, MODELS_DIR_ENV, ocibuild_home
-from ocibuild.errors import NotFoundError, SpecError
-from ocibuild.sdk.names import validate_name
+from ocibuild.errors import NotFoundError, SpecError, TagError
+from ocibuild.sdk.names import Tag
 
 
 class Model:
     def __init__(self, tag: str):
-        name, _, version = str(tag).partition(":")
         try:
-            validate_name(name, "model name")
-        except SpecError:
-            raise SpecError(f"invalid model tag {tag!r}: expected NAME[:VERSION] with a lower-case name") from None
-        if "/" in version or version in (".", ".."):
-            raise SpecError(f"invalid model tag {tag!r}: the version cannot be a path")
-        self.name = name
-        self.version = None if version in ("", "latest") else version
+            parsed = Tag.parse(str(tag))
+        except TagError as exc:
+            raise SpecError(f"invalid model tag {tag!r}: expected NAME[:VERSION] ({exc})") from None
+        self.name = parsed.name
+        self.version = parsed.version
 
     def __repr__(self) -> str:
         return f"Model({self.tag!r})"

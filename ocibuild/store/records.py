@@ -16,12 +16,7 @@ from pathlib import Path
 
 import yaml
 
-from ocibuild.errors import ArchiveError, OcibuildError
-
-
-class RecordError(ArchiveError):
-    """A stored or imported record is unreadable or malformed."""
-
+from ocibuild.errors import OcibuildError, RecordError
 
 class YamlRecord:
     """Base for a frozen dataclass stored as one YAML file."""

@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 
 from ocibuild.errors import AlreadyExistsError, NotFoundError, OcibuildError
 from ocibuild.store.atomic import temp_dir
-from ocibuild.store.tags import Tag
+from ocibuild.sdk.names import Tag
 
 log = logging.getLogger(__name__)
 
@@ -106,3 +108,8 @@ class VersionedStore:
 
 def _newest_first(entry) -> tuple[str, str]:
     return entry.info.created, entry.info.version
+
+
+def new_version(now: datetime) -> str:
+    """Sortable by time to the microsecond, with a random suffix so concurrent builds never collide."""
+    return now.strftime("%Y%m%d%H%M%S%f") + "-" + secrets.token_hex(3)

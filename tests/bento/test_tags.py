@@ -2,7 +2,8 @@ from datetime import datetime, timedelta, UTC
 
 import pytest
 
-from ocibuild.store.tags import Tag, new_version
+from ocibuild.sdk.names import Tag
+from ocibuild.store.versioned import new_version
 from ocibuild.errors import TagError
 
 

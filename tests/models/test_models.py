@@ -12,7 +12,8 @@ from ocibuild.bento.build import build_bento
 from ocibuild.bento.info import ModelPin
 from ocibuild.bento.store import BentoStore
 from ocibuild.errors import ArchiveError, NotFoundError, SpecError, TagError
-from ocibuild.sdk.model import MODELS_DIR_ENV, Model
+from ocibuild.contract import MODELS_DIR_ENV
+from ocibuild.sdk.model import Model
 from ocibuild.models.store import ModelStore, content_digest
 from ocibuild.sdk.service import service_spec
 from tests.conftest import run_process

@@ -9,7 +9,7 @@ import yaml
 from ocibuild.bento.info import BentoInfo, ModelPin
 from ocibuild.bento.store import BentoStore
 from ocibuild.bento.build import build_bento
-from ocibuild.store.records import RecordError
+from ocibuild.errors import RecordError
 from tests.conftest import ECHO, copy_service
 
 GOOD = {"name": "echo", "version": "1", "created": "2024-01-02T03:04:05.000000+00:00", "service": "service:Echo",
