@@ -14,6 +14,7 @@ import yaml
 import ocibuild
 from ocibuild.contract import ocibuild_home
 from ocibuild.errors import OcibuildError
+from ocibuild.report import human_size
 
 # Output formats, named as the transports that read them (`oci-archive:`, `oci-layout:`); the
 # first names ocibuild gave them stay accepted.
@@ -95,15 +96,23 @@ def cli(ctx, verbose):
 @click.option("--service", "entry_point", metavar="MODULE:CLASS", help="The service to build (default: the one in service.py).")
 @click.option("--version", "version", help="The bento version (default: generated, ordered by time).")
 @click.option("--platform", default="linux/amd64", show_default=True, help="Target platform for the locked dependencies.")
+@click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="json: the bento's record (bento.yaml) with its tag and path, on stdout.")
+@click.option("-q", "--quiet", is_flag=True, help="Print only the tag: `TAG=$(ocibuild build -q)`.")
 @click.pass_obj
-def build(obj, path, entry_point, version, platform):
+def build(obj, path, entry_point, version, platform, output, quiet):
     """Package the service in PATH into a bento."""
     from ocibuild.bento.build import build_bento
     from ocibuild.oci.platform import Platform
 
     bento = build_bento(path, obj.bentos(), entry_point=entry_point, version=version,
                         platform=Platform.target(platform))
-    click.echo(f"Built bento {bento.tag}")
+    if quiet:
+        click.echo(str(bento.tag))
+    elif output == "json":
+        click.echo(json.dumps({"tag": str(bento.tag), "path": str(bento.path), **bento.info.to_dict()}, indent=2))
+    else:
+        click.echo(f"Built bento {bento.tag}")
 
 
 @cli.command("list")
@@ -173,32 +182,56 @@ def import_(obj, file):
 @click.option("--platform", help="Target platform (default: the one the bento was locked for).")
 @click.option("--load", is_flag=True, help="Load the image into the local Docker engine.")
 @click.option("--push", "push_to", metavar="REF", help="Push the image to a registry.")
+@click.option("--metadata-file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write what was built, reused, pushed and where, as JSON (see the README).")
 @click.pass_obj
-def containerize(obj, tag, output, fmt, compression, image_tag, base, platform, load, push_to):
-    """Build an OCI image from a bento, without a Docker daemon."""
+def containerize(obj, tag, output, fmt, compression, image_tag, base, platform, load, push_to, metadata_file):
+    """Build an OCI image from a bento, without a Docker daemon.
+
+    stdout gets the image's reference only (with --push, the pushed REGISTRY/REPO@DIGEST last);
+    everything else goes to stderr."""
     from ocibuild.base import Sources
     from ocibuild.containerize import ContainerizeOptions, containerize, source_date_epoch
     from ocibuild.layers.compression import Compression
     from ocibuild.oci.platform import Platform
     from ocibuild.oci.reference import Reference
     from ocibuild.publish import ArchivePublisher, DockerPublisher, LayoutPublisher, RegistryPublisher
+    from ocibuild.report import Steps, layer_records, metadata, summary
+    from ocibuild.store.atomic import write_atomic
 
     fmt = FORMATS[fmt]
     if load and fmt != "oci-archive":
         raise click.UsageError("--load needs --format oci-archive")
     bento = obj.bentos().get(tag)
     name = Reference.image_name(image_tag or f"{bento.info.name}:{bento.info.version}")
-    publishers = [RegistryPublisher(Reference.parse(push_to), obj.registries, obj.blobs)] if push_to else []
+    publishers = []
     if output or load or not push_to:
         dest = output or Path(f"{bento.info.name}-{bento.info.version}" + (".tar" if fmt == "oci-archive" else ""))
         publishers.append(DockerPublisher(name, dest) if load else
                           ArchivePublisher(dest, name) if fmt == "oci-archive" else LayoutPublisher(dest, name))
+    if push_to:  # last: its reference is the last line a script reads
+        publishers.append(RegistryPublisher(Reference.parse(push_to), obj.registries, obj.blobs))
     options = ContainerizeOptions(Platform.target(platform) if platform else None, Compression(compression), base,
                                   source_date_epoch())
-    step = (lambda s: click.echo(f"==> {s}", err=True)) if sys.stderr.isatty() else (lambda s: None)
-    image = containerize(bento, options, Sources(obj.registries, obj.blobs, obj.home), step)
+    steps = Steps(lambda line: click.echo(line, err=True))
+    existing = obj.blobs.digests()
+    image = containerize(bento, options, Sources(obj.registries, obj.blobs, obj.home), steps)
+    results = []
     for publisher in publishers:
-        click.echo(publisher.publish(image).message)
+        steps(f"pushing to {push_to}" if isinstance(publisher, RegistryPublisher) else f"writing {dest}")
+        results.append(publisher.publish(image))
+    steps.end()
+    layers = layer_records(image, existing, {d: o for r in results for d, o in r.blobs.items()})
+    for result in results:
+        click.echo(result.message, err=True)
+    click.echo(summary(layers, steps.seconds), err=True)
+    if metadata_file:
+        pushed = [isinstance(p, RegistryPublisher) for p in publishers]
+        record = metadata(image, str(bento.tag), [r.reference for r, p in zip(results, pushed) if p],
+                          [r.reference for r, p in zip(results, pushed) if not p], layers, steps.seconds)
+        write_atomic(metadata_file, json.dumps(record, indent=2).encode() + b"\n")
+    for result in results:
+        click.echo(result.reference)
 
 
 @cli.command("push")
@@ -213,7 +246,9 @@ def push_(obj, source, ref):
 
     target = Reference.parse(ref)
     root = read_image(source, "oci-layout" if source.is_dir() else "oci-archive", None, None, obj.blobs)
-    click.echo(RegistryPublisher(target, obj.registries, obj.blobs).publish(root).message)
+    published = RegistryPublisher(target, obj.registries, obj.blobs).publish(root)
+    click.echo(published.message, err=True)
+    click.echo(published.reference)
 
 
 @cli.command()
@@ -337,14 +372,6 @@ def delete_entries(store, tags, yes: bool) -> None:
     for entry in entries:
         store.delete(entry.tag)
         click.echo(f"Deleted {store.kind} {entry.tag}")
-
-
-def human_size(n: int) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n} B"
 
 
 def table(headers: list[str], rows: list[list[str]]) -> str:

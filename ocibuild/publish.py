@@ -20,10 +20,12 @@ from ocibuild.store.blobs import BlobStore
 
 @dataclass(frozen=True)
 class Published:
-    """What a publisher did: a line for people, and the reference it produced."""
+    """What a publisher did: the reference it produced (for scripts), a line for people, and for
+    a registry what happened to each blob (`uploaded`, `mounted`, `skipped`) by digest."""
 
     reference: str
     message: str
+    blobs: dict = field(default_factory=dict)
 
 
 class Publisher(Protocol):
@@ -76,7 +78,8 @@ class RegistryPublisher:
         from ocibuild.registry.push import push
 
         report = push(root, self.target, self.registries, self.blobs)
-        return Published(str(report.pushed), f"Pushed {report.summary()}")
+        outcomes = {d: outcome for outcome in ("skipped", "mounted", "uploaded") for d in getattr(report, outcome)}
+        return Published(str(report.pushed), f"Pushed {report.summary()}", outcomes)
 
 
 @dataclass(frozen=True)

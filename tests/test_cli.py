@@ -108,3 +108,11 @@ def test_export_import_via_cli(home, echo, tmp_path):
 def test_verbose_shows_traceback(home, echo):
     result = run_process("--verbose", "get", "nothing:1")
     assert result.returncode != 0 and "Traceback" in result.stderr
+
+
+def test_build_quiet_and_json(tmp_path):
+    root = copy_service(ECHO, tmp_path / "echo")
+    quiet = run_process("build", str(root), "--version", "q1", "-q")
+    assert quiet.returncode == 0 and quiet.stdout == "echo:q1\n"
+    record = json.loads(run_process("build", str(root), "--version", "j1", "-o", "json").stdout)
+    assert record["tag"] == "echo:j1" and record["name"] == "echo" and record["path"].endswith("bentos/echo/j1")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -56,6 +57,11 @@ class BlobStore:
 
     def blob_path(self, digest: Digest) -> Path:
         return self.root / Digest(digest).blob_name
+
+    def digests(self) -> set[Digest]:
+        """Every stored sha256 blob (a directory listing: to tell built layers from reused ones)."""
+        directory = self.root / "blobs" / "sha256"
+        return {Digest(f"sha256:{name}") for name in os.listdir(directory)} if directory.is_dir() else set()
 
     def has_blob(self, digest: Digest) -> bool:
         return self.blob_path(digest).is_file()

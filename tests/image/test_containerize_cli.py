@@ -19,7 +19,9 @@ def test_default_output_name_and_digest_line(echo_bento, python_base, tmp_path):
     result = run_process("containerize", echo_bento, "--base", python_base, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "echo-1.tar").is_file()
-    assert "Image echo:1 sha256:" in result.stdout
+    assert "Image echo:1 sha256:" in result.stderr
+    assert result.stdout.splitlines() == ["echo-1.tar"]
+    assert "layers built" in result.stderr.splitlines()[-1]
 
 
 def test_oci_dir_output_replaces_a_layout_atomically(echo_bento, python_base, tmp_path):
@@ -66,7 +68,7 @@ def test_load_into_the_engine(echo_bento, python_base, docker_engine, tmp_path):
     result = run_process("containerize", echo_bento, "--base", python_base, "-o", str(tmp_path / "i.tar"),
                          "--load", "--image-tag", "ocibuild-test/echo:cli")
     assert result.returncode == 0, result.stderr
-    assert "Loaded image: ocibuild-test/echo:cli" in result.stdout
+    assert "Loaded image: ocibuild-test/echo:cli" in result.stderr and result.stdout == "ocibuild-test/echo:cli\n"
     out = subprocess.run(["docker", "run", "--rm", "--network", "host", "-e", "ECHO_TOKEN=t", "ocibuild-test/echo:cli",
                           "python3", "-c", "import os; print(os.environ['ECHO_PREFIX'])"], capture_output=True, text=True)
     assert out.stdout.strip() == ">", out.stderr

@@ -206,7 +206,7 @@ def test_base_from_a_docker_io_mirror_is_pinned_and_mounted(example, plain_regis
     assert info["base"]["digest"] == skopeo_digest(f"{host}/library/python:3.11-slim")
     pushed = run_process("containerize", "summarization:1", "--push", f"{host}/apps/summarization:1", env=env)
     assert pushed.returncode == 0, pushed.stderr
-    assert "1 mounted" in pushed.stdout  # the base layer, never downloaded
+    assert "1 mounted" in pushed.stderr  # the base layer, never downloaded
     base_layer = json.loads(subprocess.run(["skopeo", "inspect", "--tls-verify=false",
                                             f"docker://{host}/library/python:3.11-slim"],
                                            capture_output=True, text=True).stdout)["Layers"][0]
