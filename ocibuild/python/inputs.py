@@ -100,9 +100,12 @@ def gather(root: Path, image: PythonImage, environ) -> PythonInputs:
 
 
 def _existing(root: Path, name: str, what: str) -> Path:
+    """The file `name` in the service directory; a symlink that leads out of it is refused."""
     path = root / name
     if not path.is_file():
         raise SpecError(f"{what} {name} not found in {root}")
+    if not path.resolve().is_relative_to(root.resolve()):
+        raise SpecError(f"{what} {name} leads outside {root}: refusing to read it")
     return path
 
 

@@ -132,8 +132,9 @@ class PythonImage:
 
 
 def _relative(path: str, what: str) -> None:
-    if not isinstance(path, str) or not path or path.startswith("/"):
-        raise SpecError(f"invalid {what} {path!r}: give a path relative to the service directory")
+    """Inputs are read from the service directory and nowhere else: no absolute path, no `..`."""
+    if not isinstance(path, str) or not path or path.startswith("/") or ".." in path.replace("\\", "/").split("/"):
+        raise SpecError(f"invalid {what} {path!r}: give a path inside the service directory")
 
 
 def validate_index_url(url: str) -> str:

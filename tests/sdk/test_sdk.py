@@ -43,9 +43,22 @@ def test_bad_debian_names(name):
         PythonImage().system_packages(name)
 
 
-def test_absolute_requirements_file_rejected():
-    with pytest.raises(SpecError):
-        PythonImage().requirements_file("/etc/reqs.txt")
+@pytest.mark.parametrize("path", ["/etc/reqs.txt", "../x.txt", "sub/../../x.txt", ""])
+def test_inputs_outside_the_service_directory_are_rejected(path):
+    for method in (PythonImage().requirements_file, PythonImage().pyproject_toml):
+        with pytest.raises(SpecError, match="inside the service directory"):
+            method(path)
+
+
+def test_a_requirements_file_linking_out_of_the_service_is_refused(tmp_path):
+    from ocibuild.python.inputs import gather
+
+    (tmp_path / "secret.txt").write_text("numpy\n")
+    service = tmp_path / "svc"
+    service.mkdir()
+    (service / "reqs.txt").symlink_to(tmp_path / "secret.txt")
+    with pytest.raises(SpecError, match="leads outside"):
+        gather(service, PythonImage().requirements_file("reqs.txt"), {})
 
 
 def test_service_spec_envs_and_apis():
