@@ -88,6 +88,10 @@ def cli(ctx, verbose):
     """Package AI/ML services into bentos and OCI images, without a Docker daemon."""
     logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING,
                         format="%(levelname)s: %(message)s")
+    if sys.stderr.isatty():
+        from ocibuild.progress import show_bars
+
+        show_bars()
     ctx.obj = Context(verbose)
 
 

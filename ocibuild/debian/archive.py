@@ -29,6 +29,7 @@ from debian.deb822 import Release
 
 from ocibuild.debian.index import DebPackage, PackageIndex, parse_packages
 from ocibuild.errors import DebianError
+from ocibuild.progress import task
 
 KEYRING = Path("/usr/share/keyrings/debian-archive-keyring.gpg")
 APT_SOURCES = (Path("/etc/apt/sources.list.d"), Path("/etc/apt/sources.list"))
@@ -171,10 +172,11 @@ class DebianArchive:
         fd, tmp = tempfile.mkstemp(dir=path.parent)
         sha = hashlib.sha256()
         try:
-            with os.fdopen(fd, "wb") as f:
+            with os.fdopen(fd, "wb") as f, task(f"{package.name}.deb", package.size) as progress:
                 for chunk in response.iter_content(CHUNK):
                     sha.update(chunk)
                     f.write(chunk)
+                    progress.advance(len(chunk))
             if sha.hexdigest() != package.sha256:
                 raise DebianError(f"{package.name}_{package.version}.deb from the mirror does not match its SHA256 in Packages")
             os.replace(tmp, path)

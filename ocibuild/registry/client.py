@@ -13,6 +13,7 @@ from pathlib import Path
 from ocibuild.errors import ImageError, RegistryError
 from ocibuild.oci import mediatypes
 from ocibuild.oci.digest import Digest
+from ocibuild.progress import CountingReader, Task, task
 from ocibuild.registry.transport import Transport
 from ocibuild.store.blobs import BlobStore
 
@@ -29,15 +30,17 @@ def scope(repository: str, actions: str) -> str:
 class FileSegment:
     """`length` bytes of a file from `offset`, readable as a stream (never loaded whole)."""
 
-    def __init__(self, path: Path, offset: int, length: int):
+    def __init__(self, path: Path, offset: int, length: int, progress: Task = Task()):
         self.file = open(path, "rb")
         self.file.seek(offset)
         self.remaining = length
+        self.progress = progress
 
     def read(self, n: int = -1) -> bytes:
         n = self.remaining if n is None or n < 0 else min(n, self.remaining)
         data = self.file.read(n)
         self.remaining -= len(data)
+        self.progress.advance(len(data))
         return data
 
     def __len__(self) -> int:
@@ -98,7 +101,8 @@ class Repository:
             response = self.transport.request("GET", f"/v2/{self.name}/blobs/{digest}", self.pull, expected=(200,),
                                               stream=True, what=f"download blob {digest[:19]} from {self.name}")
             try:
-                return blobs.add_blob(response.raw, digest, size)
+                with task(f"download {digest.encoded[:12]}", size) as progress:
+                    return blobs.add_blob(CountingReader(response.raw, progress), digest, size)
             except ImageError as exc:
                 raise RegistryError(f"{self} sent a blob that does not match its digest: {exc}") from None
             except (OSError, ValueError) as exc:  # reset mid-body (urllib3's errors are OSErrors)
@@ -123,12 +127,13 @@ class Repository:
     def upload(self, digest: Digest, size: int, path: Path) -> None:
         """Upload from disk; if the registry got it but the answer was lost, a HEAD says so."""
         try:
-            self._upload(digest, size, path)
+            with task(f"upload {digest.encoded[:12]}", size) as progress:
+                self._upload(digest, size, path, progress)
         except RegistryError:
             if not self.blob_exists(digest):
                 raise
 
-    def _upload(self, digest: Digest, size: int, path: Path) -> None:
+    def _upload(self, digest: Digest, size: int, path: Path, progress: Task) -> None:
         start = self.transport.request("POST", f"/v2/{self.name}/blobs/uploads/", self.push, expected=(202,),
                                        headers={"Content-Length": "0"}, what=f"start an upload to {self.name}")
         start.close()
@@ -139,7 +144,7 @@ class Repository:
         if size <= self.chunk_size:
             done = self.transport.request("PUT", _with_digest(location, digest), self.push, expected=(201,),
                                           headers={**OCTET, "Content-Length": str(size)}, size=size,
-                                          body=lambda: FileSegment(path, 0, size), what=what)
+                                          body=lambda: FileSegment(path, 0, size, progress), what=what)
             done.close()
             return
         for offset in range(0, size, self.chunk_size):
@@ -147,7 +152,7 @@ class Repository:
             chunk = self.transport.request(
                 "PATCH", location, self.push, expected=(202,), size=length, what=what,
                 headers={**OCTET, "Content-Length": str(length), "Content-Range": f"{offset}-{offset + length - 1}"},
-                body=lambda offset=offset, length=length: FileSegment(path, offset, length))
+                body=lambda offset=offset, length=length: FileSegment(path, offset, length, progress))
             chunk.close()
             location = chunk.headers.get("Location", location)
         done = self.transport.request("PUT", _with_digest(location, digest), self.push, expected=(201,),

@@ -20,6 +20,7 @@ from typing import BinaryIO
 
 from ocibuild.errors import ImageError, OcibuildError
 from ocibuild.oci.digest import Digest
+from ocibuild.progress import CountingWriter, task
 from ocibuild.store.atomic import TempFile, write_atomic
 
 # Bump when the layer format changes, so that old cache entries are never reused.
@@ -91,8 +92,8 @@ class BlobStore:
         cached = self.lookup(key)
         if cached is not None:
             return cached
-        with TempFile(self.tmp, mode=0o644) as tmp:
-            blob = write(tmp.file)
+        with TempFile(self.tmp, mode=0o644) as tmp, task("writing layer") as progress:
+            blob = write(CountingWriter(tmp.file, progress))
             target = self.blob_path(blob.digest)
             target.parent.mkdir(parents=True, exist_ok=True)
             tmp.commit(target)
