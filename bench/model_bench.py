@@ -55,15 +55,15 @@ def timed_ocibuild(args: list[str], env: dict) -> tuple[float, float]:
 def warm_model_layer(home: Path, compression: str) -> float:
     """Seconds for the model layer step on a warm cache, in this process (no start-up cost)."""
     from ocibuild.bento.store import BentoStore
-    from ocibuild.layers.app import model_layer
-    from ocibuild.layers.cache import LayerCache
+    from ocibuild.containerize import model_layer
     from ocibuild.layers.compression import Compression
+    from ocibuild.layers.writer import LayerWriter
+    from ocibuild.store.blobs import BlobStore
 
     bento = BentoStore(home).get("big:1")
-    model = bento.info.models[0]
+    writer = LayerWriter(BlobStore(home / "cache"), Compression(compression), 0)
     started = time.perf_counter()
-    model_layer(bento.path / "models" / model["name"] / model["version"], model["name"], model["version"],
-                model["digest"], Compression(compression), 0, LayerCache(home / "cache"))
+    model_layer(bento, bento.info.models[0], writer)
     return time.perf_counter() - started
 
 

@@ -17,14 +17,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from ocibuild.image.sources import load_local_base  # noqa: E402
-from ocibuild.layers.cache import LayerCache  # noqa: E402
-from ocibuild.platforms import DEFAULT_PLATFORM  # noqa: E402
+from ocibuild.formats.layout import read_image  # noqa: E402
+from ocibuild.oci.reference import Reference  # noqa: E402
 from ocibuild.registry.auth import Keychain  # noqa: E402
 from ocibuild.registry.config import RegistryConfig  # noqa: E402
-from ocibuild.registry.push import PushSource, push  # noqa: E402
-from ocibuild.registry.reference import Reference  # noqa: E402
+from ocibuild.registry.push import push  # noqa: E402
 from ocibuild.registry.session import Registries  # noqa: E402
+from ocibuild.store.blobs import BlobStore  # noqa: E402
 from tests.registry.fixtures import start_registry  # noqa: E402
 
 SERVICE = '''
@@ -45,11 +44,10 @@ def ocibuild(*args: str, env: dict) -> None:
     subprocess.run([sys.executable, "-m", "ocibuild", *args], env=env, check=True, stdout=subprocess.DEVNULL)
 
 
-def push_layout(layout: Path, ref: str, cache: LayerCache) -> tuple[float, int, int]:
+def push_layout(layout: Path, ref: str, cache: BlobStore) -> tuple[float, int, int]:
     """(seconds, requests, bytes sent) of one ocibuild push of an OCI layout."""
     registries = Registries(RegistryConfig(), Keychain([]))
-    local = load_local_base(f"oci-layout:{layout}", cache, DEFAULT_PLATFORM)
-    source = PushSource(local.manifest, "application/vnd.oci.image.manifest.v1+json", local.config, local.image.layers)
+    source = read_image(layout, "oci-layout", None, None, cache)
     target = Reference.parse(ref)
     started = time.perf_counter()
     push(source, target, registries, cache)
@@ -73,7 +71,7 @@ def main() -> None:
         (src / "service.py").write_text(SERVICE + "\n# edited\n")
         ocibuild("build", str(src), "--version", "2", env=env)
         ocibuild("containerize", "heavy:2", "--base", base, "--format", "oci-dir", "-o", str(work / "v2"), env=env)
-        cache = LayerCache(work / "home" / "cache")
+        cache = BlobStore(work / "home" / "cache")
         size = sum(p.stat().st_size for p in (work / "v1" / "blobs" / "sha256").iterdir()) / 2**20
 
         ours = start_registry(work / "registry-ocibuild")
