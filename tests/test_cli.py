@@ -110,7 +110,7 @@ def test_verbose_shows_traceback(home, echo):
     assert result.returncode != 0 and "Traceback" in result.stderr
 
 
-def test_build_quiet_and_json(tmp_path):
+def test_build_quiet_and_json(home, tmp_path):
     root = copy_service(ECHO, tmp_path / "echo")
     quiet = run_process("build", str(root), "--version", "q1", "-q")
     assert quiet.returncode == 0 and quiet.stdout == "echo:q1\n"
