@@ -1,0 +1,265 @@
+"""Hostile inputs through the real CLI: each is refused in one line, and nothing is lost or left.
+
+Every input is generated here (no binary is checked in): OCI layouts and archives, docker
+archives, a fake registry on loopback, bad hosts and ports, bad environment, a full disk, a
+SIGKILL. Each refusal is checked for its exact line, for a victim directory that stays as it was,
+for an `$OCIBUILD_HOME` whose files are byte-for-byte the same, and for no temp file left behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tarfile
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from ocibuild.oci import mediatypes
+from tests.conftest import ECHO, Cli, copy_service, free_port, need, run_process
+from tests.hostile import make_victim, snapshot
+
+BENTO = "echo:1"
+
+
+# --- the state every refusal must leave as it was ---------------------------------------------
+
+
+def files(root: Path) -> dict[str, bytes | str]:
+    """Every file (bytes) and symlink (target) under `root`: what "byte-for-byte unchanged" means.
+    Directories are left out: a refusal may create an empty `cache/tmp`, never a file in it."""
+    found: dict[str, bytes | str] = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            path = Path(dirpath) / name
+            if path.is_symlink():
+                found[str(path.relative_to(root))] = os.readlink(path)
+            elif path.is_file():
+                found[str(path.relative_to(root))] = path.read_bytes()
+    return found
+
+
+class Guard:
+    """Snapshots of the home, a victim directory and an output directory, taken before a case."""
+
+    def __init__(self, home: Path, tmp: Path):
+        self.home, self.out = home, tmp / "out"
+        self.out.mkdir(exist_ok=True)
+        self.victim = make_victim(tmp / "victim")
+        self.before = (files(home), snapshot(self.victim), sorted(os.listdir(self.out)))
+
+    def unchanged(self) -> None:
+        assert files(self.home) == self.before[0], "the store or cache changed"
+        assert snapshot(self.victim) == self.before[1], "the victim directory changed"
+        assert sorted(os.listdir(self.out)) == self.before[2], "something was left in the output directory"
+        tmp = self.home / "cache" / "tmp"
+        assert not tmp.exists() or not os.listdir(tmp), f"temp files left: {os.listdir(tmp)}"
+
+
+def refused(result, line: str) -> None:
+    """Exit non-zero, exactly one line on stderr, exactly `line`, no traceback."""
+    stderr = result.stderr
+    assert result.exit_code if hasattr(result, "exit_code") else result.returncode, stderr
+    assert "Traceback" not in stderr
+    assert stderr.splitlines() == [f"error: {line}"], stderr
+
+
+# --- a bento to containerize, and a valid base built by hand ----------------------------------
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory) -> Path:
+    """A home holding the echo service as bento echo:1 (built once; copied for each test)."""
+    root = tmp_path_factory.mktemp("hostile")
+    home = root / "home"
+    src = copy_service(ECHO, root / "echo")
+    result = run_process("build", str(src), "--version", "1", env={"OCIBUILD_HOME": str(home)})
+    assert result.returncode == 0, result.stderr
+    return home
+
+
+@pytest.fixture
+def guarded(template, home, tmp_path) -> Guard:
+    shutil.copytree(template, home, symlinks=True)
+    return Guard(home, tmp_path)
+
+
+def put_blob(root: Path, data: bytes) -> str:
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    path = root / "blobs" / "sha256" / digest[7:]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return digest
+
+
+def descriptor(root: Path, media_type: str, data: bytes, **extra) -> dict:
+    return {"mediaType": media_type, "digest": put_blob(root, data), "size": len(data), **extra}
+
+
+def small_layer() -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        info = tarfile.TarInfo("hello.txt")
+        info.size = 6
+        tar.addfile(info, io.BytesIO(b"hello\n"))
+    return buf.getvalue()
+
+
+def image_manifest(root: Path, arch: str = "amd64", layer: dict | None = None) -> bytes:
+    """A one-layer image's manifest (its blobs written under `root`)."""
+    data = small_layer()
+    layer = layer or descriptor(root, mediatypes.LAYER, data)
+    config = json.dumps({"architecture": arch, "os": "linux", "config": {},
+                         "rootfs": {"type": "layers", "diff_ids": ["sha256:" + hashlib.sha256(data).hexdigest()]}}
+                        ).encode()
+    return json.dumps({"schemaVersion": 2, "mediaType": mediatypes.MANIFEST,
+                       "config": descriptor(root, mediatypes.CONFIG, config), "layers": [layer]}).encode()
+
+
+def write_layout(root: Path, index: object) -> Path:
+    """`index` as `index.json` (any JSON value, or raw bytes) beside an `oci-layout` file."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
+    (root / "index.json").write_bytes(index if isinstance(index, bytes) else json.dumps(index).encode())
+    return root
+
+
+def image_layout(root: Path, arch: str = "amd64") -> Path:
+    manifest = descriptor(root, mediatypes.MANIFEST, image_manifest(root, arch))
+    return write_layout(root, {"schemaVersion": 2, "manifests": [manifest]})
+
+
+def as_archive(layout: Path, dest: Path) -> Path:
+    """The layout as an OCI archive (tar), keeping symlinks, fifos and directories as members."""
+    with tarfile.open(dest, "w") as tar:
+        for path in sorted(layout.rglob("*")):
+            tar.add(path, arcname=path.relative_to(layout).as_posix(), recursive=False)
+    return dest
+
+
+# --- OCI layouts and archives: as a base, and as what `ocibuild push` sends -------------------
+
+BAD_HEX = "sha256:" + "A" * 64
+
+
+def _bad_index(root: Path, value) -> Path:
+    return write_layout(root, value)
+
+
+def _bad_digest(digest: str):
+    def make(root: Path) -> Path:
+        return write_layout(root, {"schemaVersion": 2, "manifests": [
+            {"mediaType": mediatypes.MANIFEST, "digest": digest, "size": 10}]})
+    return make
+
+
+def _manifest_blob_is(kind: str):
+    """A layout whose manifest blob is a symlink to a host file, a fifo or a directory."""
+    def make(root: Path) -> Path:
+        layout = image_layout(root)
+        index = json.loads((layout / "index.json").read_text())
+        path = layout / "blobs" / "sha256" / index["manifests"][0]["digest"][7:]
+        path.unlink()
+        if kind == "symlink":
+            path.symlink_to("/etc/hostname")
+        elif kind == "fifo":
+            os.mkfifo(path)
+        else:
+            path.mkdir()
+        return layout
+    return make
+
+
+def _malformed_layer_digest(root: Path) -> Path:
+    manifest = image_manifest(root, layer={"mediaType": mediatypes.LAYER, "digest": "sha256:../../etc/passwd",
+                                           "size": 10})
+    return write_layout(root, {"schemaVersion": 2, "manifests": [descriptor(root, mediatypes.MANIFEST, manifest)]})
+
+
+def _layer_larger_than_declared(root: Path) -> Path:
+    data = small_layer()  # 10 KiB of tar, declared as 10 bytes (with its true digest)
+    manifest = image_manifest(root, layer={"mediaType": mediatypes.LAYER, "digest": put_blob(root, data), "size": 10})
+    return write_layout(root, {"schemaVersion": 2, "manifests": [descriptor(root, mediatypes.MANIFEST, manifest)]})
+
+
+def _manifest_larger_than_declared(root: Path) -> Path:
+    layout = image_layout(root)
+    index = json.loads((layout / "index.json").read_text())
+    index["manifests"][0]["size"] = 10
+    return write_layout(root, index)
+
+
+def _nested(root: Path) -> Path:
+    child = descriptor(root, mediatypes.MANIFEST, image_manifest(root),
+                       platform={"architecture": "amd64", "os": "linux"})
+    for _ in range(10):
+        index = json.dumps({"schemaVersion": 2, "mediaType": mediatypes.INDEX, "manifests": [child]}).encode()
+        child = descriptor(root, mediatypes.INDEX, index)
+    return write_layout(root, {"schemaVersion": 2, "manifests": [child]})
+
+
+def _digest_of(root: Path, n: int = 0) -> str:
+    return json.loads((root / "index.json").read_text())["manifests"][n]["digest"]
+
+
+# (id, make(root) -> layout, expected line for a layout at W: `{W}` is the path as given)
+LAYOUTS = [
+    ("index-null", lambda r: _bad_index(r, None), "{W}: index.json is not a JSON object"),
+    ("index-string", lambda r: _bad_index(r, "x"), "{W}: index.json is not a JSON object"),
+    ("index-list", lambda r: _bad_index(r, []), "{W}: index.json is not a JSON object"),
+    ("index-empty", lambda r: _bad_index(r, {}), "{W}: index.json has no list of manifests"),
+    ("manifests-string", lambda r: _bad_index(r, {"manifests": "x"}), "{W}: index.json has no list of manifests"),
+    ("digest-traversal", _bad_digest("sha256:../../etc/hostname"),
+     "{W}: index.json, manifest 0: invalid digest 'sha256:../../etc/hostname': expected sha256: and 64, "
+     "or sha512: and 128, lower-case hex digits"),
+    ("digest-uppercase", _bad_digest(BAD_HEX),
+     f"{{W}}: index.json, manifest 0: invalid digest '{BAD_HEX}': expected sha256: and 64, "
+     "or sha512: and 128, lower-case hex digits"),
+    ("digest-nul", _bad_digest("sha256:" + "a" * 63 + "\0"),
+     "{W}: index.json, manifest 0: invalid digest 'sha256:" + "a" * 63 + "\\x00': expected sha256: and 64, "
+     "or sha512: and 128, lower-case hex digits"),
+    ("blob-symlink", _manifest_blob_is("symlink"), "{W}: blobs/sha256/{M} {SYMLINK}"),
+    ("blob-fifo", _manifest_blob_is("fifo"), "{W}: blobs/sha256/{M} is not a regular file"),
+    ("blob-directory", _manifest_blob_is("directory"), "{W}: blobs/sha256/{M} is not a regular file"),
+    ("layer-digest-malformed", _malformed_layer_digest,
+     "layer 0 of {W}@sha256:{M}: invalid digest 'sha256:../../etc/passwd': expected sha256: and 64, "
+     "or sha512: and 128, lower-case hex digits"),
+    ("layer-larger-than-declared", _layer_larger_than_declared,
+     "{W}: blob sha256:{L} is corrupt: more than the 10 bytes its descriptor declares"),
+    ("manifest-larger-than-declared", _manifest_larger_than_declared,
+     "{W}: blobs/sha256/{M} is larger than 10 bytes: refusing it"),
+    ("nested-10-deep", _nested, "{W}: indexes nested too deep"),
+]
+
+
+def _expected(line: str, layout: Path, where: str) -> str:
+    index = json.loads((layout / "index.json").read_text() or "null")
+    manifests = index.get("manifests") if isinstance(index, dict) else None
+    first = manifests[0]["digest"][7:] if isinstance(manifests, list) and manifests else ""
+    layer = ""
+    blob = layout / "blobs" / "sha256" / first
+    if first and blob.is_file() and not blob.is_symlink():
+        layers = json.loads(blob.read_bytes()).get("layers") or [{}]
+        layer = str(layers[0].get("digest", ""))[7:]
+    return line.replace("{W}", where).replace("{M}", first).replace("{L}", layer)
+
+
+@pytest.mark.parametrize("transport", ["oci-layout", "oci-archive"])
+@pytest.mark.parametrize("case,make,line", LAYOUTS, ids=[c[0] for c in LAYOUTS])
+def test_hostile_layout_as_base(guarded, ocibuild, tmp_path, transport, case, make, line):
+    layout = make(tmp_path / "layout")
+    source = layout if transport == "oci-layout" else as_archive(layout, tmp_path / "layout.tar")
+    result = ocibuild("containerize", BENTO, "--base", f"{transport}:{source}", "-o", str(guarded.out / "img.tar"),
+                      ok=False)
+    symlink = "goes through a symlink: refusing it" if transport == "oci-layout" else "is not a regular file"
+    refused(result, _expected(line, layout, str(source)).replace("{SYMLINK}", symlink))
+    guarded.unchanged()
