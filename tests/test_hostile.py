@@ -263,3 +263,65 @@ def test_hostile_layout_as_base(guarded, ocibuild, tmp_path, transport, case, ma
     symlink = "goes through a symlink: refusing it" if transport == "oci-layout" else "is not a regular file"
     refused(result, _expected(line, layout, str(source)).replace("{SYMLINK}", symlink))
     guarded.unchanged()
+
+
+@pytest.mark.parametrize("transport", ["oci-layout", "oci-archive"])
+@pytest.mark.parametrize("case,make,line", LAYOUTS, ids=[c[0] for c in LAYOUTS])
+def test_hostile_layout_pushed(guarded, ocibuild, tmp_path, transport, case, make, line):
+    """Refused before any connection: nothing listens at the target, and the line would say so."""
+    layout = make(tmp_path / "layout")
+    source = layout if transport == "oci-layout" else as_archive(layout, tmp_path / "layout.tar")
+    result = ocibuild("push", str(source), f"127.0.0.1:{free_port()}/x/y:t", ok=False)
+    symlink = "goes through a symlink: refusing it" if transport == "oci-layout" else "is not a regular file"
+    if case == "nested-10-deep":  # the whole tree is read: the refusal names the index too deep
+        digest = _digest_of(layout)
+        for _ in range(4):
+            digest = json.loads((layout / "blobs" / "sha256" / digest[7:]).read_bytes())["manifests"][0]["digest"]
+        line = f"{{W}}@{digest}: indexes nested too deep"
+    refused(result, _expected(line, layout, str(source)).replace("{SYMLINK}", symlink))
+    guarded.unchanged()
+
+
+# --- docker archives as a base ----------------------------------------------------------------
+
+
+def docker_archive(dest: Path, manifest: object, extra: dict[str, bytes] | None = None) -> Path:
+    """A docker archive: `manifest` as manifest.json, a valid config and layer beside it."""
+    layer = small_layer()
+    config = json.dumps({"architecture": "amd64", "os": "linux", "config": {},
+                         "rootfs": {"type": "layers", "diff_ids": ["sha256:" + hashlib.sha256(layer).hexdigest()]}})
+    members = {"manifest.json": json.dumps(manifest).encode(), "config.json": config.encode(), "layer.tar": layer,
+               **(extra or {})}
+    with tarfile.open(dest, "w") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return dest
+
+
+DOCKER = [
+    ("manifest-null", None, "{W}: manifest.json is not a JSON list"),
+    ("manifest-string", "x", "{W}: manifest.json is not a JSON list"),
+    ("manifest-empty", [], "{W}: manifest.json lists no image"),
+    ("layer-traversal", [{"Config": "config.json", "Layers": ["../../etc/passwd"]}], "{W}: ../../etc/passwd is missing"),
+    ("layer-absolute", [{"Config": "config.json", "Layers": ["/etc/passwd"]}], "{W}: /etc/passwd is missing"),
+    ("config-missing", [{"Layers": ["layer.tar"]}], "{W}: manifest.json needs a Config name and a list of Layers"),
+    ("config-absent", [{"Config": "nothere.json", "Layers": ["layer.tar"]}], "{W}: nothere.json is missing"),
+]
+
+
+@pytest.mark.parametrize("case,manifest,line", DOCKER, ids=[c[0] for c in DOCKER])
+def test_hostile_docker_archive(guarded, ocibuild, tmp_path, case, manifest, line):
+    archive = docker_archive(tmp_path / "docker.tar", manifest)
+    result = ocibuild("containerize", BENTO, "--base", f"docker-archive:{archive}", "-o", str(guarded.out / "i.tar"),
+                      ok=False)
+    refused(result, line.replace("{W}", f"docker-archive:{archive}"))
+    guarded.unchanged()
+
+
+def test_docker_archive_directory(guarded, ocibuild, tmp_path):
+    (tmp_path / "dir").mkdir()
+    result = ocibuild("containerize", BENTO, "--base", f"docker-archive:{tmp_path / 'dir'}", ok=False)
+    refused(result, f"docker-archive:{tmp_path / 'dir'} is not a file")
+    guarded.unchanged()
