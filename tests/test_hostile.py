@@ -325,3 +325,161 @@ def test_docker_archive_directory(guarded, ocibuild, tmp_path):
     result = ocibuild("containerize", BENTO, "--base", f"docker-archive:{tmp_path / 'dir'}", ok=False)
     refused(result, f"docker-archive:{tmp_path / 'dir'} is not a file")
     guarded.unchanged()
+
+
+# --- a fake registry on loopback: as a base, and as a push target -----------------------------
+
+CONFIG_183 = json.dumps({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": []},
+                         "config": {}, "pad": "x" * 72}).encode()
+assert len(CONFIG_183) == 183
+HUGE = 512 << 20
+
+
+def _manifest(config: bytes = CONFIG_183) -> bytes:
+    return json.dumps({"schemaVersion": 2, "mediaType": mediatypes.MANIFEST, "layers": [],
+                       "config": {"mediaType": mediatypes.CONFIG, "size": len(config),
+                                  "digest": "sha256:" + hashlib.sha256(config).hexdigest()}}).encode()
+
+
+class FakeRegistry:
+    """A registry that misbehaves in one `mode`; records how many blob bytes it managed to send."""
+
+    def __init__(self, mode: str):
+        self.mode, self.sent = mode, 0
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def answer(self, status: int, body: bytes = b"", **headers: str) -> None:
+                self.send_response(status)
+                for key, value in {"Content-Length": str(len(body)), **headers}.items():
+                    self.send_header(key.replace("_", "-"), value)
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(body)
+
+            def do_GET(self):
+                fake.handle(self)
+
+            do_HEAD = do_PUT = do_POST = do_PATCH = do_GET
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.host = f"127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def handle(self, h) -> None:
+        length = int(h.headers.get("Content-Length") or 0)
+        if length:
+            h.rfile.read(length)
+        path, mode = h.path.split("?")[0], self.mode
+        if mode == "redirect":
+            return h.answer(302, Location=h.path)
+        if path == "/v2/":
+            return h.answer(200, b"{}")
+        if "/manifests/" in path and h.command in ("GET", "HEAD"):
+            if mode == "non-json":
+                return h.answer(200, b"<html>not a manifest</html>", Content_Type=mediatypes.MANIFEST)
+            if mode == "bad-index":
+                index = json.dumps({"schemaVersion": 2, "mediaType": mediatypes.INDEX, "manifests": [
+                    {"mediaType": mediatypes.MANIFEST, "digest": "sha256:../../etc/passwd", "size": 10,
+                     "platform": {"architecture": "amd64", "os": "linux"}}]}).encode()
+                return h.answer(200, index, Content_Type=mediatypes.INDEX)
+            digest = "sha256:" + "0" * 64 if mode == "lying-digest" else "sha256:" + hashlib.sha256(_manifest()).hexdigest()
+            return h.answer(200, _manifest(), Content_Type=mediatypes.MANIFEST, Docker_Content_Digest=digest)
+        if "/blobs/uploads/" in path:
+            return h.answer(202, Location=f"/v2/x/y/blobs/uploads/1")
+        if "/blobs/" in path and h.command == "HEAD":
+            return h.answer(200)  # "already there": the push goes straight to the manifest
+        if "/blobs/" in path and mode == "huge-blob":
+            h.send_response(200)
+            h.send_header("Content-Length", str(HUGE))
+            h.end_headers()
+            chunk = b"\0" * (1 << 20)
+            try:
+                while self.sent < HUGE:
+                    h.wfile.write(chunk)
+                    self.sent += len(chunk)
+            except OSError:
+                pass
+            return None
+        if "/manifests/" in path and h.command == "PUT":
+            return h.answer(201, Docker_Content_Digest="sha256:" + "0" * 64)
+        return h.answer(404)
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def fake_registry():
+    started = []
+
+    def start(mode: str) -> FakeRegistry:
+        started.append(FakeRegistry(mode))
+        return started[-1]
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def silent_host():
+    """A socket that accepts connections (the kernel completes them) and never answers."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(16)
+    yield f"127.0.0.1:{sock.getsockname()[1]}"
+    sock.close()
+
+
+MANIFEST_DIGEST = "sha256:" + hashlib.sha256(_manifest()).hexdigest()
+CONFIG_DIGEST = "sha256:" + hashlib.sha256(CONFIG_183).hexdigest()
+INVALID = "expected sha256: and 64, or sha512: and 128, lower-case hex digits"
+REGISTRY_BASES = [
+    ("non-json", "the manifest of {H}/x/y:tag is not valid JSON: Expecting value: line 1 column 1 (char 0)"),
+    ("lying-digest", "cannot pull {H}/x/y:tag: {H}/x/y: the manifest for tag hashes to " + MANIFEST_DIGEST
+     + ", not sha256:" + "0" * 64 + ": refusing it"),
+    ("huge-blob", "{H}/x/y sent a blob that does not match its digest: blob " + CONFIG_DIGEST
+     + " is corrupt: more than the 183 bytes its descriptor declares"),
+    ("bad-index", "the index of {H}/x/y:tag, manifest 0: invalid digest 'sha256:../../etc/passwd': " + INVALID),
+    ("redirect", "cannot pull {H}/x/y:tag: {H}: read x/y:tag: TooManyRedirects: Exceeded 30 redirects."),
+]
+
+
+@pytest.mark.parametrize("mode,line", REGISTRY_BASES, ids=[c[0] for c in REGISTRY_BASES])
+def test_hostile_registry_base(guarded, fake_registry, mode, line):
+    registry = fake_registry(mode)
+    started = time.monotonic()
+    result = run_process("containerize", BENTO, "--base", f"{registry.host}/x/y:tag", "-o", str(guarded.out / "i.tar"),
+                         env={"OCIBUILD_REGISTRY_TIMEOUT": "10"}, timeout=60)
+    refused(result, line.replace("{H}", registry.host))
+    guarded.unchanged()
+    if mode == "huge-blob":  # stopped after the declared size: a few MiB in flight at most, not 512
+        assert time.monotonic() - started < 10
+        assert registry.sent < 64 << 20, registry.sent
+
+
+def test_registry_base_that_never_answers(guarded, silent_host):
+    started = time.monotonic()
+    result = run_process("containerize", BENTO, "--base", f"{silent_host}/x/y:tag", env={"OCIBUILD_REGISTRY_TIMEOUT": "3"},
+                         timeout=60)
+    elapsed = time.monotonic() - started
+    refused(result, f"cannot pull {silent_host}/x/y:tag: {silent_host} did not answer: GET http://{silent_host}"
+                    "/v2/x/y/manifests/tag: ReadTimeout (tried 1 times in 3 s)")
+    assert elapsed < 10, elapsed
+    guarded.unchanged()
+
+
+def test_retry_policy_defaults():
+    from ocibuild.registry.transport import RetryPolicy
+
+    assert RetryPolicy().timeout == 30 and RetryPolicy().deadline == 30
+    assert RetryPolicy.from_env({}) == RetryPolicy()
+    assert RetryPolicy.from_env({"OCIBUILD_REGISTRY_TIMEOUT": "3"}).deadline == 3

@@ -83,7 +83,7 @@ def select_platform(index: dict, platform: Platform, ref: Reference) -> Digest:
     entries = index.get("manifests")
     if not isinstance(entries, list):
         raise ImageError(f"the index of {ref} has no list of manifests")
-    descriptors = [Descriptor.from_json(e, f"the index of {ref}") for e in entries]
+    descriptors = [Descriptor.from_json(e, f"the index of {ref}, manifest {i}") for i, e in enumerate(entries)]
     for d in descriptors:
         if d.platform is not None and d.platform.matches(platform):
             return d.digest
