@@ -207,9 +207,16 @@ def push_(obj, source, ref):
     from ocibuild.oci.reference import Reference
     from ocibuild.publish import RegistryPublisher
 
+    from ocibuild.store.atomic import temp_dir
+    from ocibuild.store.blobs import BlobStore
+
     target = Reference.parse(ref)
-    root = read_image(source, "oci-layout" if source.is_dir() else "oci-archive", None, None, obj.blobs)
-    click.echo(RegistryPublisher(target, obj.registries, obj.blobs).publish(root).message)
+    # the blobs pass through a staging store that goes away: a push never fills the cache, and a
+    # refused or failed one leaves nothing behind (a killed one is swept by the next run)
+    with temp_dir(obj.blobs.tmp) as staging:
+        blobs = BlobStore(staging)
+        root = read_image(source, "oci-layout" if source.is_dir() else "oci-archive", None, None, blobs)
+        click.echo(RegistryPublisher(target, obj.registries, blobs).publish(root).message)
 
 
 @cli.command()

@@ -483,3 +483,51 @@ def test_retry_policy_defaults():
     assert RetryPolicy().timeout == 30 and RetryPolicy().deadline == 30
     assert RetryPolicy.from_env({}) == RetryPolicy()
     assert RetryPolicy.from_env({"OCIBUILD_REGISTRY_TIMEOUT": "3"}).deadline == 3
+
+
+def test_push_to_hostile_registries(guarded, fake_registry, silent_host, tmp_path):
+    layout = image_layout(tmp_path / "layout")
+    manifest = _digest_of(layout)
+    env = {"OCIBUILD_REGISTRY_TIMEOUT": "3"}
+    lying = fake_registry("lying-digest")
+    refused(run_process("push", str(layout), f"{lying.host}/x/y:t", env=env),
+            f"{lying.host}/x/y: stored the manifest as sha256:{'0' * 64}, but its bytes hash to {manifest}")
+    loop = fake_registry("redirect")
+    config = json.loads((layout / "blobs" / "sha256" / manifest[7:]).read_bytes())["config"]["digest"]
+    line = run_process("push", str(layout), f"{loop.host}/x/y:t", env=env)
+    refused(line, line.stderr.strip().removeprefix("error: "))  # one of the blob checks; which one is racy
+    assert line.stderr.startswith(f"error: {loop.host}: check blob sha256:") and "TooManyRedirects" in line.stderr
+    started = time.monotonic()
+    silent = run_process("push", str(layout), f"{silent_host}/x/y:t", env=env)
+    assert time.monotonic() - started < 20
+    refused(silent, silent.stderr.strip().removeprefix("error: "))
+    assert silent.stderr.startswith(f"error: {silent_host} did not answer: ") and "(tried 1 times in 3 s)" in silent.stderr
+    assert config  # the layout was valid: every refusal came from the registry
+    guarded.unchanged()
+
+
+def test_bad_registry_hosts(guarded):
+    refused(run_process("login", "127.0.0.1:99999", "-u", "u", "--password-stdin", input="p\n"),
+            "invalid registry '127.0.0.1:99999': expected HOST[:PORT] with a port from 1 to 65535")
+    refused(run_process("login", "bad host", "-u", "u", "--password-stdin", input="p\n"),
+            "invalid registry 'bad host': expected HOST[:PORT] with a port from 1 to 65535")
+    layout = image_layout(guarded.out.parent / "layout")
+    refused(run_process("push", str(layout), "127.0.0.1:99999/x/y:t"),
+            "invalid reference '127.0.0.1:99999/x/y:t': '127.0.0.1:99999' is not a valid registry host[:port]")
+    refused(run_process("push", str(layout), "bad host/x/y:t"),
+            "invalid reference 'bad host/x/y:t': 'bad host' is not a valid path component "
+            "(lower-case letters and digits, joined by '.', '_', '__' or '-')")
+    guarded.unchanged()
+
+
+def test_registry_not_listening(guarded):
+    host = f"127.0.0.1:{free_port()}"
+    env = {"OCIBUILD_REGISTRY_TIMEOUT": "2"}
+    login = run_process("login", host, "-u", "u", "--password-stdin", input="p\n", env=env)
+    refused(login, login.stderr.strip().removeprefix("error: "))
+    assert login.stderr.startswith(f"error: {host} did not answer: ") and "ConnectionError" in login.stderr
+    layout = image_layout(guarded.out.parent / "layout")
+    push = run_process("push", str(layout), f"{host}/x/y:t", env=env)
+    refused(push, push.stderr.strip().removeprefix("error: "))
+    assert push.stderr.startswith(f"error: {host} did not answer: ") and "ConnectionError" in push.stderr
+    guarded.unchanged()
