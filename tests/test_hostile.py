@@ -531,3 +531,30 @@ def test_registry_not_listening(guarded):
     refused(push, push.stderr.strip().removeprefix("error: "))
     assert push.stderr.startswith(f"error: {host} did not answer: ") and "ConnectionError" in push.stderr
     guarded.unchanged()
+
+
+# --- bad environment, missing directories, a full disk, a symlink loop ------------------------
+
+
+@pytest.mark.parametrize("epoch", ["99999999999999999999", "-1", "abc"])
+def test_bad_source_date_epoch(guarded, epoch):
+    result = run_process("containerize", BENTO, "-o", str(guarded.out / "i.tar"), env={"SOURCE_DATE_EPOCH": epoch})
+    refused(result, f"SOURCE_DATE_EPOCH must be a whole number of seconds up to 253402300799, not {epoch!r}")
+    guarded.unchanged()
+
+
+def test_export_into_a_missing_directory(guarded, ocibuild):
+    refused(ocibuild("export", BENTO, "/missing/dir/x.tar", ok=False),
+            "cannot write /missing/dir/x.tar: directory /missing/dir does not exist")
+    guarded.unchanged()
+
+
+def test_symlink_loop_in_a_model_directory(guarded, ocibuild, tmp_path):
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "weights.bin").write_bytes(b"w")
+    (model / "a").symlink_to("b")
+    (model / "b").symlink_to("a")
+    result = ocibuild("models", "import", str(model), "--name", "x", ok=False)
+    refused(result, f"{model / 'a'}: a symlink loop; remove it from the model")
+    guarded.unchanged()
