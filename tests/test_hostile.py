@@ -53,7 +53,7 @@ class Guard:
 
     def __init__(self, home: Path, tmp: Path):
         self.home, self.out = home, tmp / "out"
-        self.out.mkdir(exist_ok=True)
+        self.out.mkdir(parents=True, exist_ok=True)
         self.victim = make_victim(tmp / "victim")
         self.before = (files(home), snapshot(self.victim), sorted(os.listdir(self.out)))
 
@@ -558,3 +558,67 @@ def test_symlink_loop_in_a_model_directory(guarded, ocibuild, tmp_path):
     result = ocibuild("models", "import", str(model), "--name", "x", ok=False)
     refused(result, f"{model / 'a'}: a symlink loop; remove it from the model")
     guarded.unchanged()
+
+
+# --- archive limits on the command line -------------------------------------------------------
+
+
+def test_size_option_parses_binary_suffixes():
+    from ocibuild.cli import Size
+
+    size = Size()
+    assert [size.convert(v, None, None) for v in ("1000", "2K", "3m", "4G", "1T", "5MiB")] == \
+           [1000, 2 << 10, 3 << 20, 4 << 30, 1 << 40, 5 << 20]
+    for bad in ("", "K", "-1", "1.5G", "0", "12Q"):
+        with pytest.raises(Exception):
+            size.convert(bad, None, None)
+
+
+@pytest.mark.parametrize("flag,value,line", [
+    ("--max-archive-members", "3", "{A}: refusing archive: it has more than 3 members (raise the limit with "
+                                   "--max-archive-members)"),
+    ("--max-archive-file-size", "1K", "{A}: refusing archive: 'files/weights.bin' is larger than 1 KiB (raise the limit "
+                                      "with --max-archive-file-size)"),
+    ("--max-archive-size", "2K", "{A}: refusing archive: its contents exceed 2 KiB at 'files/weights.bin' (raise the limit "
+                                 "with --max-archive-size)"),
+])
+def test_archive_limits_refuse_then_admit(guarded, ocibuild, tmp_path, flag, value, line):
+    """A model and a bento archive refused under a low limit are imported once it is raised."""
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "weights.bin").write_bytes(os.urandom(4096))
+    (model / "a.txt").write_text("a")
+    ocibuild("models", "import", str(model), "--name", "m")
+    tag = json.loads(ocibuild("models", "list", "-o", "json").stdout)[0]["tag"]
+    ocibuild("models", "export", tag, str(tmp_path / "m.tar.gz"))
+    ocibuild("export", BENTO, str(tmp_path / "b.tar.gz"))
+    (tmp_path / "b.tar.gz").write_bytes(_with_big_file(tmp_path / "b.tar.gz"))
+    ocibuild("models", "delete", tag, "-y")
+    ocibuild("delete", BENTO, "-y")
+    guard = Guard(guarded.home, tmp_path / "again")
+    refused(ocibuild("models", "import", str(tmp_path / "m.tar.gz"), flag, value, ok=False),
+            line.replace("{A}", str(tmp_path / "m.tar.gz")))
+    refused(ocibuild("import", str(tmp_path / "b.tar.gz"), flag, value, ok=False),
+            line.replace("{A}", str(tmp_path / "b.tar.gz")))
+    guard.unchanged()
+    raised = {"--max-archive-members": "100", "--max-archive-file-size": "8K", "--max-archive-size": "1M"}[flag]
+    assert "Imported model m:" in ocibuild("models", "import", str(tmp_path / "m.tar.gz"), flag, raised).stdout
+    assert "Imported echo:1" in ocibuild("import", str(tmp_path / "b.tar.gz"), flag, raised).stdout
+
+
+def _with_big_file(archive: Path) -> bytes:
+    """The bento archive with a 4 KiB `files/weights.bin` first (a file its import ignores)."""
+    import gzip
+
+    members = []
+    with tarfile.open(archive) as tar:
+        for m in tar.getmembers():
+            members.append((m, tar.extractfile(m).read() if m.isfile() else None))
+    buf = io.BytesIO()
+    with gzip.GzipFile(fileobj=buf, mode="wb", mtime=0) as gz, tarfile.open(fileobj=gz, mode="w") as out:
+        big = tarfile.TarInfo("files/weights.bin")
+        big.size = 4096
+        out.addfile(big, io.BytesIO(os.urandom(4096)))
+        for m, data in members:
+            out.addfile(m, io.BytesIO(data) if data is not None else None)
+    return buf.getvalue()
