@@ -105,18 +105,21 @@ def descriptor(root: Path, media_type: str, data: bytes, **extra) -> dict:
     return {"mediaType": media_type, "digest": put_blob(root, data), "size": len(data), **extra}
 
 
-def small_layer() -> bytes:
+def small_layer(payload: int = 0) -> bytes:
+    """A tar with `hello.txt`, and `payload` random bytes in `payload.bin` when asked."""
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as tar:
-        info = tarfile.TarInfo("hello.txt")
-        info.size = 6
-        tar.addfile(info, io.BytesIO(b"hello\n"))
+        for name, data in (("hello.txt", b"hello\n"), ("payload.bin", os.urandom(payload) if payload else b"")):
+            if data:
+                info = tarfile.TarInfo(name)
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
     return buf.getvalue()
 
 
-def image_manifest(root: Path, arch: str = "amd64", layer: dict | None = None) -> bytes:
+def image_manifest(root: Path, arch: str = "amd64", layer: dict | None = None, payload: int = 0) -> bytes:
     """A one-layer image's manifest (its blobs written under `root`)."""
-    data = small_layer()
+    data = small_layer(payload)
     layer = layer or descriptor(root, mediatypes.LAYER, data)
     config = json.dumps({"architecture": arch, "os": "linux", "config": {},
                          "rootfs": {"type": "layers", "diff_ids": ["sha256:" + hashlib.sha256(data).hexdigest()]}}
@@ -133,8 +136,8 @@ def write_layout(root: Path, index: object) -> Path:
     return root
 
 
-def image_layout(root: Path, arch: str = "amd64") -> Path:
-    manifest = descriptor(root, mediatypes.MANIFEST, image_manifest(root, arch))
+def image_layout(root: Path, arch: str = "amd64", payload: int = 0) -> Path:
+    manifest = descriptor(root, mediatypes.MANIFEST, image_manifest(root, arch, payload=payload))
     return write_layout(root, {"schemaVersion": 2, "manifests": [manifest]})
 
 
@@ -622,3 +625,125 @@ def _with_big_file(archive: Path) -> bytes:
         for m, data in members:
             out.addfile(m, io.BytesIO(data) if data is not None else None)
     return buf.getvalue()
+
+
+# --- a full disk, a model gone from a bento, a SIGKILL -----------------------------------------
+
+
+def leftovers(directory: Path) -> list[str]:
+    return [n for n in os.listdir(directory) if ".ocibuild-tmp-" in n]
+
+
+@pytest.mark.parametrize("fmt", ["archive", "oci-dir"])
+def test_full_disk(guarded, ocibuild, tmp_path, fmt):
+    need(os.geteuid() == 0, "mounting a small tmpfs needs root")
+    full = tmp_path / "full"
+    full.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(full)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        base = image_layout(tmp_path / "base", payload=3 << 20)  # does not fit in 1 MiB
+        result = ocibuild("containerize", BENTO, "--base", f"oci-layout:{base}", "--format", fmt,
+                          "-o", str(full / "out"), ok=False)
+        refused(result, f"cannot write {full / 'out'}: No space left on device")
+        assert os.listdir(full) == [], os.listdir(full)
+        assert not os.listdir(guarded.home / "cache" / "tmp")
+    finally:
+        subprocess.run(["umount", str(full)], check=True)
+
+
+def model_service(tmp_path: Path, home: Path) -> str:
+    """Model `m` imported, and a bento built on it (the echo service with a model): its tag."""
+    model = tmp_path / "weights"
+    model.mkdir()
+    (model / "w.bin").write_bytes(os.urandom(1024))
+    env = {"OCIBUILD_HOME": str(home)}
+    assert run_process("models", "import", str(model), "--name", "m", env=env).returncode == 0
+    src = copy_service(ECHO, tmp_path / "echo-m")
+    text = (src / "service.py").read_text().replace("class Echo:\n", "class EchoM:\n    weights = ocibuild.models.Model('m:latest')\n\n")
+    (src / "service.py").write_text(text)
+    built = run_process("build", str(src), "--version", "m1", env=env)
+    assert built.returncode == 0, built.stderr
+    return built.stdout.split()[-1]
+
+
+def layer_of(layout: Path, created_by: str) -> str:
+    index = json.loads((layout / "index.json").read_text())
+    manifest = json.loads((layout / "blobs" / "sha256" / index["manifests"][0]["digest"][7:]).read_bytes())
+    config = json.loads((layout / "blobs" / "sha256" / manifest["config"]["digest"][7:]).read_bytes())
+    found = [l["digest"] for l, h in zip(manifest["layers"], config["history"]) if h["created_by"].startswith(created_by)]
+    assert len(found) == 1, config["history"]
+    return found[0]
+
+
+def test_model_removed_from_a_bento(guarded, ocibuild, tmp_path):
+    tag = model_service(tmp_path, guarded.home)
+    bento = json.loads(ocibuild("get", tag, "-o", "json").stdout)
+    base = image_layout(tmp_path / "base")
+    [stored] = (guarded.home / "bentos").glob(tag.replace(":", "/") + "/models/m/*/files")
+    version = stored.parent.name
+    aside = tmp_path / "aside"
+    shutil.move(stored, aside)
+    result = ocibuild("containerize", tag, "--base", f"oci-layout:{base}", "--format", "oci-dir",
+                      "-o", str(guarded.out / "img"), ok=False)
+    assert bento["models"][0]["version"] == version
+    line = result.stderr.strip().removeprefix("error: ")
+    refused(result, line)
+    assert line.startswith(f"model m:{version} in bento {tag} no longer matches its digest (")
+    assert line.endswith(f", pinned {bento['models'][0]['digest']}): rebuild the bento")
+    assert os.listdir(guarded.out) == [] and not os.listdir(guarded.home / "cache" / "tmp")
+    blobs_after_failure = set(os.listdir(guarded.home / "cache" / "blobs" / "sha256"))
+    shutil.move(aside, stored)
+    ocibuild("containerize", tag, "--base", f"oci-layout:{base}", "--format", "oci-dir",
+             "-o", str(guarded.out / "img"))
+    model_layer = layer_of(guarded.out / "img", "ocibuild: model m:")
+    assert model_layer[7:] not in blobs_after_failure  # nothing was cached for the missing model
+
+
+def test_sigkill_while_writing(guarded, tmp_path):
+    base = tmp_path / "base"
+    payload = tmp_path / "payload.bin"
+    with open(payload, "wb") as f:
+        f.truncate(256 << 20)  # sparse: a big layer made fast
+    layer = tmp_path / "layer.tar"
+    with tarfile.open(layer, "w") as tar:
+        tar.add(payload, arcname="payload.bin")
+    payload.unlink()
+    sha = hashlib.sha256()
+    with open(layer, "rb") as f:
+        while chunk := f.read(1 << 20):
+            sha.update(chunk)
+    digest = "sha256:" + sha.hexdigest()
+    (base / "blobs" / "sha256").mkdir(parents=True)
+    shutil.move(layer, base / "blobs" / "sha256" / digest[7:])
+    descriptor_ = {"mediaType": mediatypes.LAYER, "digest": digest, "size": (base / "blobs" / "sha256" / digest[7:]).stat().st_size}
+    config = json.dumps({"architecture": "amd64", "os": "linux", "config": {},
+                         "rootfs": {"type": "layers", "diff_ids": [digest]}}).encode()
+    manifest = json.dumps({"schemaVersion": 2, "mediaType": mediatypes.MANIFEST, "layers": [descriptor_],
+                           "config": descriptor(base, mediatypes.CONFIG, config)}).encode()
+    write_layout(base, {"schemaVersion": 2, "manifests": [descriptor(base, mediatypes.MANIFEST, manifest)]})
+
+    import sys
+
+    out = guarded.out / "OUT.tar"
+    args = [sys.executable, "-m", "ocibuild", "containerize", BENTO, "--base", f"oci-layout:{base}",
+            "--compression", "none", "-o", str(out)]
+    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None:
+        temps = [guarded.out / n for n in leftovers(guarded.out)]
+        if temps and sum(p.stat().st_size for p in temps if p.exists()) > (8 << 20):
+            break
+        time.sleep(0.005)
+    assert process.poll() is None, "containerize ended before it could be killed: " + process.stderr.read().decode()
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not out.exists()
+    assert leftovers(guarded.out)  # what the dead writer left...
+    again = run_process("containerize", BENTO, "--base", f"oci-layout:{base}", "--compression", "none",
+                        "-o", str(guarded.out / "other.tar"))
+    assert again.returncode == 0, again.stderr
+    assert leftovers(guarded.out) == []  # ...is swept by the next writer
+    assert not out.exists() and (guarded.out / "other.tar").is_file()
+
