@@ -528,11 +528,11 @@ def test_registry_not_listening(guarded):
     env = {"OCIBUILD_REGISTRY_TIMEOUT": "2"}
     login = run_process("login", host, "-u", "u", "--password-stdin", input="p\n", env=env)
     refused(login, login.stderr.strip().removeprefix("error: "))
-    assert login.stderr.startswith(f"error: {host} did not answer: ") and "ConnectionError" in login.stderr
+    assert login.stderr == f"error: {host} did not answer: GET http://{host}/v2/: connection refused (tried 4 times in 2 s)\n"
     layout = image_layout(guarded.out.parent / "layout")
     push = run_process("push", str(layout), f"{host}/x/y:t", env=env)
     refused(push, push.stderr.strip().removeprefix("error: "))
-    assert push.stderr.startswith(f"error: {host} did not answer: ") and "ConnectionError" in push.stderr
+    assert push.stderr.startswith(f"error: {host} did not answer: ") and "connection refused" in push.stderr
     guarded.unchanged()
 
 
