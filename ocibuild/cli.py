@@ -164,14 +164,56 @@ def export_(obj, tag, file):
     click.echo(f"Exported {bento.tag} to {file}")
 
 
+class Size(click.ParamType):
+    """A byte count: `1048576`, or with a binary suffix `512K`, `20M`, `64G`, `1T` (case-insensitive)."""
+
+    name = "SIZE"
+    UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, int):
+            return value
+        text = str(value).strip().upper().removesuffix("IB").removesuffix("B")
+        number, unit = (text[:-1], text[-1]) if text[-1:] in self.UNITS else (text, "")
+        if not number.isdigit() or int(number) == 0:
+            self.fail(f"{value!r} is not a size: expected bytes, or a number with K, M, G or T", param, ctx)
+        return int(number) * self.UNITS[unit]
+
+
+def extract_limits(command):
+    """`--max-archive-size/-members/-file-size`: the ceilings an archive import enforces."""
+    from ocibuild.store.extract import ExtractLimits
+
+    default = ExtractLimits()
+    options = [
+        click.option("--max-archive-members", type=click.IntRange(min=1), default=default.max_members,
+                     show_default=True, help="Refuse an archive with more members."),
+        click.option("--max-archive-file-size", type=Size(), default=default.max_file_bytes, show_default=True,
+                     help="Refuse an archive with a larger file (bytes, or K/M/G/T)."),
+        click.option("--max-archive-size", type=Size(), default=default.max_total_bytes, show_default=True,
+                     help="Refuse an archive that holds more bytes in all (bytes, or K/M/G/T)."),
+    ]
+    for option in options:
+        command = option(command)
+    return command
+
+
+def limits_of(max_archive_size: int, max_archive_members: int, max_archive_file_size: int):
+    from ocibuild.store.extract import ExtractLimits
+
+    return ExtractLimits(max_members=max_archive_members, max_file_bytes=max_archive_file_size,
+                         max_total_bytes=max_archive_size)
+
+
 @cli.command("import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@extract_limits
 @click.pass_obj
-def import_(obj, file):
+def import_(obj, file, max_archive_size, max_archive_members, max_archive_file_size):
     """Add a bento from an archive made by `ocibuild export`."""
     from ocibuild.bento.archive import import_bento
 
-    bento = import_bento(obj.bentos(), file)
+    bento = import_bento(obj.bentos(), file, limits_of(max_archive_size, max_archive_members, max_archive_file_size))
     click.echo(f"Imported {bento.tag}")
 
 
@@ -247,10 +289,16 @@ def push_(obj, source, ref):
     from ocibuild.formats.layout import read_image
     from ocibuild.oci.reference import Reference
     from ocibuild.publish import RegistryPublisher
+    from ocibuild.store.atomic import temp_dir
+    from ocibuild.store.blobs import BlobStore
 
     target = Reference.parse(ref)
-    root = read_image(source, "oci-layout" if source.is_dir() else "oci-archive", None, None, obj.blobs)
-    published = RegistryPublisher(target, obj.registries, obj.blobs).publish(root)
+    # the blobs pass through a staging store that goes away: a push never fills the cache, and a
+    # refused or failed one leaves nothing behind (a killed one is swept by the next run)
+    with temp_dir(obj.blobs.tmp) as staging:
+        blobs = BlobStore(staging)
+        root = read_image(source, "oci-layout" if source.is_dir() else "oci-archive", None, None, blobs)
+        published = RegistryPublisher(target, obj.registries, blobs).publish(root)
     click.echo(published.message, err=True)
     click.echo(published.reference)
 
@@ -307,14 +355,16 @@ def models():
 @click.argument("path", type=click.Path(exists=True, path_type=Path))
 @click.option("--name", help="Store PATH (a file or directory) as a new version of this model.")
 @click.option("--label", "labels", multiple=True, metavar="KEY=VALUE", help="A label (with --name).")
+@extract_limits
 @click.pass_obj
-def models_import(obj, path, name, labels):
+def models_import(obj, path, name, labels, max_archive_size, max_archive_members, max_archive_file_size):
     """Add a model: PATH as model NAME (--name), or an archive from `ocibuild models export`."""
     store = obj.models()
     if name is None:
         from ocibuild.bento.archive import import_model
 
-        click.echo(f"Imported model {import_model(store, path).tag}")
+        limits = limits_of(max_archive_size, max_archive_members, max_archive_file_size)
+        click.echo(f"Imported model {import_model(store, path, limits).tag}")
         return
     parsed = dict(label.split("=", 1) for label in labels if "=" in label)
     if len(parsed) != len(labels):

@@ -6,10 +6,13 @@ several at once. A publisher receives an Image or Index and never asks where its
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from ocibuild.errors import ImageError
 from ocibuild.oci.image import Image
 from ocibuild.oci.index import Index, Manifest
 from ocibuild.oci.platform import Platform
@@ -32,6 +35,15 @@ class Publisher(Protocol):
     def publish(self, root: Manifest) -> Published: ...
 
 
+@contextmanager
+def writing(dest: Path) -> Iterator[None]:
+    """A full disk or a denied write names the output, not a temp file that no longer exists."""
+    try:
+        yield
+    except OSError as exc:
+        raise ImageError(f"cannot write {dest}: {exc.strerror or exc}") from None
+
+
 def loadable_image(root: Manifest, platform: Platform | None) -> Image | None:
     """The image a docker `manifest.json` names: the root image, or an index's image for `platform`."""
     if isinstance(root, Image):
@@ -52,7 +64,8 @@ class ArchivePublisher:
     def publish(self, root: Manifest) -> Published:
         from ocibuild.formats.archive import write_archive
 
-        write_archive(root, self.name, self.dest, loadable_image(root, self.load_platform))
+        with writing(self.dest):
+            write_archive(root, self.name, self.dest, loadable_image(root, self.load_platform))
         return Published(str(self.dest), f"Image {self.name.familiar} {root.digest} written to {self.dest}")
 
 
@@ -64,7 +77,8 @@ class LayoutPublisher:
     def publish(self, root: Manifest) -> Published:
         from ocibuild.formats.layout import write_layout
 
-        write_layout(root, self.name, self.dest)
+        with writing(self.dest):
+            write_layout(root, self.name, self.dest)
         return Published(str(self.dest), f"Image {self.name.familiar} {root.digest} written to {self.dest}")
 
 

@@ -53,7 +53,10 @@ def import_into(store: VersionedStore, archive: Path, load: Callable[[Path], Ben
     manifest = store.record
     try:
         with tarfile.open(archive, "r:*") as tar, store.staging() as staged:
-            extract(tar, staged, limits)
+            try:
+                extract(tar, staged, limits)
+            except ArchiveError as exc:  # the extractor names the member; say which archive it is in
+                raise ArchiveError(f"{archive}: {exc}") from None
             if not (staged / manifest).is_file():
                 raise ArchiveError(f"{archive} is not a {store.kind} archive: no {manifest}")
             info = load(staged / manifest)

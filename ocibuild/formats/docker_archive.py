@@ -45,7 +45,7 @@ def read_docker_archive(path: Path, blobs: BlobStore) -> tuple[Image, Digest]:
         raise ImageError(f"docker-archive:{path} is not a file")
     try:
         with tarfile.open(path, "r:") as tar:
-            return _read(TarReader(tar, str(path)), blobs)
+            return _read(TarReader(tar, f"docker-archive:{path}"), blobs)
     except (tarfile.TarError, EOFError, OSError) as exc:
         if isinstance(exc, OcibuildError):
             raise
@@ -53,7 +53,7 @@ def read_docker_archive(path: Path, blobs: BlobStore) -> tuple[Image, Digest]:
 
 
 def _read(reader: TarReader, blobs: BlobStore) -> tuple[Image, Digest]:
-    where = f"docker-archive:{reader.where}"
+    where = reader.where
     entries = _json_list(read_small(reader, "manifest.json"), f"{where}: manifest.json")
     if not entries or not isinstance(entries[0], dict):
         raise ImageError(f"{where}: manifest.json lists no image")
@@ -75,7 +75,10 @@ def _read(reader: TarReader, blobs: BlobStore) -> tuple[Image, Digest]:
     layers = []
     for name, diff_id in zip(layer_names, diff_ids):
         with reader.open(name, MAX_BLOB) as f:
-            stored = blobs.add_blob(f, _named_digest(name), None)  # one pass: verified, or named by its hash
+            try:  # one pass: verified, or named by its hash
+                stored = blobs.add_blob(f, _named_digest(name), None)
+            except ImageError as exc:
+                raise ImageError(f"{where}: {name}: {exc}") from None
         with open(stored, "rb") as blob:
             media_type = sniff(blob.read(4)).media_type
         digest = Digest(f"{stored.parent.name}:{stored.name}")

@@ -71,15 +71,19 @@ class TarReader:
         self.tar = tar
         self.where = where
         self.members = {}
+        self.others: set[str] = set()  # links, fifos, dirs: named in the refusal, never opened
         for m in tar.getmembers():
             name = m.name.removeprefix("./").rstrip("/")
             if m.isfile():
                 self.members.setdefault(name, m)
+            else:
+                self.others.add(name)
 
     def open(self, name: str, limit: int) -> BinaryIO:
         member = self.members.get(name)
         if member is None:
-            raise ImageError(f"{self.where}: {name} is missing")
+            problem = "is not a regular file" if name in self.others else "is missing"
+            raise ImageError(f"{self.where}: {name} {problem}")
         return self.tar.extractfile(member)
 
 
@@ -165,7 +169,10 @@ def copy_blob(reader: Reader, descriptor: Descriptor, blobs: BlobStore) -> Path:
     if blobs.has_blob(descriptor.digest):
         return blobs.blob_path(descriptor.digest)
     with reader.open(descriptor.digest.blob_name, descriptor.size) as f:
-        return blobs.add_blob(f, descriptor.digest, descriptor.size)
+        try:
+            return blobs.add_blob(f, descriptor.digest, descriptor.size)
+        except ImageError as exc:  # the store's refusal does not know which input sent the blob
+            raise ImageError(f"{reader.where}: {exc}") from None
 
 
 @contextmanager

@@ -101,9 +101,12 @@ def _walk(root: Path) -> list[Path]:
 
 def check_links(source: Path) -> None:
     """Refuse a model directory with a symlink that leaves it: its target is not the model's."""
-    for path in _walk(source) if source.is_dir() else []:
+    for path in sorted(_walk(source)) if source.is_dir() else []:
         if path.is_symlink():
-            target = (path.parent / os.readlink(path)).resolve()
+            try:
+                target = (path.parent / os.readlink(path)).resolve()
+            except (OSError, RuntimeError):  # Python 3.11 raises RuntimeError on a loop
+                raise SpecError(f"{path}: a symlink loop; remove it from the model") from None
             if not target.is_relative_to(source.resolve()):
                 raise SpecError(f"{path}: the symlink points outside {source}; copy the file in instead")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from ocibuild.errors import ImageError
+from ocibuild.errors import DigestError, ImageError
 from ocibuild.oci.digest import Digest
 from ocibuild.oci.platform import Platform
 
@@ -60,7 +60,11 @@ class Descriptor:
         if artifact_type is not None and not isinstance(artifact_type, str):
             raise ImageError(f"{where}: artifactType must be a string")
         platform = data.get("platform")
-        return cls(media_type, Digest(data.get("digest")), size, string_map(data.get("annotations"), where),
+        try:
+            digest = Digest(data.get("digest"))
+        except DigestError as exc:  # name the input: a bare "invalid digest" does not say where
+            raise DigestError(f"{where}: {exc}") from None
+        return cls(media_type, digest, size, string_map(data.get("annotations"), where),
                    Platform.from_json(platform, where) if platform is not None else None, artifact_type)
 
     def to_json(self) -> dict:

@@ -84,5 +84,5 @@ def select_platform(index: dict, platform: Platform, ref: Reference) -> Digest:
     entries = index.get("manifests")
     if not isinstance(entries, list):
         raise ImageError(f"the index of {ref} has no list of manifests")
-    descriptors = [Descriptor.from_json(e, f"the index of {ref}") for e in entries]
+    descriptors = [Descriptor.from_json(e, f"the index of {ref}, manifest {i}") for i, e in enumerate(entries)]
     return for_platform(descriptors, platform, str(ref))[0].digest

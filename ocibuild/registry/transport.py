@@ -94,7 +94,7 @@ class Transport:
                                                 data=data, stream=stream, timeout=self.retry.timeout,
                                                 allow_redirects=True)
             except (requests.ConnectionError, requests.Timeout) as exc:
-                self._wait(attempt, f"{method} {url}: {type(exc).__name__}", deadline=deadline)
+                self._wait(attempt, f"{method} {url}: {_failure(exc)}", deadline=deadline)
                 continue
             except requests.RequestException as exc:  # redirect loops, invalid URLs: not transient
                 raise RegistryError(f"{self.host}: {what or method}: {type(exc).__name__}: {exc}") from None
@@ -200,6 +200,11 @@ class Transport:
             who = f" as {self.credential.username!r}" if self.credential and self.credential.username else " (anonymous)"
             return AuthError(f"{self.host} denied {subject}{who}: HTTP {status}{detail}")
         return RegistryError(f"{self.host}: {subject}: HTTP {status}{detail}")
+
+
+def _failure(exc: requests.RequestException) -> str:
+    """`connection refused` says nothing listens there; a bare `ConnectionError` did not."""
+    return "connection refused" if "Connection refused" in str(exc) else type(exc).__name__
 
 
 def registry_error_detail(response: requests.Response) -> str:
