@@ -140,26 +140,41 @@ def delete(obj, tags, yes):
 
 @cli.command("export")
 @click.argument("tag")
-@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("file")
 @click.pass_obj
 def export_(obj, tag, file):
-    """Write a bento to one archive file."""
+    """Write a bento to one archive file, or push it as an OCI artifact to oci://HOST/REPO:TAG."""
+    from ocibuild.artifacts import bento_artifact, is_oci, push_artifact
     from ocibuild.bento.archive import export_bento
 
     bento = obj.bentos().get(tag)
-    export_bento(bento, file)
+    if is_oci(file):
+        report = push_artifact(bento_artifact(bento, obj.blobs), file, obj.registries, obj.blobs)
+        click.echo(f"Exported {bento.tag} to {report.summary()}")
+        return
+    export_bento(bento, Path(file))
     click.echo(f"Exported {bento.tag} to {file}")
 
 
 @cli.command("import")
-@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("file")
 @click.pass_obj
 def import_(obj, file):
-    """Add a bento from an archive made by `ocibuild export`."""
+    """Add a bento from an archive made by `ocibuild export`, or from oci://HOST/REPO:TAG."""
+    from ocibuild.artifacts import import_bento_artifact, is_oci
     from ocibuild.bento.archive import import_bento
 
-    bento = import_bento(obj.bentos(), file)
+    if is_oci(file):
+        bento = import_bento_artifact(obj.bentos(), file, obj.registries, obj.blobs)
+    else:
+        bento = import_bento(obj.bentos(), existing(file, "FILE"))
     click.echo(f"Imported {bento.tag}")
+
+
+def existing(name: str, hint: str) -> Path:
+    if not Path(name).exists():
+        raise click.BadParameter(f"{name!r} does not exist", param_hint=f"'{hint}'")
+    return Path(name)
 
 
 @cli.command()
@@ -265,13 +280,19 @@ def models():
 
 
 @models.command("import")
-@click.argument("path", type=click.Path(exists=True, path_type=Path))
+@click.argument("path")
 @click.option("--name", help="Store PATH (a file or directory) as a new version of this model.")
 @click.option("--label", "labels", multiple=True, metavar="KEY=VALUE", help="A label (with --name).")
 @click.pass_obj
 def models_import(obj, path, name, labels):
-    """Add a model: PATH as model NAME (--name), or an archive from `ocibuild models export`."""
+    """Add a model: PATH as model NAME (--name), or an archive from `ocibuild models export`, or oci://HOST/REPO:TAG."""
+    from ocibuild.artifacts import import_model_artifact, is_oci
+
     store = obj.models()
+    if name is None and is_oci(path):
+        click.echo(f"Imported model {import_model_artifact(store, path, obj.registries, obj.blobs).tag}")
+        return
+    path = existing(path, "PATH")
     if name is None:
         from ocibuild.bento.archive import import_model
 
@@ -319,14 +340,19 @@ def models_delete(obj, tags, yes):
 
 @models.command("export")
 @click.argument("tag")
-@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("file")
 @click.pass_obj
 def models_export(obj, tag, file):
-    """Write a model to one archive file."""
+    """Write a model to one archive file, or push it as an OCI artifact to oci://HOST/REPO:TAG."""
+    from ocibuild.artifacts import is_oci, model_artifact, push_artifact
     from ocibuild.bento.archive import export_dir
 
     model = obj.models().get(tag)
-    export_dir(model.path, file)
+    if is_oci(file):
+        report = push_artifact(model_artifact(model, obj.blobs), file, obj.registries, obj.blobs)
+        click.echo(f"Exported model {model.tag} to {report.summary()}")
+        return
+    export_dir(model.path, Path(file))
     click.echo(f"Exported model {model.tag} to {file}")
 
 

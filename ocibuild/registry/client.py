@@ -98,7 +98,9 @@ class Repository:
             response = self.transport.request("GET", f"/v2/{self.name}/blobs/{digest}", self.pull, expected=(200,),
                                               stream=True, what=f"download blob {digest[:19]} from {self.name}")
             try:
-                return blobs.add_blob(response.raw, digest, size)
+                path = blobs.add_blob(response.raw, digest, size)
+                blobs.add_origin(digest, str(self))
+                return path
             except ImageError as exc:
                 raise RegistryError(f"{self} sent a blob that does not match its digest: {exc}") from None
             except (OSError, ValueError) as exc:  # reset mid-body (urllib3's errors are OSErrors)

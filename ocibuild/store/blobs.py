@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ from ocibuild.store.atomic import TempFile, write_atomic
 # Bump when the layer format changes, so that old cache entries are never reused.
 FORMAT = "ocibuild-layer-v1"
 CHUNK = 1 << 20
+_ORIGINS = threading.Lock()
 
 
 def cache_key(*parts: str | bytes) -> str:
@@ -128,6 +130,22 @@ class BlobStore:
             self.blob_path(digest).parent.mkdir(parents=True, exist_ok=True)
             write_atomic(self.blob_path(digest), data, mode=0o644)
         return self.blob_path(digest)
+
+    def add_origin(self, digest: Digest, origin: str) -> None:
+        """Remember that `origin` (`host/repository`) holds this blob: a later push of any image
+        with it to another repository of that registry mounts it instead of uploading it."""
+        with _ORIGINS:  # pushes run blobs in threads; temp files of one directory are swept by each writer
+            known = self.origins(digest)
+            if origin not in known:
+                try:
+                    self._write_json("origins", Digest(digest).encoded, [origin, *known][:8])
+                except OSError:
+                    pass  # a hint lost is an upload instead of a mount, never a failure
+
+    def origins(self, digest: Digest) -> list[str]:
+        """Where the blob was last seen (a hint only: a mount that fails falls back to an upload)."""
+        data = self._read_json("origins", Digest(digest).encoded)
+        return [o for o in data if isinstance(o, str)] if isinstance(data, list) else []
 
     def _read_json(self, kind: str, key: str):
         try:
