@@ -188,8 +188,11 @@ def existing(name: str, hint: str) -> Path:
 @click.option("--platform", help="Target platform (default: the one the bento was locked for).")
 @click.option("--load", is_flag=True, help="Load the image into the local Docker engine.")
 @click.option("--push", "push_to", metavar="REF", help="Push the image to a registry.")
+@click.option("--cache-from", "cache_from", multiple=True, metavar="REF",
+              help="Reuse layers recorded in a registry cache (repeatable); their bytes stay in the registry.")
+@click.option("--cache-to", "cache_to", metavar="REF", help="Record this build's layers as a registry cache.")
 @click.pass_obj
-def containerize(obj, tag, output, fmt, compression, image_tag, base, platform, load, push_to):
+def containerize(obj, tag, output, fmt, compression, image_tag, base, platform, load, push_to, cache_from, cache_to):
     """Build an OCI image from a bento, without a Docker daemon."""
     from ocibuild.base import Sources
     from ocibuild.containerize import ContainerizeOptions, containerize, source_date_epoch
@@ -211,9 +214,18 @@ def containerize(obj, tag, output, fmt, compression, image_tag, base, platform, 
     options = ContainerizeOptions(Platform.target(platform) if platform else None, Compression(compression), base,
                                   source_date_epoch())
     step = (lambda s: click.echo(f"==> {s}", err=True)) if sys.stderr.isatty() else (lambda s: None)
-    image = containerize(bento, options, Sources(obj.registries, obj.blobs, obj.home), step)
+    blobs = obj.blobs
+    if cache_from or cache_to:
+        from ocibuild.registry.cache import open_cache
+
+        blobs = open_cache(obj.blobs, obj.registries, list(cache_from), needs_bytes=len(publishers) > bool(push_to))
+    image = containerize(bento, options, Sources(obj.registries, blobs, obj.home), step)
     for publisher in publishers:
         click.echo(publisher.publish(image).message)
+    if cache_to:
+        from ocibuild.registry.cache import write_cache
+
+        click.echo(f"Cache: {write_cache(blobs, cache_to, obj.registries).summary()}")
 
 
 @cli.command("push")

@@ -128,3 +128,141 @@ def test_a_layer_of_an_unknown_type_is_refused(plain_registry, home, tmp_path):
     push_artifact(Artifact(MODEL_TYPE, (blob,)), f"oci://{plain_registry.host}/models/evil:v1", registries(home), cache)
     with pytest.raises((ArchiveError, RegistryError), match="application/x-evil"):
         import_model_artifact(ModelStore(home), f"oci://{plain_registry.host}/models/evil:v1", registries(home), cache)
+
+
+# -- the registry cache ---------------------------------------------------------------------------
+
+def serve_and_ask(image: str) -> str:
+    """Run the image's server on a free loopback port and ask it for a summary."""
+    import subprocess
+    import time
+
+    from tests.conftest import free_port
+
+    port = free_port()
+    started = subprocess.run(["docker", "run", "-d", "--rm", "--network", "host", "-e", f"PORT={port}",
+                              "-e", "SUMMARY_API_KEY=test", image, "serve"], capture_output=True, text=True)
+    assert started.returncode == 0, started.stderr
+    container = started.stdout.strip()
+    try:
+        for _ in range(150):
+            try:
+                if requests.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.2)
+        answer = requests.post(f"http://127.0.0.1:{port}/summarize", timeout=30,
+                               json={"text": "The cat sat on the mat. Quantum chromodynamics binds quarks. "
+                                             "It rained.", "sentences": 1})
+        assert answer.status_code == 200, answer.text
+        return answer.json()
+    finally:
+        subprocess.run(["docker", "rm", "-f", container], capture_output=True)
+
+
+def test_a_fresh_runner_builds_an_edit_from_the_registry_cache(example, plain_registry, docker_engine, tmp_path,
+                                                                monkeypatch):
+    import subprocess
+
+    from ocibuild.registry import pull as pull_module
+    from ocibuild.python import deps
+    from tests.conftest import EXAMPLE, Cli, copy_service
+
+    cli, host = Cli(), plain_registry.host
+    cache = f"{host}/cache/summarization:main"
+    monkeypatch.setenv("OCIBUILD_HOME", str(example.home))
+    first = cli("containerize", str(example.bento.tag), "--base", example.base,
+                "--push", f"{host}/apps/summarization:a", "--cache-to", cache).output
+    assert "Cache:" in first
+    model = example.bento.info.models[0]
+    cli("models", "export", str(model.tag), f"oci://{host}/models/weights:main")
+
+    # runner B: nothing in its home, nothing in its uv cache, and an edit to service.py
+    monkeypatch.setenv("OCIBUILD_HOME", str(tmp_path / "runner-b"))
+    uv_cache = tmp_path / "uv-cache"
+    monkeypatch.setenv("UV_CACHE_DIR", str(uv_cache))
+    cli("models", "import", f"oci://{host}/models/weights:main")  # the same version as runner A's
+    src = copy_service(EXAMPLE, tmp_path / "src")
+    (src / "service.py").write_text((src / "service.py").read_text() + "\n# edited on runner B\n")
+    cli("build", str(src))
+    tag = str(BentoStore(tmp_path / "runner-b").list()[0].tag)
+
+    def no_install(*args, **kwargs):
+        raise AssertionError("a dependency layer was built although the cache has it")
+
+    downloads = []
+    original = pull_module.RegistryLayer.path
+    monkeypatch.setattr(deps, "install", no_install)
+    monkeypatch.setattr(pull_module.RegistryLayer, "path", lambda self: downloads.append(self) or original(self))
+    out = cli("containerize", tag, "--base", example.base, "--cache-from", cache,
+              "--push", f"{host}/apps/summarization:b").output
+    assert downloads == []  # push-only: no cached layer's bytes were downloaded
+    assert "(2 uploaded," in out, out  # the edited source layer and the config
+    wheels = [p for p in uv_cache.rglob("*") if p.suffix == ".whl" or p.name.endswith(".dist-info")]
+    assert wheels == []
+
+    ref = f"{host}/apps/summarization:b"
+    pulled = subprocess.run(["docker", "pull", ref], capture_output=True, text=True)
+    assert pulled.returncode == 0, pulled.stderr
+    try:
+        assert "Quantum" in serve_and_ask(ref)
+    finally:
+        subprocess.run(["docker", "rmi", ref], capture_output=True)
+
+
+def forged_cache(example, host: str, tmp_path, forge) -> str:
+    """The example's cache with one layer entry changed by `forge(entry) -> entry`."""
+    from ocibuild.oci.descriptor import Descriptor, canonical_json
+    from ocibuild.oci.layer import FileBlob
+    from ocibuild.oci.index import Artifact
+    from ocibuild.registry.cache import CACHE_CONFIG, CACHE_TYPE, open_cache
+    from tests.builds import containerize
+
+    regs = registries(tmp_path)
+    store = open_cache(example.cache, regs, [], needs_bytes=False)
+    containerize(example, cache=store)
+    runtime_key = next(k for k, b in store.used_layers.items()
+                       if b.digest == example.image.layers[-3].descriptor.digest)  # deps..., runtime, model, source
+    table = json.loads(store.artifact().config.path().read_bytes())
+    table["layers"][runtime_key] = forge(table["layers"][runtime_key])
+    data = canonical_json(table)
+    config = FileBlob(Descriptor.of(CACHE_CONFIG, data), example.cache.add_bytes(data))
+    ref = f"{host}/cache/forged:{tmp_path.name[-20:].strip('_')}"
+    push(Artifact(CACHE_TYPE, store.artifact().layers, config=config), Reference.parse(ref), regs, example.cache)
+    return ref
+
+
+@pytest.mark.parametrize("case", ["missing blob", "wrong diff_id"])
+def test_a_cache_entry_that_does_not_hold_is_built_normally_with_a_warning(example, plain_registry, tmp_path, caplog,
+                                                                        case):
+    from ocibuild.registry.cache import open_cache
+    from tests.builds import containerize
+
+    if case == "missing blob":
+        forge = lambda e: {**e, "digest": "sha256:" + "0" * 64}  # noqa: E731
+    else:
+        forge = lambda e: {**e, "diff_id": "sha256:" + "1" * 64}  # noqa: E731
+    ref = forged_cache(example, plain_registry.host, tmp_path, forge)
+    fresh = BlobStore(tmp_path / "fresh-cache")
+    store = open_cache(fresh, registries(tmp_path), [ref], needs_bytes=True)
+    with caplog.at_level("WARNING"):
+        image = containerize(example, cache=store)
+    assert [l.descriptor.digest for l in image.layers] == [l.descriptor.digest for l in example.image.layers]
+    assert image.digest == example.image.digest
+    assert "building that layer" in caplog.text
+    # the runtime layer was built here; the dependency layers came from the registry
+    runtime = image.layers[-3].descriptor.digest
+    assert runtime not in store.remote and fresh.has_blob(runtime)
+
+
+def test_a_key_collision_is_an_error(example, plain_registry, tmp_path):
+    from ocibuild.errors import ImageError
+    from ocibuild.registry.cache import open_cache
+    from tests.builds import containerize
+
+    ref = forged_cache(example, plain_registry.host, tmp_path, lambda e: {**e, "diff_id": "sha256:" + "2" * 64})
+    # the local cache has the runtime layer under that key with its true diff_id
+    store = open_cache(example.cache, registries(tmp_path), [ref], needs_bytes=False)
+    with pytest.raises(ImageError, match="cache key collision"):
+        containerize(example, cache=store)

@@ -19,7 +19,9 @@ from pathlib import Path
 from typing import BinaryIO
 
 from ocibuild.errors import ImageError, OcibuildError
+from ocibuild.oci.descriptor import Descriptor
 from ocibuild.oci.digest import Digest
+from ocibuild.oci.layer import FileLayer, Layer
 from ocibuild.store.atomic import TempFile, write_atomic
 
 # Bump when the layer format changes, so that old cache entries are never reused.
@@ -94,6 +96,12 @@ class BlobStore:
             tmp.commit(target)
         self._write_json("layers", key, _json(blob))
         return blob
+
+    def as_layer(self, blob: LayerBlob, history: dict) -> Layer:
+        """The image layer for a blob this store gave (a registry-backed store may answer with a
+        layer whose bytes are still in a registry)."""
+        return FileLayer(Descriptor(blob.media_type, blob.digest, blob.size), blob.diff_id,
+                         self.blob_path(blob.digest), history)
 
     def add_blob(self, src: BinaryIO, digest: Digest | None, size: int | None = None) -> Path:
         """Copy a blob in, verifying its digest and size as it streams; refuse a mismatch.
