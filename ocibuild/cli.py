@@ -95,14 +95,22 @@ def cli(ctx, verbose):
 @click.option("--service", "entry_point", metavar="MODULE:CLASS", help="The service to build (default: the one in service.py).")
 @click.option("--version", "version", help="The bento version (default: generated, ordered by time).")
 @click.option("--platform", default="linux/amd64", show_default=True, help="Target platform for the locked dependencies.")
+@click.option("--cache-from", "cache_from", multiple=True, metavar="REF",
+              help="Reuse Python and Debian locks recorded in a registry cache when their inputs are unchanged.")
 @click.pass_obj
-def build(obj, path, entry_point, version, platform):
+def build(obj, path, entry_point, version, platform, cache_from):
     """Package the service in PATH into a bento."""
     from ocibuild.bento.build import build_bento
     from ocibuild.oci.platform import Platform
 
+    lock_cache = None
+    if cache_from:
+        from ocibuild.bento.lockcache import LockCache
+        from ocibuild.registry.cache import open_cache
+
+        lock_cache = LockCache(open_cache(obj.blobs, obj.registries, list(cache_from), needs_bytes=False).locks)
     bento = build_bento(path, obj.bentos(), entry_point=entry_point, version=version,
-                        platform=Platform.target(platform))
+                        platform=Platform.target(platform), lock_cache=lock_cache)
     click.echo(f"Built bento {bento.tag}")
 
 
@@ -223,7 +231,10 @@ def containerize(obj, tag, output, fmt, compression, image_tag, base, platform, 
     for publisher in publishers:
         click.echo(publisher.publish(image).message)
     if cache_to:
+        from ocibuild.bento.lockcache import lock_entries
         from ocibuild.registry.cache import write_cache
+
+        blobs.locks.update(lock_entries(bento.path))
 
         click.echo(f"Cache: {write_cache(blobs, cache_to, obj.registries).summary()}")
 

@@ -185,8 +185,19 @@ def test_a_fresh_runner_builds_an_edit_from_the_registry_cache(example, plain_re
     cli("models", "import", f"oci://{host}/models/weights:main")  # the same version as runner A's
     src = copy_service(EXAMPLE, tmp_path / "src")
     (src / "service.py").write_text((src / "service.py").read_text() + "\n# edited on runner B\n")
-    cli("build", str(src))
-    tag = str(BentoStore(tmp_path / "runner-b").list()[0].tag)
+    from ocibuild.bento import build as build_module
+
+    def no_resolve(*args, **kwargs):
+        raise AssertionError("a lock was resolved although the cache has one for these inputs")
+
+    with monkeypatch.context() as m:  # the Python and Debian locks come from the cache: nothing resolved
+        m.setattr(build_module, "lock_requirements", no_resolve)
+        m.setattr(build_module, "lock_debian", no_resolve)
+        cli("build", str(src), "--cache-from", cache)
+    bento = BentoStore(tmp_path / "runner-b").list()[0]
+    tag = str(bento.tag)
+    for name in ("env/python/requirements.lock.txt", "env/debian/packages.lock"):
+        assert (bento.path / name).read_text() == (example.bento.path / name).read_text()
 
     def no_install(*args, **kwargs):
         raise AssertionError("a dependency layer was built although the cache has it")
@@ -201,6 +212,7 @@ def test_a_fresh_runner_builds_an_edit_from_the_registry_cache(example, plain_re
     assert "(2 uploaded," in out, out  # the edited source layer and the config
     wheels = [p for p in uv_cache.rglob("*") if p.suffix == ".whl" or p.name.endswith(".dist-info")]
     assert wheels == []
+    assert not uv_cache.exists() or not any(p.is_file() for p in uv_cache.rglob("*"))  # uv never ran
 
     ref = f"{host}/apps/summarization:b"
     pulled = subprocess.run(["docker", "pull", ref], capture_output=True, text=True)
@@ -266,3 +278,17 @@ def test_a_key_collision_is_an_error(example, plain_registry, tmp_path):
     store = open_cache(example.cache, registries(tmp_path), [ref], needs_bytes=False)
     with pytest.raises(ImageError, match="cache key collision"):
         containerize(example, cache=store)
+
+
+@pytest.mark.parametrize("lock, problem", [
+    ("numpy==2.0.0 \\\n    --hash=sha256:" + "a" * 64 + "\n", None),
+    ("numpy==2.0.0\n", "no hash for numpy"),
+    ("numpy==1.20.0 --hash=sha256:" + "a" * 64 + "\n", "does not satisfy"),
+    ("scipy==1.0 --hash=sha256:" + "a" * 64 + "\n", "numpy is not in it"),
+    ("numpy>=1 --hash=sha256:" + "a" * 64 + "\n", "not pinned"),
+])
+def test_a_cached_python_lock_must_hash_every_entry_and_satisfy_the_requirements(lock, problem):
+    from ocibuild.bento.lockcache import python_lock_problem
+
+    found = python_lock_problem(lock, "# service requirements\nnumpy>=1.26\n", "")
+    assert found == problem if problem is None else problem in found

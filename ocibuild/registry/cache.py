@@ -73,8 +73,10 @@ def _blob(data: object, where: str) -> LayerBlob:
 class CacheSource:
     """One `--cache-from` artifact, read and checked: its repository and its entries."""
 
-    def __init__(self, repo: Repository, layers: dict[str, LayerBlob], sets: dict[str, Set], where: str):
+    def __init__(self, repo: Repository, layers: dict[str, LayerBlob], sets: dict[str, Set], where: str,
+                 locks: dict[str, dict] | None = None):
         self.repo, self.layers, self.sets, self.where = repo, layers, sets, where
+        self.locks = locks or {}  # {key: {"kind": "python"|"debian", "text": ...}}: see bento.lockcache
 
     @classmethod
     def read(cls, ref: Reference, registries: Registries, blobs: BlobStore) -> CacheSource | None:
@@ -97,10 +99,13 @@ class CacheSource:
         if table.get("format") != FORMAT:  # another layer format: none of its keys can match ours
             log.warning("%s was written for layer format %s, not %s: ignoring it", where, table.get("format"), FORMAT)
             return cls(repo, {}, {}, where)
-        layers, sets = table.get("layers") or {}, table.get("sets") or {}
-        if not isinstance(layers, dict) or not isinstance(sets, dict):
-            raise ImageError(f"{where}: malformed layers or sets")
-        for key in [*layers, *sets]:
+        layers, sets, locks = table.get("layers") or {}, table.get("sets") or {}, table.get("locks") or {}
+        if not isinstance(layers, dict) or not isinstance(sets, dict) or not isinstance(locks, dict):
+            raise ImageError(f"{where}: malformed layers, sets or locks")
+        if not all(isinstance(v, dict) and isinstance(v.get("kind"), str) and isinstance(v.get("text"), str)
+                   for v in locks.values()):
+            raise ImageError(f"{where}: malformed lock entry")
+        for key in [*layers, *sets, *locks]:
             if not KEY.fullmatch(key):
                 raise ImageError(f"{where}: {key[:80]!r} is not a cache key")
         try:
@@ -109,7 +114,7 @@ class CacheSource:
                            for k, v in sets.items()}
         except (KeyError, TypeError, ValueError) as exc:
             raise ImageError(f"{where}: malformed entry: {exc}") from None
-        return cls(repo, parsed_layers, parsed_sets, where)
+        return cls(repo, parsed_layers, parsed_sets, where, locks)
 
 
 class RegistryCacheStore(BlobStore):
@@ -129,6 +134,10 @@ class RegistryCacheStore(BlobStore):
         self.used_layers: dict[str, LayerBlob] = {}
         self.used_sets: dict[str, Set] = {}
         self._usable: dict[Digest, bool] = {}
+        self.locks: dict[str, dict] = {}  # read from the sources (first wins), and written by --cache-to
+        for source in sources:
+            for key, lock in source.locks.items():
+                self.locks.setdefault(key, lock)
 
     @staticmethod
     def _merge(table: dict, key: str, value, source: CacheSource, blobs: list[LayerBlob]) -> None:
@@ -223,7 +232,8 @@ class RegistryCacheStore(BlobStore):
         table = {"format": FORMAT,
                  "layers": {k: blob_json(b) for k, b in sorted(self.used_layers.items())},
                  "sets": {k: [{"blob": blob_json(b), "description": d} for b, d in v]
-                          for k, v in sorted(self.used_sets.items())}}
+                          for k, v in sorted(self.used_sets.items())},
+                 "locks": dict(sorted(self.locks.items()))}
         data = canonical_json(table)
         config = FileBlob(Descriptor.of(CACHE_CONFIG, data), self.add_bytes(data))
         blobs = {b.digest: b for b in self.used_layers.values()}
