@@ -165,6 +165,7 @@ def test_a_fresh_runner_builds_an_edit_from_the_registry_cache(example, plain_re
                                                                 monkeypatch):
     import subprocess
 
+    from ocibuild.debian.archive import DebianArchive
     from ocibuild.registry import pull as pull_module
     from ocibuild.python import deps
     from tests.conftest import EXAMPLE, Cli, copy_service
@@ -172,7 +173,8 @@ def test_a_fresh_runner_builds_an_edit_from_the_registry_cache(example, plain_re
     cli, host = Cli(), plain_registry.host
     cache = f"{host}/cache/summarization:main"
     monkeypatch.setenv("OCIBUILD_HOME", str(example.home))
-    first = cli("containerize", str(example.bento.tag), "--base", example.base,
+    # the default base, made of Debian packages, so that a .deb download would show
+    first = cli("containerize", str(example.bento.tag),
                 "--push", f"{host}/apps/summarization:a", "--cache-to", cache).output
     assert "Cache:" in first
     model = example.bento.info.models[0]
@@ -200,13 +202,14 @@ def test_a_fresh_runner_builds_an_edit_from_the_registry_cache(example, plain_re
         assert (bento.path / name).read_text() == (example.bento.path / name).read_text()
 
     def no_install(*args, **kwargs):
-        raise AssertionError("a dependency layer was built although the cache has it")
+        raise AssertionError("a dependency or Debian layer was built although the cache has it")
 
     downloads = []
     original = pull_module.RegistryLayer.path
     monkeypatch.setattr(deps, "install", no_install)
+    monkeypatch.setattr(DebianArchive, "deb", no_install)
     monkeypatch.setattr(pull_module.RegistryLayer, "path", lambda self: downloads.append(self) or original(self))
-    out = cli("containerize", tag, "--base", example.base, "--cache-from", cache,
+    out = cli("containerize", tag, "--cache-from", cache,
               "--push", f"{host}/apps/summarization:b").output
     assert downloads == []  # push-only: no cached layer's bytes were downloaded
     assert "(2 uploaded," in out, out  # the edited source layer and the config
@@ -292,3 +295,23 @@ def test_a_cached_python_lock_must_hash_every_entry_and_satisfy_the_requirements
 
     found = python_lock_problem(lock, "# service requirements\nnumpy>=1.26\n", "")
     assert found == problem if problem is None else problem in found
+
+
+def test_the_oras_client_pulls_a_model_artifact_by_its_layer_titles(plain_registry, ocibuild, home, tmp_path):
+    """Interop: the `oras` client (the design card's) reads what ocibuild pushes."""
+    import oras.provider
+
+    import_example_model(home)
+    stored = ModelStore(home).get(MODEL)
+    ocibuild("models", "export", MODEL, f"oci://{plain_registry.host}/models/oras:v1")
+    client = oras.provider.Registry(hostname=plain_registry.host, insecure=True)
+    files = client.pull(target=f"{plain_registry.host}/models/oras:v1", outdir=str(tmp_path / "out"),
+                        allowed_media_type=["application/vnd.oci.image.manifest.v1+json"])
+    # oras-py takes a tar+gzip layer for a packed directory and unpacks it where its title says:
+    # the model's directory, as it is in an image, with the files that match the model's digest
+    from ocibuild.models.store import content_digest
+
+    assert [f.rsplit("/", 1)[-1] for f in files] == [f"{stored.info.name}-{stored.info.version}.tar.gz"]
+    unpacked = tmp_path / "out" / "opt/ocibuild/models" / stored.info.name / stored.info.version
+    assert content_digest(unpacked / "files")[0] == stored.info.digest
+    assert (unpacked / "model.yaml").read_bytes() == (stored.path / "model.yaml").read_bytes()
