@@ -100,17 +100,25 @@ def cli(ctx, verbose):
 @click.option("--service", "entry_point", metavar="MODULE:CLASS", help="The service to build (default: the one in service.py).")
 @click.option("--version", "version", help="The bento version (default: generated, ordered by time).")
 @click.option("--platform", default="linux/amd64", show_default=True, help="Target platform for the locked dependencies.")
+@click.option("--cache-from", "cache_from", multiple=True, metavar="REF",
+              help="Reuse Python and Debian locks recorded in a registry cache when their inputs are unchanged.")
 @click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help="json: the bento's record (bento.yaml) with its tag and path, on stdout.")
 @click.option("-q", "--quiet", is_flag=True, help="Print only the tag: `TAG=$(ocibuild build -q)`.")
 @click.pass_obj
-def build(obj, path, entry_point, version, platform, output, quiet):
+def build(obj, path, entry_point, version, platform, cache_from, output, quiet):
     """Package the service in PATH into a bento."""
     from ocibuild.bento.build import build_bento
     from ocibuild.oci.platform import Platform
 
+    lock_cache = None
+    if cache_from:
+        from ocibuild.bento.lockcache import LockCache
+        from ocibuild.registry.cache import open_cache
+
+        lock_cache = LockCache(open_cache(obj.blobs, obj.registries, list(cache_from), needs_bytes=False).locks)
     bento = build_bento(path, obj.bentos(), entry_point=entry_point, version=version,
-                        platform=Platform.target(platform))
+                        platform=Platform.target(platform), lock_cache=lock_cache)
     if quiet:
         click.echo(str(bento.tag))
     elif output == "json":
@@ -153,14 +161,19 @@ def delete(obj, tags, yes):
 
 @cli.command("export")
 @click.argument("tag")
-@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("file")
 @click.pass_obj
 def export_(obj, tag, file):
-    """Write a bento to one archive file."""
+    """Write a bento to one archive file, or push it as an OCI artifact to oci://HOST/REPO:TAG."""
+    from ocibuild.artifacts import bento_artifact, is_oci, push_artifact
     from ocibuild.bento.archive import export_bento
 
     bento = obj.bentos().get(tag)
-    export_bento(bento, file)
+    if is_oci(file):
+        report = push_artifact(bento_artifact(bento, obj.blobs), file, obj.registries, obj.blobs)
+        click.echo(f"Exported {bento.tag} to {report.summary()}")
+        return
+    export_bento(bento, Path(file))
     click.echo(f"Exported {bento.tag} to {file}")
 
 
@@ -206,15 +219,26 @@ def limits_of(max_archive_size: int, max_archive_members: int, max_archive_file_
 
 
 @cli.command("import")
-@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("file")
 @extract_limits
 @click.pass_obj
 def import_(obj, file, max_archive_size, max_archive_members, max_archive_file_size):
-    """Add a bento from an archive made by `ocibuild export`."""
+    """Add a bento from an archive made by `ocibuild export`, or from oci://HOST/REPO:TAG."""
+    from ocibuild.artifacts import import_bento_artifact, is_oci
     from ocibuild.bento.archive import import_bento
 
-    bento = import_bento(obj.bentos(), file, limits_of(max_archive_size, max_archive_members, max_archive_file_size))
+    if is_oci(file):
+        bento = import_bento_artifact(obj.bentos(), file, obj.registries, obj.blobs)
+    else:
+        bento = import_bento(obj.bentos(), existing(file, "FILE"),
+                             limits_of(max_archive_size, max_archive_members, max_archive_file_size))
     click.echo(f"Imported {bento.tag}")
+
+
+def existing(name: str, hint: str) -> Path:
+    if not Path(name).exists():
+        raise click.BadParameter(f"{name!r} does not exist", param_hint=f"'{hint}'")
+    return Path(name)
 
 
 @cli.command()
@@ -230,8 +254,12 @@ def import_(obj, file, max_archive_size, max_archive_members, max_archive_file_s
 @click.option("--push", "push_to", metavar="REF", help="Push the image to a registry.")
 @click.option("--metadata-file", type=click.Path(dir_okay=False, path_type=Path),
               help="Write what was built, reused, pushed and where, as JSON (see the README).")
+@click.option("--cache-from", "cache_from", multiple=True, metavar="REF",
+              help="Reuse layers recorded in a registry cache (repeatable); their bytes stay in the registry.")
+@click.option("--cache-to", "cache_to", metavar="REF", help="Record this build's layers as a registry cache.")
 @click.pass_obj
-def containerize(obj, tag, output, fmt, compression, image_tag, base, platform, load, push_to, metadata_file):
+def containerize(obj, tag, output, fmt, compression, image_tag, base, platform, load, push_to, metadata_file,
+                 cache_from, cache_to):
     """Build an OCI image from a bento, without a Docker daemon.
 
     stdout gets the image's reference only (with --push, the pushed REGISTRY/REPO@DIGEST last);
@@ -260,14 +288,26 @@ def containerize(obj, tag, output, fmt, compression, image_tag, base, platform, 
     options = ContainerizeOptions(Platform.target(platform) if platform else None, Compression(compression), base,
                                   source_date_epoch())
     steps = Steps(lambda line: click.echo(line, err=True))
-    existing = obj.blobs.digests()
-    image = containerize(bento, options, Sources(obj.registries, obj.blobs, obj.home), steps)
+    stored_before = obj.blobs.digests()
+    blobs = obj.blobs
+    if cache_from or cache_to:
+        from ocibuild.registry.cache import open_cache
+
+        blobs = open_cache(obj.blobs, obj.registries, list(cache_from), needs_bytes=len(publishers) > bool(push_to))
+    image = containerize(bento, options, Sources(obj.registries, blobs, obj.home), steps)
     results = []
     for publisher in publishers:
         steps(f"pushing to {push_to}" if isinstance(publisher, RegistryPublisher) else f"writing {dest}")
         results.append(publisher.publish(image))
+    if cache_to:
+        from ocibuild.bento.lockcache import lock_entries
+        from ocibuild.registry.cache import write_cache
+
+        steps(f"writing the cache {cache_to}")
+        blobs.locks.update(lock_entries(bento.path))
+        click.echo(f"Cache: {write_cache(blobs, cache_to, obj.registries).summary()}", err=True)
     steps.end()
-    layers = layer_records(image, existing, {d: o for r in results for d, o in r.blobs.items()})
+    layers = layer_records(image, stored_before, {d: o for r in results for d, o in r.blobs.items()})
     for result in results:
         click.echo(result.message, err=True)
     click.echo(summary(layers, steps.seconds), err=True)
@@ -352,14 +392,20 @@ def models():
 
 
 @models.command("import")
-@click.argument("path", type=click.Path(exists=True, path_type=Path))
+@click.argument("path")
 @click.option("--name", help="Store PATH (a file or directory) as a new version of this model.")
 @click.option("--label", "labels", multiple=True, metavar="KEY=VALUE", help="A label (with --name).")
 @extract_limits
 @click.pass_obj
 def models_import(obj, path, name, labels, max_archive_size, max_archive_members, max_archive_file_size):
-    """Add a model: PATH as model NAME (--name), or an archive from `ocibuild models export`."""
+    """Add a model: PATH as model NAME (--name), an archive from `ocibuild models export`, or oci://HOST/REPO:TAG."""
+    from ocibuild.artifacts import import_model_artifact, is_oci
+
     store = obj.models()
+    if name is None and is_oci(path):
+        click.echo(f"Imported model {import_model_artifact(store, path, obj.registries, obj.blobs).tag}")
+        return
+    path = existing(path, "PATH")
     if name is None:
         from ocibuild.bento.archive import import_model
 
@@ -408,14 +454,19 @@ def models_delete(obj, tags, yes):
 
 @models.command("export")
 @click.argument("tag")
-@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("file")
 @click.pass_obj
 def models_export(obj, tag, file):
-    """Write a model to one archive file."""
+    """Write a model to one archive file, or push it as an OCI artifact to oci://HOST/REPO:TAG."""
+    from ocibuild.artifacts import is_oci, model_artifact, push_artifact
     from ocibuild.bento.archive import export_dir
 
     model = obj.models().get(tag)
-    export_dir(model.path, file)
+    if is_oci(file):
+        report = push_artifact(model_artifact(model, obj.blobs), file, obj.registries, obj.blobs)
+        click.echo(f"Exported model {model.tag} to {report.summary()}")
+        return
+    export_dir(model.path, Path(file))
     click.echo(f"Exported model {model.tag} to {file}")
 
 

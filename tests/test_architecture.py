@@ -30,6 +30,7 @@ ALLOWED = {
                      "__init__"},
     "containerize": BASE | {"oci", "store", "layers", "python", "debian", "base", "bento", "models"},
     "publish": BASE | {"oci", "store", "formats", "registry", "engine"},
+    "artifacts": BASE | {"oci", "store", "layers", "registry", "bento", "models", "containerize"},
 }
 # Shipped into images by the runtime layer: must not reach the builder.
 RUNTIME = {"__init__", "errors", "contract", "sdk", "runtime", "models"}

@@ -50,33 +50,44 @@ def import_into(store: VersionedStore, archive: Path, load: Callable[[Path], Ben
                 verify: Callable[[Path, object], None] = lambda staged, info: None,
                 limits: ExtractLimits = ExtractLimits()) -> Path:
     """Extract to staging, read the manifest with `load`, `verify`, then commit under its tag."""
-    manifest = store.record
-    try:
-        with tarfile.open(archive, "r:*") as tar, store.staging() as staged:
+    def fill(staged: Path) -> None:
+        with tarfile.open(archive, "r:*") as tar:
             try:
                 extract(tar, staged, limits)
             except ArchiveError as exc:  # the extractor names the member; say which archive it is in
                 raise ArchiveError(f"{archive}: {exc}") from None
-            if not (staged / manifest).is_file():
-                raise ArchiveError(f"{archive} is not a {store.kind} archive: no {manifest}")
-            info = load(staged / manifest)
-            # the tag comes from inside the archive: it must obey the rules before it names a path
-            tag = Tag.parse(f"{info.name}:{info.version}")
-            if tag.version is None:
-                raise ArchiveError(f"refusing archive: it names no exact version ({info.version!r})")
-            verify(staged, info)
-            return store.commit(staged, tag)
+
+    try:
+        return import_staged(store, fill, load, verify, str(archive))
     except tarfile.ReadError:
         raise ArchiveError(f"cannot read {archive}: not a tar archive (plain, gzip, bzip2 or xz)") from None
     except (tarfile.TarError, EOFError, OSError) as exc:
         raise ArchiveError(f"cannot read {archive}: {exc}") from None
 
 
+def import_staged(store: VersionedStore, fill: Callable[[Path], None], load: Callable[[Path], BentoInfo],
+                  verify: Callable[[Path, object], None], where: str) -> Path:
+    """The checks every import makes, whatever filled the staging directory (`fill`: one
+    archive, or an artifact's layers): a record, a valid exact tag, `verify`, then commit."""
+    manifest = store.record
+    with store.staging() as staged:
+        fill(staged)
+        if not (staged / manifest).is_file():
+            raise ArchiveError(f"{where} is not a {store.kind} archive: no {manifest}")
+        info = load(staged / manifest)
+        # the tag comes from inside the archive: it must obey the rules before it names a path
+        tag = Tag.parse(f"{info.name}:{info.version}")
+        if tag.version is None:
+            raise ArchiveError(f"refusing archive: it names no exact version ({info.version!r})")
+        verify(staged, info)
+        return store.commit(staged, tag)
+
+
 def export_bento(bento: Bento, dest: Path) -> None:
     export_dir(bento.path, dest)
 
 
-def _verify_carried_models(staged: Path, info: object) -> None:
+def verify_carried_models(staged: Path, info: object) -> None:
     """Every carried model must match its digest and have a valid name and version before the
     bento is committed: a bento whose models are then refused must not be left in the store."""
     from ocibuild.models.store import verify_model
@@ -87,9 +98,13 @@ def _verify_carried_models(staged: Path, info: object) -> None:
 
 def import_bento(store: BentoStore, archive: Path, limits: ExtractLimits = ExtractLimits()) -> Bento:
     """Import the bento once every model it carries is verified, then restore those models."""
+    return restore_models(store, import_into(store, archive, BentoInfo.load, verify_carried_models, limits))
+
+
+def restore_models(store: BentoStore, path: Path) -> Bento:
+    """Put the models an imported bento carries into the model store."""
     from ocibuild.models.store import ModelStore
 
-    path = import_into(store, archive, BentoInfo.load, _verify_carried_models, limits)
     models = ModelStore(store.home)
     for model_dir in sorted((path / MODEL_COPIES).glob("*/*")):
         models.add_copy(model_dir)

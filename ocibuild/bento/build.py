@@ -57,7 +57,9 @@ CONSTRAINTS = "env/python/constraints.txt"  # the pins of locked inputs, for uv 
 
 def build_bento(path: Path, store: BentoStore, *, entry_point: str | None = None,
                 version: str | None = None, platform: Platform = DEFAULT_PLATFORM,
-                now: datetime | None = None) -> Bento:
+                now: datetime | None = None, lock_cache=None) -> Bento:
+    """`lock_cache` (`bento.lockcache.LockCache`): locks from a registry cache, reused when their
+    inputs are unchanged, so a fresh runner does not resolve again."""
     root = Path(path).resolve()
     loaded = load_service(root, entry_point)
     moment = now or datetime.now(UTC)
@@ -69,14 +71,16 @@ def build_bento(path: Path, store: BentoStore, *, entry_point: str | None = None
     models = resolve_models(loaded.spec, ModelStore(store.home))
     sources = build_sources(store.home)
     pinned = pin(loaded.spec.image.base_image, sources.registries)
-    debian = lock_debian(loaded.spec.image, platform, sources, pinned)
+    debian = lock_cache.debian(loaded.spec.image.to_dict(), str(platform), pinned[1] if pinned else None,
+                               platform.architecture) if lock_cache else None
+    debian = debian or lock_debian(loaded.spec.image, platform, sources, pinned)
     with store.staging() as staged:
         copy_sources(root, files, staged / SRC_DIR)
         for model in models:  # hard links: a bento never duplicates model bytes on disk
             link_tree(model.path, staged / MODEL_COPIES / model.info.name / model.info.version)
         (staged / REQUIREMENTS).parent.mkdir(parents=True)
         (staged / REQUIREMENTS).write_text(requirements)
-        lock_python(staged, inputs, environ, loaded.spec, platform)
+        lock_python(staged, inputs, environ, loaded.spec, platform, lock_cache)
         if debian is not None:
             (staged / DEBIAN_LOCK).parent.mkdir(parents=True)
             (staged / DEBIAN_LOCK).write_text(debian.text())
@@ -96,7 +100,8 @@ def requirements_text(root: Path, image: PythonImage, inputs: PythonInputs | Non
     return "\n".join(lines) + "\n"
 
 
-def lock_python(staged: Path, inputs: PythonInputs, environ: dict, spec: ServiceSpec, platform: Platform) -> None:
+def lock_python(staged: Path, inputs: PythonInputs, environ: dict, spec: ServiceSpec, platform: Platform,
+                lock_cache=None) -> None:
     """The bento's lock: locked inputs as given, the rest resolved by uv within their pins."""
     constraints = None
     if inputs.locked:
@@ -108,10 +113,15 @@ def lock_python(staged: Path, inputs: PythonInputs, environ: dict, spec: Service
         shutil.copyfile(inputs.pyproject, pyproject)
     env = {**environ, **uv_index_environment(inputs.indexes, environ, pyproject is not None)}
     resolved = staged / LOCK
-    lock_requirements(staged / REQUIREMENTS, resolved, spec.image.python_version, platform,
-                      constraints=constraints, env=env, pyproject=pyproject, extras=inputs.extras,
-                      scrub=lambda text: scrub(text, env, inputs.indexes))
-    resolved.write_text(merge_lock(inputs, resolved.read_text()))
+    cached = lock_cache.python(staged, spec.image.to_dict(), str(platform), merge_lock(inputs, "")) \
+        if lock_cache else None
+    if cached is not None:
+        resolved.write_text(cached)
+    else:
+        lock_requirements(staged / REQUIREMENTS, resolved, spec.image.python_version, platform,
+                          constraints=constraints, env=env, pyproject=pyproject, extras=inputs.extras,
+                          scrub=lambda text: scrub(text, env, inputs.indexes))
+        resolved.write_text(merge_lock(inputs, resolved.read_text()))
     defaults = {e.name: e.value for e in spec.build_envs() if e.value is not None}
     if inputs.indexes or defaults:
         write_indexes(staged / INDEXES, inputs.indexes, defaults)

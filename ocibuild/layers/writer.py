@@ -13,8 +13,7 @@ from dataclasses import dataclass
 
 from ocibuild.layers.compression import Compression
 from ocibuild.layers.tarwriter import Entry, write_layer
-from ocibuild.oci.descriptor import Descriptor
-from ocibuild.oci.layer import FileLayer
+from ocibuild.oci.layer import Layer
 from ocibuild.store.blobs import BlobStore, LayerBlob, cache_key
 
 
@@ -43,9 +42,8 @@ class LayerWriter:
         """A layer keyed by every entry's metadata and bytes: equal keys mean equal layers."""
         return self.write(content_key(kind, entries, self.compression, self.epoch), lambda: entries)
 
-    def layer(self, blob: LayerBlob, history: dict) -> FileLayer:
-        return FileLayer(Descriptor(blob.media_type, blob.digest, blob.size), blob.diff_id,
-                         self.blobs.blob_path(blob.digest), history)
+    def layer(self, blob: LayerBlob, history: dict) -> Layer:
+        return self.blobs.as_layer(blob, history)
 
 
 def content_key(kind: str, entries: list[Entry], compression: Compression, epoch: int) -> str:

@@ -102,7 +102,9 @@ class Repository:
                                               stream=True, what=f"download blob {digest[:19]} from {self.name}")
             try:
                 with task(f"download {digest.encoded[:12]}", size) as progress:
-                    return blobs.add_blob(CountingReader(response.raw, progress), digest, size)
+                    path = blobs.add_blob(CountingReader(response.raw, progress), digest, size)
+                blobs.add_origin(digest, str(self))
+                return path
             except ImageError as exc:
                 raise RegistryError(f"{self} sent a blob that does not match its digest: {exc}") from None
             except (OSError, ValueError) as exc:  # reset mid-body (urllib3's errors are OSErrors)

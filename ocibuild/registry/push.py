@@ -61,14 +61,21 @@ def push(root: Manifest, ref: Reference, registries: Registries, blobs: BlobStor
 
 
 def _push_blob(digest: Digest, blob: Blob | bytes, repo: Repository, blobs: BlobStore) -> str:
+    outcome = _send_blob(digest, blob, repo, blobs)
+    blobs.add_origin(digest, str(repo))
+    return outcome
+
+
+def _send_blob(digest: Digest, blob: Blob | bytes, repo: Repository, blobs: BlobStore) -> str:
     if repo.blob_exists(digest):
         return "skipped"
     if isinstance(blob, bytes):
         path: Path = blobs.add_bytes(blob)
         repo.upload(digest, len(blob), path)
         return "uploaded"
-    if blob.origin:
-        host, _, source = blob.origin.partition("/")
+    # the blob's own repository first, then where this machine last pushed or pulled it
+    for origin in ([blob.origin] if blob.origin else []) + blobs.origins(digest):
+        host, _, source = origin.partition("/")
         if host == repo.transport.host and source != repo.name and repo.mount(digest, source):
             return "mounted"
     repo.upload(digest, blob.descriptor.size, blob.path())

@@ -13,19 +13,23 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 from ocibuild.errors import ImageError, OcibuildError
+from ocibuild.oci.descriptor import Descriptor
 from ocibuild.oci.digest import Digest
+from ocibuild.oci.layer import FileLayer, Layer
 from ocibuild.progress import CountingWriter, task
 from ocibuild.store.atomic import TempFile, write_atomic
 
 # Bump when the layer format changes, so that old cache entries are never reused.
 FORMAT = "ocibuild-layer-v1"
 CHUNK = 1 << 20
+_ORIGINS = threading.Lock()
 
 
 def cache_key(*parts: str | bytes) -> str:
@@ -100,6 +104,12 @@ class BlobStore:
         self._write_json("layers", key, _json(blob))
         return blob
 
+    def as_layer(self, blob: LayerBlob, history: dict) -> Layer:
+        """The image layer for a blob this store gave (a registry-backed store may answer with a
+        layer whose bytes are still in a registry)."""
+        return FileLayer(Descriptor(blob.media_type, blob.digest, blob.size), blob.diff_id,
+                         self.blob_path(blob.digest), history)
+
     def add_blob(self, src: BinaryIO, digest: Digest | None, size: int | None = None) -> Path:
         """Copy a blob in, verifying its digest and size as it streams; refuse a mismatch.
 
@@ -135,6 +145,22 @@ class BlobStore:
             self.blob_path(digest).parent.mkdir(parents=True, exist_ok=True)
             write_atomic(self.blob_path(digest), data, mode=0o644)
         return self.blob_path(digest)
+
+    def add_origin(self, digest: Digest, origin: str) -> None:
+        """Remember that `origin` (`host/repository`) holds this blob: a later push of any image
+        with it to another repository of that registry mounts it instead of uploading it."""
+        with _ORIGINS:  # pushes run blobs in threads; temp files of one directory are swept by each writer
+            known = self.origins(digest)
+            if origin not in known:
+                try:
+                    self._write_json("origins", Digest(digest).encoded, [origin, *known][:8])
+                except OSError:
+                    pass  # a hint lost is an upload instead of a mount, never a failure
+
+    def origins(self, digest: Digest) -> list[str]:
+        """Where the blob was last seen (a hint only: a mount that fails falls back to an upload)."""
+        data = self._read_json("origins", Digest(digest).encoded)
+        return [o for o in data if isinstance(o, str)] if isinstance(data, list) else []
 
     def _read_json(self, kind: str, key: str):
         try:

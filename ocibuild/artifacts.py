@@ -1,0 +1,249 @@
+"""Bentos and models as OCI artifacts: `ocibuild export TAG oci://HOST/REPO:TAG`, `import oci://...`.
+
+A model artifact has one layer, byte for byte the layer the model gets in an image (same entries
+at `opt/ocibuild/models/NAME/VERSION`, same key in the layer cache, gzip, `SOURCE_DATE_EPOCH` or
+0): pushing an image to the same registry afterwards mounts it instead of uploading it again. A
+bento artifact has the bento's source layer (the image's `/app` layer, without the carried
+models) and one such layer per model. The manifest's annotations carry the tag, the creation
+time, the size and, for a bento, its models by digest.
+
+Import fetches every blob verified against its digest and size, extracts each layer with the
+safe extractor and its limits, and then makes every check a file import makes (a record, an exact
+tag, each model's files against its digest) before anything is committed to the store.
+
+Where `oras` is used and why not elsewhere: pulled manifests are validated against the `oras`
+manifest schema (the one its own `pull` uses), and layers get `org.opencontainers.image.title`
+so that `oras pull` names the files it writes. The transfer itself goes through ocibuild's own
+client: `oras` 0.2.43 reads manifests and blobs whole and unbounded, does not verify digests as
+it streams, re-serializes manifests on push (so the digest we computed is not the one stored),
+cannot mount across repositories, and ignores `DOCKER_CONFIG`'s credential helpers; ocibuild's
+`Repository` does all of that with the same keychain as image pushes.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tarfile
+from pathlib import Path
+
+import jsonschema
+import oras.schemas
+
+from ocibuild.bento.archive import import_staged, restore_models, verify_carried_models
+from ocibuild.bento.info import MODEL_COPIES, BentoInfo
+from ocibuild.bento.store import Bento, BentoStore
+from ocibuild.containerize import source_date_epoch
+from ocibuild.contract import APP_DIR, MODEL_FILES, MODELS_DIR
+from ocibuild.errors import ArchiveError, ImageError
+from ocibuild.layers.app import model_entries, source_entries
+from ocibuild.layers.compression import Compression
+from ocibuild.layers.writer import LayerWriter
+from ocibuild.models.store import ModelInfo, ModelStore, StoredModel, content_digest, verify_model
+from ocibuild.oci import mediatypes
+from ocibuild.oci.descriptor import Descriptor, parse_json
+from ocibuild.oci.index import Artifact
+from ocibuild.oci.layer import FileLayer
+from ocibuild.oci.reference import Reference
+from ocibuild.registry.client import Repository
+from ocibuild.registry.pull import find_manifest
+from ocibuild.registry.push import PushReport, push
+from ocibuild.registry.session import Registries
+from ocibuild.store.atomic import temp_dir
+from ocibuild.store.blobs import BlobStore
+from ocibuild.store.extract import ExtractLimits, extract
+
+SCHEME = "oci://"
+BENTO_TYPE = "application/vnd.ocibuild.bento.v1"
+MODEL_TYPE = "application/vnd.ocibuild.model.v1"
+LAYER_TYPES = (mediatypes.LAYER + "+gzip", mediatypes.LAYER)  # what we write; and plain tar
+TITLE = "org.opencontainers.image.title"
+CREATED = "org.opencontainers.image.created"
+TAG = "io.ocibuild.tag"
+SIZE = "io.ocibuild.size"
+MODELS = "io.ocibuild.models"  # a bento's models: JSON list of "NAME:VERSION@DIGEST"
+MODEL = "io.ocibuild.model"  # on a model layer: NAME:VERSION
+MODEL_DIGEST = "io.ocibuild.model.digest"  # on a model layer: the model's content digest
+
+
+def is_oci(target: str) -> bool:
+    return str(target).startswith(SCHEME)
+
+
+def parse_target(target: str) -> Reference:
+    ref = Reference.parse(target[len(SCHEME):])
+    return ref
+
+
+def _writer(blobs: BlobStore) -> LayerWriter:
+    """The writer containerize uses for shared layers (gzip, the default), so layers are equal."""
+    return LayerWriter(blobs, Compression.GZIP, source_date_epoch() or 0)
+
+
+def model_layer(directory: Path, name: str, version: str, digest: str, writer: LayerWriter,
+                annotate: bool = True) -> FileLayer:
+    """The model's image layer (same key as `containerize.model_layer`: a cache hit reads no
+    bytes; a miss checks the files against the digest before they become a layer)."""
+    def entries():
+        found = content_digest(directory / MODEL_FILES)[0]
+        if found != digest:
+            raise ImageError(f"model {name}:{version} no longer matches its digest ({found}, not {digest})")
+        return model_entries(directory, name, version)
+
+    blob = writer.write(writer.key("model", name, version, digest), entries)
+    annotations = {TITLE: f"{name}-{version}.tar.gz", MODEL: f"{name}:{version}", MODEL_DIGEST: digest}
+    return FileLayer(Descriptor(blob.media_type, blob.digest, blob.size, annotations if annotate else None),
+                     blob.diff_id, writer.blobs.blob_path(blob.digest))
+
+
+def model_artifact(model: StoredModel, blobs: BlobStore) -> Artifact:
+    info = model.info
+    layer = model_layer(model.path, info.name, info.version, info.digest, _writer(blobs))
+    return Artifact(MODEL_TYPE, (layer,), annotations={
+        TAG: str(info.tag), CREATED: info.created, SIZE: str(info.size), MODEL_DIGEST: info.digest})
+
+
+def bento_artifact(bento: Bento, blobs: BlobStore) -> Artifact:
+    info = bento.info
+    writer = _writer(blobs)
+    epoch = source_date_epoch()
+    source = writer.at(epoch if epoch is not None else int(info.created_at.timestamp()))
+    blob = source.content("source", source_entries(bento.path, exclude=(MODEL_COPIES,)))
+    layers = [FileLayer(Descriptor(blob.media_type, blob.digest, blob.size, {TITLE: "bento.tar.gz"}),
+                        blob.diff_id, blobs.blob_path(blob.digest))]
+    for pin in info.models:
+        layers.append(model_layer(bento.path / MODEL_COPIES / pin.name / pin.version, pin.name, pin.version,
+                                  pin.digest, writer))
+    models = json.dumps([f"{m.name}:{m.version}@{m.digest}" for m in info.models], separators=(",", ":"))
+    return Artifact(BENTO_TYPE, tuple(layers), annotations={
+        TAG: str(info.tag), CREATED: info.created, SIZE: str(bento.size()), MODELS: models})
+
+
+def push_artifact(artifact: Artifact, target: str, registries: Registries, blobs: BlobStore) -> PushReport:
+    ref = parse_target(target)
+    if ref.digest is not None:
+        raise ImageError(f"{target}: push to a tag, not a digest")
+    return push(artifact, ref, registries, blobs)
+
+
+# -- import --------------------------------------------------------------------------------------
+
+def fetch_artifact(target: str, artifact_type: str, registries: Registries,
+                   blobs: BlobStore) -> tuple[Repository, dict, list[Descriptor]]:
+    """The artifact's manifest (verified by the client against its digest, bounded, schema
+    checked) and its layer descriptors, each of a type we can extract."""
+    ref = parse_target(target)
+    repo, data, media_type, digest = find_manifest(ref, registries)
+    where = f"{ref.api_host}/{ref.repository}@{digest}"
+    document = parse_json(data, f"the manifest of {where}")
+    try:
+        jsonschema.validate(document, oras.schemas.manifest)
+    except jsonschema.ValidationError as exc:
+        raise ArchiveError(f"{where} is not an OCI manifest: {exc.message}") from None
+    if document.get("mediaType", media_type) != mediatypes.MANIFEST:
+        raise ArchiveError(f"{where} is not an OCI artifact manifest ({document.get('mediaType', media_type)})")
+    if document.get("artifactType") != artifact_type:
+        raise ArchiveError(f"{where} is a {document.get('artifactType') or 'plain image'}, not a {artifact_type}")
+    layers = [Descriptor.from_json(d, f"layer {i} of {where}") for i, d in enumerate(document["layers"])]
+    for layer in layers:
+        if layer.media_type not in LAYER_TYPES:
+            raise ArchiveError(f"{where}: layer {layer.digest[:19]} has media type {layer.media_type}: refusing it")
+    return repo, document, layers
+
+
+def _extract_layer(repo: Repository, layer: Descriptor, blobs: BlobStore, dest: Path, limits: ExtractLimits) -> None:
+    if layer.size > limits.max_total_bytes:
+        raise ArchiveError(f"{repo}: layer {layer.digest[:19]} declares {layer.size} bytes: refusing it")
+    path = repo.fetch_blob(layer.digest, layer.size, blobs)  # verified against digest and size
+    try:
+        with tarfile.open(path, "r:*") as tar:
+            extract(tar, dest, limits)
+    except (tarfile.TarError, EOFError, OSError) as exc:
+        raise ArchiveError(f"cannot read layer {layer.digest[:19]} of {repo}: {exc}") from None
+
+
+def _take(src: Path, dest: Path, what: str) -> None:
+    if not src.is_dir():
+        raise ArchiveError(f"the artifact's layer holds no {what}")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(str(src), str(dest))
+
+
+def _model_into(repo, layer: Descriptor, blobs, scratch: Path, dest_root: Path, limits) -> str:
+    """Extract a model layer and move `opt/ocibuild/models/NAME/VERSION` to `dest_root/NAME/VERSION`;
+    the layer's annotation must name the one model it holds."""
+    named = (layer.annotations or {}).get(MODEL, "")
+    name, _, version = named.partition(":")
+    if not name or not version or "/" in named or named.startswith("."):
+        raise ArchiveError(f"model layer {layer.digest[:19]} names no model ({named!r})")
+    work = scratch / layer.digest.encoded
+    work.mkdir()
+    _extract_layer(repo, layer, blobs, work, limits)
+    root = work / MODELS_DIR
+    found = [p.relative_to(root).as_posix() for p in root.glob("*/*")] if root.is_dir() else []
+    if found != [f"{name}/{version}"]:
+        raise ArchiveError(f"model layer {layer.digest[:19]} holds {found or 'nothing'}, not {named}")
+    _take(root / name / version, dest_root / name / version, f"model {named}")
+    return named
+
+
+def import_model_artifact(store: ModelStore, target: str, registries: Registries, blobs: BlobStore,
+                          limits: ExtractLimits = ExtractLimits()) -> StoredModel:
+    repo, document, layers = fetch_artifact(target, MODEL_TYPE, registries, blobs)
+    if len(layers) != 1:
+        raise ArchiveError(f"{target}: a model artifact has one layer, not {len(layers)}")
+    claimed = (document.get("annotations") or {}).get(MODEL_DIGEST)
+
+    def fill(staged: Path) -> None:
+        with temp_dir(store.tmp, prefix=".artifact-") as scratch:
+            named = _model_into(repo, layers[0], blobs, scratch, scratch / "m", limits)
+            moved = scratch / "m" / named.replace(":", "/")
+            for child in moved.iterdir():
+                shutil.move(str(child), str(staged / child.name))
+
+    def verify(staged: Path, info: ModelInfo) -> None:
+        verify_model(staged)
+        if claimed and claimed != info.digest:
+            raise ArchiveError(f"{target}: the manifest says {claimed}, the model is {info.digest}")
+        if (layers[0].annotations or {}).get(MODEL) != f"{info.name}:{info.version}":
+            raise ArchiveError(f"{target}: the layer is named {layers[0].annotations.get(MODEL)}, the model "
+                               f"{info.name}:{info.version}")
+
+    return store.load(import_staged(store, fill, ModelInfo.load, verify, target))
+
+
+def import_bento_artifact(store: BentoStore, target: str, registries: Registries, blobs: BlobStore,
+                          limits: ExtractLimits = ExtractLimits()) -> Bento:
+    repo, document, layers = fetch_artifact(target, BENTO_TYPE, registries, blobs)
+    if not layers:
+        raise ArchiveError(f"{target}: a bento artifact has at least one layer")
+    try:
+        claimed = json.loads((document.get("annotations") or {}).get(MODELS, "[]"))
+    except ValueError:
+        raise ArchiveError(f"{target}: the {MODELS} annotation is not JSON") from None
+
+    def fill(staged: Path) -> None:
+        with temp_dir(store.tmp, prefix=".artifact-") as scratch:
+            source = scratch / "bento"
+            source.mkdir()
+            _extract_layer(repo, layers[0], blobs, source, limits)
+            app = source / APP_DIR
+            if not app.is_dir():
+                raise ArchiveError(f"{target}: the bento layer holds no {APP_DIR}/")
+            for child in app.iterdir():
+                shutil.move(str(child), str(staged / child.name))
+            if (staged / MODEL_COPIES).exists():
+                raise ArchiveError(f"{target}: the bento layer carries {MODEL_COPIES}/: models come as their own layers")
+            for layer in layers[1:]:
+                _model_into(repo, layer, blobs, scratch, staged / MODEL_COPIES, limits)
+
+    def verify(staged: Path, info: BentoInfo) -> None:
+        verify_carried_models(staged, info)
+        pinned = sorted(f"{m.name}:{m.version}@{m.digest}" for m in info.models)
+        carried = sorted(f"{i.name}:{i.version}@{i.digest}" for i in
+                         (ModelInfo.load(d / "model.yaml") for d in (staged / MODEL_COPIES).glob("*/*")))
+        if pinned != carried or sorted(claimed) != pinned:
+            raise ArchiveError(f"{target}: the bento pins {pinned}, carries {carried}, the manifest says {claimed}")
+
+    return restore_models(store, import_staged(store, fill, BentoInfo.load, verify, target))
+
