@@ -1,7 +1,8 @@
 """Python dependency layers: the bento's lock installed by uv for the target, split and cached.
 
 A warm build looks the whole lock up in the cache and touches nothing else. On a miss, uv
-installs the lock into a staging directory (wheels only, hashes required, no bytecode), console
+installs the lock into a staging directory (wheels only, hashes required, no bytecode from uv: each
+layer gets checked-hash `.pyc` from `ocibuild.layers.bytecode`), console
 scripts get a shebang for the image, and each planned group becomes a layer, itself cached by the
 RECORDs of its distributions, so only changed groups are written.
 """
@@ -15,6 +16,7 @@ from plumbum import ProcessExecutionError
 
 from ocibuild.contract import SITE_PACKAGES
 from ocibuild.errors import LockError
+from ocibuild.layers.bytecode import bytecode_for
 from ocibuild.layers.tarwriter import Entry, with_parents
 from ocibuild.layers.writer import LayerWriter
 from ocibuild.oci.platform import Platform
@@ -89,19 +91,20 @@ def requirement_lines(lock: Path) -> str:
 def dependency_layers(lock: Path, python_version: str, platform: Platform,
                       writer: LayerWriter) -> list[tuple[LayerBlob, str]]:
     """(blob, description) per dependency layer, from the cache when the lock is unchanged."""
-    set_key = writer.key("python-deps", requirement_lines(lock), python_version, str(platform))
+    bytecode = bytecode_for(python_version)  # a .pyc per .py, by the image's Python minor version
+    set_key = writer.key("python-deps", requirement_lines(lock), python_version, str(platform), bytecode.key)
     cached = writer.blobs.lookup_set(set_key)
     if cached is not None:
         return cached
-    with temp_dir(writer.blobs.tmp) as target:
+    with temp_dir(writer.blobs.tmp) as target, temp_dir(writer.blobs.tmp) as scratch:
         install(lock, target, python_version, platform)
         rewrite_shebangs(target / "bin")
         dists, unclaimed = read_distributions(target)
         layers = []
         for group in group_distributions(dists, unclaimed):
-            key = writer.key("python-group", python_version, str(platform), SHEBANG,
+            key = writer.key("python-group", python_version, str(platform), SHEBANG, bytecode.key,
                              *(d.record for d in group.distributions))
-            blob = writer.write(key, lambda group=group: group_entries(group, target))
+            blob = writer.write(key, lambda group=group: bytecode.add_to(group_entries(group, target), scratch))
             layers.append((blob, group.description))
     writer.blobs.store_set(set_key, layers)
     return layers
