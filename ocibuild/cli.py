@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import functools
 import json
-import logging
 import sys
 from pathlib import Path
 
 import click
-import yaml
 
 import ocibuild
 from ocibuild.contract import ocibuild_home
@@ -83,9 +81,26 @@ class OcibuildGroup(click.Group):
 @click.pass_context
 def cli(ctx, verbose):
     """Package AI/ML services into bentos and OCI images, without a Docker daemon."""
+    import logging
+
     logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING,
                         format="%(levelname)s: %(message)s")
     ctx.obj = Context(verbose)
+
+
+def image_options(command):
+    """The options that say how an image is written or pushed: `containerize`'s, and `build --containerize`'s."""
+    for option in reversed([
+        click.option("-o", "--output", "output", type=click.Path(path_type=Path), help="Where to write (default: ./NAME-VERSION.tar, or ./NAME-VERSION for oci-dir; nothing with --push)."),
+        click.option("--format", "fmt", type=click.Choice(FORMATS), default="archive", show_default=True),
+        click.option("--compression", type=click.Choice(["gzip", "zstd", "none"]), default="gzip", show_default=True),
+        click.option("--image-tag", metavar="REPO:TAG", help="The image's name (default: NAME:VERSION)."),
+        click.option("--base", metavar="REF", help="Base image instead of the bento's: a registry reference, oci-layout:DIR[:REF], oci-archive:FILE[:REF] or docker-archive:FILE."),
+        click.option("--load", is_flag=True, help="Load the image into the local Docker engine."),
+        click.option("--push", "push_to", metavar="REF", help="Push the image to a registry."),
+    ]):
+        command = option(command)
+    return command
 
 
 @cli.command()
@@ -93,15 +108,23 @@ def cli(ctx, verbose):
 @click.option("--service", "entry_point", metavar="MODULE:CLASS", help="The service to build (default: the one in service.py).")
 @click.option("--version", "version", help="The bento version (default: generated, ordered by time).")
 @click.option("--platform", default="linux/amd64", show_default=True, help="Target platform for the locked dependencies.")
+@click.option("--refresh", is_flag=True, help="Resolve the Python and Debian locks again, even if their inputs did not change.")
+@click.option("--containerize", "then_containerize", is_flag=True, help="Then build the image, in the same process (with the image options below).")
+@image_options
 @click.pass_obj
-def build(obj, path, entry_point, version, platform):
-    """Package the service in PATH into a bento."""
+def build(obj, path, entry_point, version, platform, refresh, then_containerize, **image):
+    """Package the service in PATH into a bento (and, with --containerize, into an image)."""
     from ocibuild.bento.build import build_bento
     from ocibuild.oci.platform import Platform
 
+    given = [f"--{name.replace('_', '-')}" for name, value in image.items() if value not in (None, False, "archive", "gzip")]
+    if given and not then_containerize:
+        raise click.UsageError(f"{', '.join(given)} only apply with --containerize")
     bento = build_bento(path, obj.bentos(), entry_point=entry_point, version=version,
-                        platform=Platform.target(platform))
+                        platform=Platform.target(platform), refresh=refresh)
     click.echo(f"Built bento {bento.tag}")
+    if then_containerize:
+        make_image(obj, bento, platform=None, **image)
 
 
 @cli.command("list")
@@ -123,6 +146,8 @@ def list_(obj, output):
 @click.pass_obj
 def get(obj, tag, output):
     """Show a bento's bento.yaml."""
+    import yaml
+
     info = obj.bentos().get(tag).info.to_dict()
     click.echo(json.dumps(info, indent=2) if output == "json" else yaml.safe_dump(info, sort_keys=False), nl=False)
 
@@ -162,17 +187,15 @@ def import_(obj, file):
 
 @cli.command()
 @click.argument("tag")
-@click.option("-o", "--output", "output", type=click.Path(path_type=Path), help="Where to write (default: ./NAME-VERSION.tar, or ./NAME-VERSION for oci-dir; nothing with --push).")
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default="archive", show_default=True)
-@click.option("--compression", type=click.Choice(["gzip", "zstd", "none"]), default="gzip", show_default=True)
-@click.option("--image-tag", metavar="REPO:TAG", help="The image's name (default: NAME:VERSION).")
-@click.option("--base", metavar="REF", help="Base image instead of the bento's: a registry reference, oci-layout:DIR[:REF], oci-archive:FILE[:REF] or docker-archive:FILE.")
+@image_options
 @click.option("--platform", help="Target platform (default: the one the bento was locked for).")
-@click.option("--load", is_flag=True, help="Load the image into the local Docker engine.")
-@click.option("--push", "push_to", metavar="REF", help="Push the image to a registry.")
 @click.pass_obj
-def containerize(obj, tag, output, fmt, compression, image_tag, base, platform, load, push_to):
+def containerize(obj, tag, platform, **image):
     """Build an OCI image from a bento, without a Docker daemon."""
+    make_image(obj, obj.bentos().get(tag), platform=platform, **image)
+
+
+def make_image(obj, bento, output, fmt, compression, image_tag, base, platform, load, push_to):
     from ocibuild.base import Sources
     from ocibuild.containerize import ContainerizeOptions, containerize, source_date_epoch
     from ocibuild.layers.compression import Compression
@@ -182,7 +205,6 @@ def containerize(obj, tag, output, fmt, compression, image_tag, base, platform, 
 
     if load and fmt != "archive":
         raise click.UsageError("--load needs --format archive")
-    bento = obj.bentos().get(tag)
     name = Reference.image_name(image_tag or f"{bento.info.name}:{bento.info.version}")
     publishers = [RegistryPublisher(Reference.parse(push_to), obj.registries, obj.blobs)] if push_to else []
     if output or load or not push_to:
@@ -300,6 +322,8 @@ def models_list(obj, output):
 @click.pass_obj
 def models_get(obj, tag, output):
     """Show a model's model.yaml."""
+    import yaml
+
     info = obj.models().get(tag).info.to_dict()
     click.echo(json.dumps(info, indent=2) if output == "json" else yaml.safe_dump(info, sort_keys=False), nl=False)
 
