@@ -11,7 +11,6 @@ The mirror is the one apt uses on this machine (its sources), unless `OCIBUILD_D
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import lzma
@@ -27,7 +26,7 @@ import requests
 import yaml
 from debian.deb822 import Release
 
-from ocibuild.debian.index import DebPackage, PackageIndex, parse_packages
+from ocibuild.debian.index import DebPackage, LazyPackageIndex
 from ocibuild.errors import DebianError
 
 KEYRING = Path("/usr/share/keyrings/debian-archive-keyring.gpg")
@@ -134,20 +133,23 @@ class DebianArchive:
         """The SHA256 the signed Release gives for the Packages index: names its content."""
         return self._entry(component)["sha256"]
 
-    def index(self, component: str = "main") -> PackageIndex:
+    def index(self, component: str = "main") -> LazyPackageIndex:
+        """The verified index, parsed lazily (only the paragraphs a resolution reads). Its text and
+        the scan of where each package is are kept in the cache, named by the digest Release gives."""
         entry = self._entry(component)
         wanted = entry["name"]
-        # parsing 60,000 paragraphs takes seconds: keep the parsed form, named by the verified digest
-        parsed = self.cache / "indexes" / f"{entry['sha256']}.json"
-        if parsed.is_file():
-            packages = [DebPackage(**p) for p in json.loads(parsed.read_text())]
-        else:
-            data = self._get(f"{self.settings.mirror}/dists/{self.suite}/{wanted}")
-            check_index(data, entry["sha256"], int(entry["size"]), wanted)
-            packages = parse_packages(lzma.decompress(data).decode())
-            parsed.parent.mkdir(parents=True, exist_ok=True)
-            _atomic_write(parsed, json.dumps([dataclasses.asdict(p) for p in packages]).encode())
-        return PackageIndex(packages, self.architecture)
+        text_path = self.cache / "indexes" / f"{entry['sha256']}.packages"
+        spans_path = self.cache / "indexes" / f"{entry['sha256']}.spans.json"
+        if text_path.is_file() and spans_path.is_file():
+            return LazyPackageIndex(text_path.read_text(), self.architecture, json.loads(spans_path.read_text()))
+        data = self._get(f"{self.settings.mirror}/dists/{self.suite}/{wanted}")
+        check_index(data, entry["sha256"], int(entry["size"]), wanted)
+        text = lzma.decompress(data).decode()
+        index = LazyPackageIndex(text, self.architecture)
+        text_path.parent.mkdir(parents=True, exist_ok=True)
+        _atomic_write(text_path, text.encode())
+        _atomic_write(spans_path, json.dumps(index.spans()).encode())
+        return index
 
     def deb(self, package: DebPackage) -> Path:
         """The verified `.deb`, downloaded into the cache once."""
