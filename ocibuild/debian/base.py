@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +37,7 @@ SKELETON_VERSION = "2"  # bump when the skeleton changes
 LAYER_FORMAT = "deb-stream-1"  # bump when the way packages become members changes
 USER, UID = "ocibuild", 1000
 LOCK_HEADER = "# ocibuild Debian lock"
+DOWNLOADS = 8  # .debs downloaded at once
 
 
 def base_packages(python_version: str) -> list[str]:
@@ -138,7 +140,8 @@ def debian_layer(packages: tuple[DebPackage, ...], archive: DebianArchive, cache
     cached = cache.lookup(key)
     if cached is not None:
         return cached
-    debs = [(p.name, archive.deb(p)) for p in packages]  # every download done before the layer is begun
+    with ThreadPoolExecutor(DOWNLOADS) as pool:  # every download done, concurrently, before the layer is begun
+        debs = list(zip((p.name for p in packages), pool.map(archive.deb, packages)))
 
     def members(scratch) -> Iterator[Member]:
         layer = DebLayer()

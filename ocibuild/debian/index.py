@@ -8,8 +8,18 @@ from collections import defaultdict
 from dataclasses import dataclass
 from functools import cmp_to_key
 
-from debian.deb822 import Packages, PkgRelation
-from debian.debian_support import version_compare
+
+def version_compare(a: str, b: str) -> int:
+    from debian.debian_support import version_compare
+
+    return version_compare(a, b)
+
+
+def _parse_relations(text: str) -> list[list[dict]]:
+    from debian.deb822 import PkgRelation
+
+    return PkgRelation.parse_relations(text)
+
 
 PRIORITY = {"required": 0, "important": 1, "standard": 2, "optional": 3, "extra": 4}
 STATUS_FIELDS = ("Package", "Version", "Architecture", "Maintainer", "Installed-Size", "Depends", "Pre-Depends",
@@ -33,17 +43,19 @@ class DebPackage:
     def relations(self) -> list[list[dict]]:
         """Pre-Depends then Depends, as groups of alternatives."""
         text = ", ".join(t for t in (self.pre_depends, self.depends) if t)
-        return PkgRelation.parse_relations(text) if text else []
+        return _parse_relations(text) if text else []
 
     def provided(self) -> list[tuple[str, str | None]]:
         return [(alt["name"], alt["version"][1] if alt["version"] else None)
-                for group in (PkgRelation.parse_relations(self.provides) if self.provides else []) for alt in group]
+                for group in (_parse_relations(self.provides) if self.provides else []) for alt in group]
 
     def lock_line(self) -> str:
         return f"{self.name} {self.version} {self.architecture} {self.sha256} {self.size} {self.filename}"
 
 
 def parse_packages(text: str) -> list[DebPackage]:
+    from debian.deb822 import Packages
+
     packages = []
     for p in Packages.iter_paragraphs(text.splitlines(keepends=True), use_apt_pkg=False):
         control = "".join(f"{k}: {p[k]}\n" for k in STATUS_FIELDS if k in p)
@@ -88,8 +100,8 @@ class PackageIndex:
         return name in self.by_name or name in self.providers
 
 
-_PACKAGE = re.compile(r"^Package: *(\S+)[ \t]*$", re.M)
-_PROVIDES = re.compile(r"^Provides:(.*(?:\n[ \t].*)*)", re.M)
+_PACKAGE = re.compile(rb"^Package: *(\S+)[ \t]*$", re.M)
+_PROVIDES = re.compile(rb"^Provides:(.*(?:\n[ \t].*)*)", re.M)
 _FIELD = re.compile(r"^([^\s:][^:]*):[ \t]*(.*(?:\n[ \t].*)*)", re.M)
 
 
@@ -106,9 +118,11 @@ def parse_stanza(stanza: str) -> DebPackage:
                       control)
 
 
-def scan(text: str) -> dict:
-    """Where each package's paragraphs are, by name, and which paragraphs provide each virtual name."""
-    found = [(m.start(), m.group(1)) for m in _PACKAGE.finditer(text)]
+def scan(text: bytes) -> dict:
+    """Where each package's paragraphs are (byte offsets), by name, and which paragraphs provide
+    each virtual name. Bytes, never one 50 MB `str`: decoding the whole index costs 8x its size
+    in memory when one paragraph holds a character beyond U+FFFF."""
+    found = [(m.start(), m.group(1).decode()) for m in _PACKAGE.finditer(text)]
     starts = [start for start, _ in found]
     ends = starts[1:] + [len(text)]
     packages: dict[str, list[tuple[int, int]]] = defaultdict(list)
@@ -117,7 +131,7 @@ def scan(text: str) -> dict:
     provides: dict[str, list[tuple[int, int]]] = defaultdict(list)
     for match in _PROVIDES.finditer(text):
         at = bisect.bisect_right(starts, match.start()) - 1
-        for item in match.group(1).replace("\n", " ").split(","):
+        for item in match.group(1).decode().replace("\n", " ").split(","):
             virtual = item.strip().split(" ", 1)[0].split("(", 1)[0]
             if virtual:
                 provides[virtual].append((starts[at], ends[at]))
@@ -130,9 +144,10 @@ class LazyPackageIndex:
     provide which virtual names; a paragraph is parsed when its name (or a name it provides) is
     asked for. Resolving a Python base reads a few hundred of the ~60,000 paragraphs."""
 
-    def __init__(self, text: str, architecture: str, spans: dict | None = None):
+    def __init__(self, text: bytes | str, architecture: str, spans: dict | None = None):
         """`spans`: what `spans()` returned for the same text (a cached scan), else it is scanned."""
         self.architecture = architecture
+        text = text.encode() if isinstance(text, str) else text
         self._text = text
         scanned = spans or scan(text)
         self._spans, self._virtual = scanned["packages"], scanned["provides"]
@@ -145,7 +160,7 @@ class LazyPackageIndex:
 
     def _parse(self, span: tuple[int, int]) -> DebPackage:
         if span[0] not in self._parsed:
-            self._parsed[span[0]] = parse_stanza(self._text[span[0]:span[1]])  # noqa: E203
+            self._parsed[span[0]] = parse_stanza(self._text[span[0]:span[1]].decode())  # noqa: E203
         return self._parsed[span[0]]
 
     def _ours(self, package: DebPackage) -> bool:

@@ -10,9 +10,8 @@ RECORDs of its distributions, so only changed groups are written.
 from __future__ import annotations
 
 import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-
-from plumbum import ProcessExecutionError
 
 from ocibuild.contract import SITE_PACKAGES
 from ocibuild.errors import LockError
@@ -34,6 +33,8 @@ SHEBANG = b"#!/usr/bin/env python3"
 
 
 def install(lock: Path, target: Path, python_version: str, platform: Platform) -> None:
+    from plumbum import ProcessExecutionError
+
     args = ["pip", "install", "--target", str(target), "--python-platform", platform.uv_platform,
             "--python-version", python_version, "--only-binary", ":all:", "--no-deps",
             "--no-installer-metadata", "--no-compile-bytecode", "--require-hashes", "--quiet", "-r", str(lock)]
@@ -100,11 +101,16 @@ def dependency_layers(lock: Path, python_version: str, platform: Platform,
         install(lock, target, python_version, platform)
         rewrite_shebangs(target / "bin")
         dists, unclaimed = read_distributions(target)
-        layers = []
-        for group in group_distributions(dists, unclaimed):
+        groups = group_distributions(dists, unclaimed)
+
+        def write(group: DependencyGroup) -> tuple[LayerBlob, str]:
             key = writer.key("python-group", python_version, str(platform), SHEBANG, bytecode.key,
                              *(d.record for d in group.distributions))
-            blob = writer.write(key, lambda group=group: bytecode.add_to(group_entries(group, target), scratch))
-            layers.append((blob, group.description))
+            return writer.write(key, lambda: bytecode.add_to(group_entries(group, target), scratch)), group.description
+
+        # groups are independent layers: written and compressed at once (zlib, zstd, hashing and
+        # the bytecode compilers run outside the GIL), listed in the planned order
+        with ThreadPoolExecutor(max(1, min(len(groups), os.cpu_count() or 1))) as pool:
+            layers = list(pool.map(write, groups))
     writer.blobs.store_set(set_key, layers)
     return layers

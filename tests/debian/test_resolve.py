@@ -128,7 +128,7 @@ def test_the_lazy_parser_reads_paragraphs_as_python_debian_does():
 def test_the_lazy_index_parses_only_what_it_reads_and_its_scan_can_be_cached():
     import json
 
-    lazy = LazyPackageIndex(PACKAGES, "amd64", json.loads(json.dumps(scan(PACKAGES))))
+    lazy = LazyPackageIndex(PACKAGES, "amd64", json.loads(json.dumps(scan(PACKAGES.encode()))))
     assert names(resolve(lazy, ["versioned-virtual"])) == ["api-v3=1", "versioned-virtual=1"]
     assert len(lazy._parsed) < len(parse_packages(PACKAGES))
 
