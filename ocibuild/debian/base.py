@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import posixpath
 from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -145,17 +146,24 @@ def debian_layer(packages: tuple[DebPackage, ...], archive: DebianArchive, cache
 
     def members(scratch) -> Iterator[Member]:
         layer = DebLayer()
-        sources = []
+        copies: dict[str, Path] = {}  # every .py file of the layer, copied aside
+        links: list[tuple[str, str]] = []  # modules that are symlinks (sitecustomize.py -> /etc/...)
         for name, path in debs:
             for info, fileobj in layer.package(path, name):
-                if bytecode is not None and fileobj is not None and info.isreg() and _compiled(info.name, bytecode):
-                    data = fileobj.read()
-                    copy = scratch / "src" / info.name
-                    copy.parent.mkdir(parents=True, exist_ok=True)
-                    copy.write_bytes(data)
-                    sources.append((copy, info.name))
-                    fileobj = io.BytesIO(data)
+                if bytecode is not None and info.name.endswith(".py"):
+                    if info.isreg() and fileobj is not None:
+                        data = fileobj.read()
+                        copy = scratch / "src" / info.name
+                        copy.parent.mkdir(parents=True, exist_ok=True)
+                        copy.write_bytes(data)
+                        copies[info.name] = copy
+                        fileobj = io.BytesIO(data)
+                    elif info.issym() and _compiled(info.name, bytecode):
+                        target = posixpath.normpath(posixpath.join(posixpath.dirname(info.name), info.linkname))
+                        links.append((info.name, target.lstrip("/")))
                 yield info, fileobj
+        sources = [(copy, name) for name, copy in copies.items() if _compiled(name, bytecode)]
+        sources += [(copies[target], name) for name, target in links if target in copies]
         if sources:
             for path, pyc in sorted(bytecode.compile(sources, scratch / "pyc").items()):
                 yield from layer.add(memory_member(path, "file", 0o644, pyc.read_bytes()))
