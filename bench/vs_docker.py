@@ -209,6 +209,10 @@ def main() -> None:
                     rows += bench(label, service, layout, registry.host, work, args.runs)
         finally:
             registry.stop()
+            made = sh("docker", "images", "--format", "{{.Repository}}:{{.Tag}}").stdout.split()
+            gone = [t for t in made if t.startswith((f"{registry.host}/", "ocibuild-bench/small-", "ocibuild-bench/ml-"))]
+            if gone:  # the images this run made (the bases stay, for the next run)
+                subprocess.run(["docker", "rmi", *gone], capture_output=True)
     print(f"| path | ocibuild | docker | ratio |\n| --- | --- | --- | --- |")
     for name, mine, theirs in rows:
         unit = "" if "size" in name else " s"
