@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import functools
 import json
-import logging
 import sys
 from pathlib import Path
 
 import click
-import yaml
 
 import ocibuild
 from ocibuild.contract import ocibuild_home
@@ -86,6 +84,8 @@ class OcibuildGroup(click.Group):
 @click.pass_context
 def cli(ctx, verbose):
     """Package AI/ML services into bentos and OCI images, without a Docker daemon."""
+    import logging
+
     logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING,
                         format="%(levelname)s: %(message)s")
     if sys.stderr.isatty():
@@ -95,36 +95,71 @@ def cli(ctx, verbose):
     ctx.obj = Context(verbose)
 
 
+def image_options(*output_flags: str):
+    """The options that say how an image is written or pushed: `containerize`'s, and `build
+    --containerize`'s (where `--output` is the record's format, so the image's is `--image-output`)."""
+    return lambda command: _with_image_options(command, output_flags)
+
+
+def _with_image_options(command, output_flags: tuple[str, ...]):
+    for option in reversed([
+        click.option(*output_flags, "output", type=click.Path(path_type=Path), help="Where to write (default: ./NAME-VERSION.tar, or ./NAME-VERSION for oci-layout; nothing with --push)."),
+        click.option("--format", "fmt", type=click.Choice(list(FORMATS)), default="oci-archive", show_default=True,
+                     help="oci-archive: one tar that docker, podman, skopeo and ctr load; oci-layout: a directory."),
+        click.option("--compression", type=click.Choice(["gzip", "zstd", "none"]), default="gzip", show_default=True),
+        click.option("--image-tag", metavar="REPO:TAG", help="The image's name (default: NAME:VERSION)."),
+        click.option("--base", metavar="REF", help="Base image instead of the bento's: a registry reference, oci-layout:DIR[:REF], oci-archive:FILE[:REF] or docker-archive:FILE."),
+        click.option("--load", is_flag=True, help="Load the image into the local Docker engine."),
+        click.option("--push", "push_to", metavar="REF", help="Push the image to a registry."),
+        click.option("--metadata-file", type=click.Path(dir_okay=False, path_type=Path),
+                     help="Write what was built, reused, pushed and where, as JSON (see the README)."),
+        click.option("--cache-to", "cache_to", metavar="REF", help="Record this build's layers as a registry cache."),
+    ]):
+        command = option(command)
+    return command
+
+
 @cli.command()
 @click.argument("path", default=".", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--service", "entry_point", metavar="MODULE:CLASS", help="The service to build (default: the one in service.py).")
 @click.option("--version", "version", help="The bento version (default: generated, ordered by time).")
 @click.option("--platform", default="linux/amd64", show_default=True, help="Target platform for the locked dependencies.")
+@click.option("--refresh", is_flag=True, help="Resolve the Python and Debian locks again, even if their inputs did not change.")
 @click.option("--cache-from", "cache_from", multiple=True, metavar="REF",
-              help="Reuse Python and Debian locks recorded in a registry cache when their inputs are unchanged.")
-@click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True,
-              help="json: the bento's record (bento.yaml) with its tag and path, on stdout.")
+              help="Reuse Python and Debian locks recorded in a registry cache when their inputs are unchanged "
+                   "(with --containerize, its layers too).")
 @click.option("-q", "--quiet", is_flag=True, help="Print only the tag: `TAG=$(ocibuild build -q)`.")
+@click.option("--output", "output_format", type=click.Choice(["text", "json"]), default="text",
+              show_default=True, help="json: the bento's record (bento.yaml) with its tag and path, on stdout.")
+@click.option("--containerize", "then_containerize", is_flag=True, help="Then build the image, in the same process (with the image options below).")
+@image_options("--image-output")
 @click.pass_obj
-def build(obj, path, entry_point, version, platform, cache_from, output, quiet):
-    """Package the service in PATH into a bento."""
+def build(obj, path, entry_point, version, platform, refresh, cache_from, quiet, output_format, then_containerize,
+          **image):
+    """Package the service in PATH into a bento (and, with --containerize, into an image)."""
     from ocibuild.bento.build import build_bento
     from ocibuild.oci.platform import Platform
 
-    lock_cache = None
-    if cache_from:
+    given = [f"--{name.replace('_', '-')}" for name, value in image.items()
+             if value not in (None, False, (), "oci-archive", "gzip")]
+    if given and not then_containerize:
+        raise click.UsageError(f"{', '.join(given)} only apply with --containerize")
+    registry_locks = None
+    if cache_from and not refresh:
         from ocibuild.bento.lockcache import LockCache
         from ocibuild.registry.cache import open_cache
 
-        lock_cache = LockCache(open_cache(obj.blobs, obj.registries, list(cache_from), needs_bytes=False).locks)
+        registry_locks = LockCache(open_cache(obj.blobs, obj.registries, list(cache_from), needs_bytes=False).locks)
     bento = build_bento(path, obj.bentos(), entry_point=entry_point, version=version,
-                        platform=Platform.target(platform), lock_cache=lock_cache)
+                        platform=Platform.target(platform), refresh=refresh, registry_locks=registry_locks)
     if quiet:
         click.echo(str(bento.tag))
-    elif output == "json":
+    elif output_format == "json":
         click.echo(json.dumps({"tag": str(bento.tag), "path": str(bento.path), **bento.info.to_dict()}, indent=2))
     else:
-        click.echo(f"Built bento {bento.tag}")
+        click.echo(f"Built bento {bento.tag}", err=then_containerize)
+    if then_containerize:
+        make_image(obj, bento, platform=None, cache_from=cache_from, **image)
 
 
 @cli.command("list")
@@ -146,6 +181,8 @@ def list_(obj, output):
 @click.pass_obj
 def get(obj, tag, output):
     """Show a bento's bento.yaml."""
+    import yaml
+
     info = obj.bentos().get(tag).info.to_dict()
     click.echo(json.dumps(info, indent=2) if output == "json" else yaml.safe_dump(info, sort_keys=False), nl=False)
 
@@ -243,27 +280,21 @@ def existing(name: str, hint: str) -> Path:
 
 @cli.command()
 @click.argument("tag")
-@click.option("-o", "--output", "output", type=click.Path(path_type=Path), help="Where to write (default: ./NAME-VERSION.tar, or ./NAME-VERSION for oci-dir; nothing with --push).")
-@click.option("--format", "fmt", type=click.Choice(list(FORMATS)), default="oci-archive", show_default=True,
-              help="oci-archive: one tar that docker, podman, skopeo and ctr load; oci-layout: a directory.")
-@click.option("--compression", type=click.Choice(["gzip", "zstd", "none"]), default="gzip", show_default=True)
-@click.option("--image-tag", metavar="REPO:TAG", help="The image's name (default: NAME:VERSION).")
-@click.option("--base", metavar="REF", help="Base image instead of the bento's: a registry reference, oci-layout:DIR[:REF], oci-archive:FILE[:REF] or docker-archive:FILE.")
+@image_options("-o", "--output")
 @click.option("--platform", help="Target platform (default: the one the bento was locked for).")
-@click.option("--load", is_flag=True, help="Load the image into the local Docker engine.")
-@click.option("--push", "push_to", metavar="REF", help="Push the image to a registry.")
-@click.option("--metadata-file", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write what was built, reused, pushed and where, as JSON (see the README).")
 @click.option("--cache-from", "cache_from", multiple=True, metavar="REF",
               help="Reuse layers recorded in a registry cache (repeatable); their bytes stay in the registry.")
-@click.option("--cache-to", "cache_to", metavar="REF", help="Record this build's layers as a registry cache.")
 @click.pass_obj
-def containerize(obj, tag, output, fmt, compression, image_tag, base, platform, load, push_to, metadata_file,
-                 cache_from, cache_to):
+def containerize(obj, tag, platform, **image):
     """Build an OCI image from a bento, without a Docker daemon.
 
     stdout gets the image's reference only (with --push, the pushed REGISTRY/REPO@DIGEST last);
     everything else goes to stderr."""
+    make_image(obj, obj.bentos().get(tag), platform=platform, **image)
+
+
+def make_image(obj, bento, output, fmt, compression, image_tag, base, platform, load, push_to, metadata_file,
+               cache_from, cache_to):
     from ocibuild.base import Sources
     from ocibuild.containerize import ContainerizeOptions, containerize, source_date_epoch
     from ocibuild.layers.compression import Compression
@@ -276,7 +307,6 @@ def containerize(obj, tag, output, fmt, compression, image_tag, base, platform, 
     fmt = FORMATS[fmt]
     if load and fmt != "oci-archive":
         raise click.UsageError("--load needs --format oci-archive")
-    bento = obj.bentos().get(tag)
     name = Reference.image_name(image_tag or f"{bento.info.name}:{bento.info.version}")
     publishers = []
     if output or load or not push_to:
@@ -439,6 +469,8 @@ def models_list(obj, output):
 @click.pass_obj
 def models_get(obj, tag, output):
     """Show a model's model.yaml."""
+    import yaml
+
     info = obj.models().get(tag).info.to_dict()
     click.echo(json.dumps(info, indent=2) if output == "json" else yaml.safe_dump(info, sort_keys=False), nl=False)
 

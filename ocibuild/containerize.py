@@ -20,6 +20,7 @@ from ocibuild.bento.info import MODEL_COPIES
 from ocibuild.bento.store import Bento
 from ocibuild.errors import ImageError
 from ocibuild.layers.app import model_entries, runtime_entries, source_entries
+from ocibuild.layers.bytecode import bytecode_for, compiled_content
 from ocibuild.layers.compression import Compression
 from ocibuild.layers.writer import LayerWriter
 from ocibuild.models.store import content_digest
@@ -92,12 +93,15 @@ def containerize(bento: Bento, options: ContainerizeOptions, sources: Sources,
     layers += [shared.layer(blob, history(f"ocibuild: {description}"))
                for blob, description in dependency_layers(bento.path / LOCK, info.python_version, platform, shared)]
     step("serving runtime")
-    layers.append(shared.layer(shared.content("runtime", runtime_entries()), history("ocibuild: serving runtime")))
+    bytecode = bytecode_for(info.python_version)
+    runtime = compiled_content(shared, "runtime", runtime_entries(), bytecode)
+    layers.append(shared.layer(runtime, history("ocibuild: serving runtime")))
     for model in info.models:
         step(f"model {model.tag}")
         layers.append(shared.layer(model_layer(bento, model, shared), history(f"ocibuild: model {model.tag}")))
     step("service source")
-    source = shared.at(epoch).content("source", source_entries(bento.path, exclude=(MODEL_COPIES,)))
+    source = compiled_content(shared.at(epoch), "source", source_entries(bento.path, exclude=(MODEL_COPIES,)),
+                              bytecode, lambda path: path.startswith(f"{contract.APP_DIR}/src/"))
     layers.append(shared.layer(source, history(f"ocibuild: bento {bento.tag}")))
     return configure(base.image.append(*layers), bento, base, created, platform)
 

@@ -114,5 +114,5 @@ def test_build_quiet_and_json(home, tmp_path):
     root = copy_service(ECHO, tmp_path / "echo")
     quiet = run_process("build", str(root), "--version", "q1", "-q")
     assert quiet.returncode == 0 and quiet.stdout == "echo:q1\n"
-    record = json.loads(run_process("build", str(root), "--version", "j1", "-o", "json").stdout)
+    record = json.loads(run_process("build", str(root), "--version", "j1", "--output", "json").stdout)
     assert record["tag"] == "echo:j1" and record["name"] == "echo" and record["path"].endswith("bentos/echo/j1")

@@ -25,6 +25,7 @@ from ocibuild.bento.info import (
     ModelPin,
 )
 from ocibuild.bento.loader import LoadedService, load_service
+from ocibuild.bento.reuse import LockCache, file_input, uv_settings
 from ocibuild.python.inputs import (
     INDEXES,
     PythonInputs,
@@ -57,9 +58,10 @@ CONSTRAINTS = "env/python/constraints.txt"  # the pins of locked inputs, for uv 
 
 def build_bento(path: Path, store: BentoStore, *, entry_point: str | None = None,
                 version: str | None = None, platform: Platform = DEFAULT_PLATFORM,
-                now: datetime | None = None, lock_cache=None) -> Bento:
-    """`lock_cache` (`bento.lockcache.LockCache`): locks from a registry cache, reused when their
-    inputs are unchanged, so a fresh runner does not resolve again."""
+                now: datetime | None = None, refresh: bool = False, registry_locks=None) -> Bento:
+    """`refresh`: resolve the locks again even when their inputs are those of a previous build.
+    `registry_locks` (`bento.lockcache.LockCache`): locks recorded in a registry cache, reused
+    when their inputs are unchanged, so a fresh runner does not resolve again."""
     root = Path(path).resolve()
     loaded = load_service(root, entry_point)
     moment = now or datetime.now(UTC)
@@ -71,16 +73,17 @@ def build_bento(path: Path, store: BentoStore, *, entry_point: str | None = None
     models = resolve_models(loaded.spec, ModelStore(store.home))
     sources = build_sources(store.home)
     pinned = pin(loaded.spec.image.base_image, sources.registries)
-    debian = lock_cache.debian(loaded.spec.image.to_dict(), str(platform), pinned[1] if pinned else None,
-                               platform.architecture) if lock_cache else None
-    debian = debian or lock_debian(loaded.spec.image, platform, sources, pinned)
+    locks = LockCache(store.home, refresh)
+    debian = registry_locks.debian(loaded.spec.image.to_dict(), str(platform), pinned[1] if pinned else None,
+                                   platform.architecture) if registry_locks else None
+    debian = debian or lock_debian(loaded.spec.image, platform, sources, pinned, locks)
     with store.staging() as staged:
         copy_sources(root, files, staged / SRC_DIR)
         for model in models:  # hard links: a bento never duplicates model bytes on disk
             link_tree(model.path, staged / MODEL_COPIES / model.info.name / model.info.version)
         (staged / REQUIREMENTS).parent.mkdir(parents=True)
         (staged / REQUIREMENTS).write_text(requirements)
-        lock_python(staged, inputs, environ, loaded.spec, platform, lock_cache)
+        lock_python(staged, inputs, environ, loaded.spec, platform, locks, registry_locks)
         if debian is not None:
             (staged / DEBIAN_LOCK).parent.mkdir(parents=True)
             (staged / DEBIAN_LOCK).write_text(debian.text())
@@ -101,7 +104,7 @@ def requirements_text(root: Path, image: PythonImage, inputs: PythonInputs | Non
 
 
 def lock_python(staged: Path, inputs: PythonInputs, environ: dict, spec: ServiceSpec, platform: Platform,
-                lock_cache=None) -> None:
+                locks: LockCache | None = None, registry_locks=None) -> None:
     """The bento's lock: locked inputs as given, the rest resolved by uv within their pins."""
     constraints = None
     if inputs.locked:
@@ -113,15 +116,25 @@ def lock_python(staged: Path, inputs: PythonInputs, environ: dict, spec: Service
         shutil.copyfile(inputs.pyproject, pyproject)
     env = {**environ, **uv_index_environment(inputs.indexes, environ, pyproject is not None)}
     resolved = staged / LOCK
-    cached = lock_cache.python(staged, spec.image.to_dict(), str(platform), merge_lock(inputs, "")) \
-        if lock_cache else None
-    if cached is not None:
-        resolved.write_text(cached)
-    else:
+
+    def resolve():
+        cached = registry_locks.python(staged, spec.image.to_dict(), str(platform), merge_lock(inputs, "")) \
+            if registry_locks else None
+        if cached is not None:  # recorded whole, locked inputs included
+            resolved.write_text(cached)
+            return
         lock_requirements(staged / REQUIREMENTS, resolved, spec.image.python_version, platform,
                           constraints=constraints, env=env, pyproject=pyproject, extras=inputs.extras,
                           scrub=lambda text: scrub(text, env, inputs.indexes))
         resolved.write_text(merge_lock(inputs, resolved.read_text()))
+
+    if locks is None:
+        resolve()
+    else:  # what uv reads, and how it is told to resolve: the same inputs give the same lock
+        locks.file("python", [file_input(staged / REQUIREMENTS), file_input(constraints), file_input(pyproject),
+                              merge_lock(inputs, ""), ",".join(inputs.extras), spec.image.python_version,
+                              platform.uv_platform, *(repr(index) for index in inputs.indexes), *uv_settings(env)],
+                   resolved, resolve)
     defaults = {e.name: e.value for e in spec.build_envs() if e.value is not None}
     if inputs.indexes or defaults:
         write_indexes(staged / INDEXES, inputs.indexes, defaults)
@@ -143,24 +156,40 @@ def build_sources(home: Path) -> Sources:
     return Sources(Registries.from_home(home), BlobStore(home / "cache"), home)
 
 
-def lock_debian(image: PythonImage, platform: Platform, sources: Sources, pinned) -> object | None:
+def lock_debian(image: PythonImage, platform: Platform, sources: Sources, pinned,
+                locks: LockCache | None = None) -> object | None:
     """Debian packages pinned for the default base and `system_packages` (None: nothing to pin).
 
     On a `base_image`, only the packages it lacks are locked, from its release: both are read
     from the base itself, resolved exactly as containerize will resolve it.
     """
     from ocibuild.debian.archive import DebianSettings
-    from ocibuild.debian.base import lock_packages
-    from ocibuild.debian.installed import read_base_system
+    from ocibuild.debian.base import EXCLUDED, DebianLock, base_packages
 
     if image.base_image is not None and not image.debian_packages:
         return None
+    settings = DebianSettings.load(sources.home)
+    resolve = lambda: _lock_debian(image, platform, sources, pinned, settings).text()  # noqa: E731
+    if locks is None or (image.base_image is not None and pinned is None):  # a local base: its content is unknown here
+        return DebianLock.parse(resolve())
+    return DebianLock.parse(locks.text("debian", [image.python_version, platform.architecture, settings.mirror,
+                                                  str(settings.require_signature), image.base_image or "",
+                                                  str(pinned[1]) if pinned else "", *sorted(image.debian_packages),
+                                                  "|", *base_packages(image.python_version), *sorted(EXCLUDED)],
+                                       resolve))
+
+
+def _lock_debian(image: PythonImage, platform: Platform, sources: Sources, pinned, settings):
+    from ocibuild.debian.archive import DebianSettings
+    from ocibuild.debian.base import lock_packages
+    from ocibuild.debian.installed import read_base_system
+
     base_system = None
     if image.base_image is not None:
         base = resolve_base(image.base_image, platform, sources, pinned[1] if pinned else None)
         base_system = read_base_system([layer.path() for layer in base.image.layers], image.base_image)
     return lock_packages(image.python_version, list(image.debian_packages), platform.architecture,
-                         DebianSettings.load(sources.home), DebianSettings.cache_dir(sources.home), base_system)
+                         settings, DebianSettings.cache_dir(sources.home), base_system)
 
 
 def resolve_models(spec: ServiceSpec, models: ModelStore) -> list[StoredModel]:

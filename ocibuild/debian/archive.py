@@ -11,7 +11,6 @@ The mirror is the one apt uses on this machine (its sources), unless `OCIBUILD_D
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import lzma
@@ -20,14 +19,13 @@ import re
 import shutil
 import subprocess
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-import requests
 import yaml
-from debian.deb822 import Release
 
-from ocibuild.debian.index import DebPackage, PackageIndex, parse_packages
+from ocibuild.debian.index import DebPackage, LazyPackageIndex
 from ocibuild.errors import DebianError
 from ocibuild.progress import task
 
@@ -89,10 +87,16 @@ class DebianArchive:
         self.suite = suite
         self.architecture = architecture
         self.cache = cache
-        self.session = requests.Session()
-        self._release: Release | None = None
+        self._local = threading.local()  # downloads run in threads: one connection pool each
+        self._release = None  # debian.deb822.Release, once read
+
+    @property
+    def session(self):
+        return self._thread_session()
 
     def _get(self, url: str) -> bytes:
+        import requests
+
         try:
             response = self.session.get(url, timeout=(10, 120))
         except requests.RequestException as exc:
@@ -101,7 +105,17 @@ class DebianArchive:
             raise DebianError(f"the Debian mirror answered HTTP {response.status_code} for {url}")
         return response.content
 
-    def release(self) -> Release:
+    def _thread_session(self):
+        """A `requests.Session` per thread (requests is imported only when the archive is read)."""
+        import requests
+
+        if not hasattr(self._local, "session"):
+            self._local.session = requests.Session()
+        return self._local.session
+
+    def release(self):
+        from debian.deb822 import Release
+
         data = self._get(f"{self.settings.mirror}/dists/{self.suite}/InRelease")
         return Release(self._verified_release(data))
 
@@ -135,23 +149,29 @@ class DebianArchive:
         """The SHA256 the signed Release gives for the Packages index: names its content."""
         return self._entry(component)["sha256"]
 
-    def index(self, component: str = "main") -> PackageIndex:
+    def index(self, component: str = "main") -> LazyPackageIndex:
+        """The verified index, parsed lazily (only the paragraphs a resolution reads). Its text and
+        the scan of where each package is are kept in the cache, named by the digest Release gives."""
         entry = self._entry(component)
         wanted = entry["name"]
-        # parsing 60,000 paragraphs takes seconds: keep the parsed form, named by the verified digest
-        parsed = self.cache / "indexes" / f"{entry['sha256']}.json"
-        if parsed.is_file():
-            packages = [DebPackage(**p) for p in json.loads(parsed.read_text())]
-        else:
-            data = self._get(f"{self.settings.mirror}/dists/{self.suite}/{wanted}")
-            check_index(data, entry["sha256"], int(entry["size"]), wanted)
-            packages = parse_packages(lzma.decompress(data).decode())
-            parsed.parent.mkdir(parents=True, exist_ok=True)
-            _atomic_write(parsed, json.dumps([dataclasses.asdict(p) for p in packages]).encode())
-        return PackageIndex(packages, self.architecture)
+        text_path = self.cache / "indexes" / f"{entry['sha256']}.packages"
+        spans_path = self.cache / "indexes" / f"{entry['sha256']}.spans-1.json"
+        if text_path.is_file() and spans_path.is_file():
+            return LazyPackageIndex(text_path.read_bytes(), self.architecture, json.loads(spans_path.read_text()))
+        data = self._get(f"{self.settings.mirror}/dists/{self.suite}/{wanted}")
+        check_index(data, entry["sha256"], int(entry["size"]), wanted)
+        text = lzma.decompress(data)
+        del data
+        index = LazyPackageIndex(text, self.architecture)
+        text_path.parent.mkdir(parents=True, exist_ok=True)
+        _atomic_write(text_path, text)
+        _atomic_write(spans_path, json.dumps(index.spans()).encode())
+        return index
 
     def deb(self, package: DebPackage) -> Path:
-        """The verified `.deb`, downloaded into the cache once."""
+        """The verified `.deb`, downloaded into the cache once. Safe to call from several threads."""
+        import requests
+
         path = self.cache / "debs" / f"{package.sha256}.deb"
         if path.is_file():
             if sha256_file(path) != package.sha256:
@@ -161,7 +181,7 @@ class DebianArchive:
         path.parent.mkdir(parents=True, exist_ok=True)
         url = f"{self.settings.mirror}/{package.filename}"
         try:
-            response = self.session.get(url, stream=True, timeout=(10, 120))
+            response = self._thread_session().get(url, stream=True, timeout=(10, 120))
         except requests.RequestException as exc:
             raise DebianError(f"cannot download {package.name}: {type(exc).__name__}") from None
         if response.status_code == 404:

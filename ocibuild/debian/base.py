@@ -9,6 +9,9 @@ and groups, `/tmp`, the CA bundle, the `python3` link. Nothing is unpacked onto 
 from __future__ import annotations
 
 import hashlib
+import io
+import posixpath
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,8 +23,10 @@ from ocibuild.debian.installed import BaseSystem
 from ocibuild.debian.resolve import installed_names, resolve
 from ocibuild.debian.unpack import DebLayer, memory_member
 from ocibuild.errors import SpecError
+from ocibuild.layers.bytecode import Bytecode, bytecode_for
 from ocibuild.layers.compression import Compression
 from ocibuild.layers.tarwriter import Member, write_member_layer
+from ocibuild.store.atomic import temp_dir
 from ocibuild.store.blobs import BlobStore, LayerBlob, cache_key
 
 # The Debian release shipping each Python version as its python3.
@@ -33,6 +38,7 @@ SKELETON_VERSION = "2"  # bump when the skeleton changes
 LAYER_FORMAT = "deb-stream-1"  # bump when the way packages become members changes
 USER, UID = "ocibuild", 1000
 LOCK_HEADER = "# ocibuild Debian lock"
+DOWNLOADS = 8  # .debs downloaded at once
 
 
 def base_packages(python_version: str) -> list[str]:
@@ -125,20 +131,51 @@ def debian_layer(packages: tuple[DebPackage, ...], archive: DebianArchive, cache
     """One layer of the packages' files (plus the skeleton for a base), cached by the locked hashes.
 
     Written straight from each `.deb` to the layer, never unpacked on the host: a builder that is
-    not root gets the owners and modes the packages define, not its own."""
+    not root gets the owners and modes the packages define, not its own. A base also gets the
+    hash-based `.pyc` of its Python's standard library, which Debian makes in a maintainer script
+    (`py3compile`) that never runs here: only the `.py` files are copied aside to compile them."""
+    bytecode = bytecode_for(skeleton_for) if skeleton_for else None
     key = cache_key("debian", LAYER_FORMAT, SKELETON_VERSION if skeleton_for else "", skeleton_for or "",
-                    compression.value, str(epoch), *(p.lock_line() for p in packages))
+                    compression.value, str(epoch), *(p.lock_line() for p in packages),
+                    *((bytecode.key,) if bytecode else ()))
     cached = cache.lookup(key)
     if cached is not None:
         return cached
-    debs = [(p.name, archive.deb(p)) for p in packages]  # every download done before the layer is begun
+    with ThreadPoolExecutor(DOWNLOADS) as pool:  # every download done, concurrently, before the layer is begun
+        debs = list(zip((p.name for p in packages), pool.map(archive.deb, packages)))
 
-    def members() -> Iterator[Member]:
+    def members(scratch) -> Iterator[Member]:
         layer = DebLayer()
+        copies: dict[str, Path] = {}  # every .py file of the layer, copied aside
+        links: list[tuple[str, str]] = []  # modules that are symlinks (sitecustomize.py -> /etc/...)
         for name, path in debs:
-            yield from layer.package(path, name)
+            for info, fileobj in layer.package(path, name):
+                if bytecode is not None and info.name.endswith(".py"):
+                    if info.isreg() and fileobj is not None:
+                        data = fileobj.read()
+                        copy = scratch / "src" / info.name
+                        copy.parent.mkdir(parents=True, exist_ok=True)
+                        copy.write_bytes(data)
+                        copies[info.name] = copy
+                        fileobj = io.BytesIO(data)
+                    elif info.issym() and _compiled(info.name, bytecode):
+                        target = posixpath.normpath(posixpath.join(posixpath.dirname(info.name), info.linkname))
+                        links.append((info.name, target.lstrip("/")))
+                yield info, fileobj
+        sources = [(copy, name) for name, copy in copies.items() if _compiled(name, bytecode)]
+        sources += [(copies[target], name) for name, target in links if target in copies]
+        if sources:
+            for path, pyc in sorted(bytecode.compile(sources, scratch / "pyc").items()):
+                yield from layer.add(memory_member(path, "file", 0o644, pyc.read_bytes()))
         yield from layer.status_records()
         if skeleton_for:
             yield from skeleton(layer, skeleton_for)
 
-    return cache.layer(key, lambda out: write_member_layer(members(), out, compression, epoch))
+    with temp_dir(cache.tmp) as scratch:
+        return cache.layer(key, lambda out: write_member_layer(members(scratch), out, compression, epoch))
+
+
+def _compiled(path: str, bytecode: Bytecode) -> bool:
+    """The Python modules Debian byte-compiles on install: the standard library and dist-packages."""
+    return path.endswith(".py") and path.startswith((f"usr/lib/python{bytecode.python_version}/",
+                                                     "usr/lib/python3/dist-packages/"))

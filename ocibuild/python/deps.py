@@ -1,7 +1,8 @@
 """Python dependency layers: the bento's lock installed by uv for the target, split and cached.
 
 A warm build looks the whole lock up in the cache and touches nothing else. On a miss, uv
-installs the lock into a staging directory (wheels only, hashes required, no bytecode), console
+installs the lock into a staging directory (wheels only, hashes required, no bytecode from uv: each
+layer gets checked-hash `.pyc` from `ocibuild.layers.bytecode`), console
 scripts get a shebang for the image, and each planned group becomes a layer, itself cached by the
 RECORDs of its distributions, so only changed groups are written.
 """
@@ -9,12 +10,12 @@ RECORDs of its distributions, so only changed groups are written.
 from __future__ import annotations
 
 import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-
-from plumbum import ProcessExecutionError
 
 from ocibuild.contract import SITE_PACKAGES
 from ocibuild.errors import LockError
+from ocibuild.layers.bytecode import bytecode_for
 from ocibuild.layers.tarwriter import Entry, with_parents
 from ocibuild.layers.writer import LayerWriter
 from ocibuild.oci.platform import Platform
@@ -32,6 +33,8 @@ SHEBANG = b"#!/usr/bin/env python3"
 
 
 def install(lock: Path, target: Path, python_version: str, platform: Platform) -> None:
+    from plumbum import ProcessExecutionError
+
     args = ["pip", "install", "--target", str(target), "--python-platform", platform.uv_platform,
             "--python-version", python_version, "--only-binary", ":all:", "--no-deps",
             "--no-installer-metadata", "--no-compile-bytecode", "--require-hashes", "--quiet", "-r", str(lock)]
@@ -89,19 +92,25 @@ def requirement_lines(lock: Path) -> str:
 def dependency_layers(lock: Path, python_version: str, platform: Platform,
                       writer: LayerWriter) -> list[tuple[LayerBlob, str]]:
     """(blob, description) per dependency layer, from the cache when the lock is unchanged."""
-    set_key = writer.key("python-deps", requirement_lines(lock), python_version, str(platform))
+    bytecode = bytecode_for(python_version)  # a .pyc per .py, by the image's Python minor version
+    set_key = writer.key("python-deps", requirement_lines(lock), python_version, str(platform), bytecode.key)
     cached = writer.blobs.lookup_set(set_key)
     if cached is not None:
         return cached
-    with temp_dir(writer.blobs.tmp) as target:
+    with temp_dir(writer.blobs.tmp) as target, temp_dir(writer.blobs.tmp) as scratch:
         install(lock, target, python_version, platform)
         rewrite_shebangs(target / "bin")
         dists, unclaimed = read_distributions(target)
-        layers = []
-        for group in group_distributions(dists, unclaimed):
-            key = writer.key("python-group", python_version, str(platform), SHEBANG,
+        groups = group_distributions(dists, unclaimed)
+
+        def write(group: DependencyGroup) -> tuple[LayerBlob, str]:
+            key = writer.key("python-group", python_version, str(platform), SHEBANG, bytecode.key,
                              *(d.record for d in group.distributions))
-            blob = writer.write(key, lambda group=group: group_entries(group, target))
-            layers.append((blob, group.description))
+            return writer.write(key, lambda: bytecode.add_to(group_entries(group, target), scratch)), group.description
+
+        # groups are independent layers: written and compressed at once (zlib, zstd, hashing and
+        # the bytecode compilers run outside the GIL), listed in the planned order
+        with ThreadPoolExecutor(max(1, min(len(groups), os.cpu_count() or 1))) as pool:
+            layers = list(pool.map(write, groups))
     writer.blobs.store_set(set_key, layers)
     return layers

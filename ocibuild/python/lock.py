@@ -8,14 +8,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from plumbum import ProcessExecutionError, local
-
 from ocibuild.errors import LockError
 from ocibuild.oci.platform import Platform
 
 
 def uv_command():
     import uv  # the PyPI package shipping the binary
+    from plumbum import local  # imported when uv runs, not by every command
 
     return local[uv.find_uv_bin()]
 
@@ -29,6 +28,8 @@ def lock_requirements(requirements: Path, lock: Path, python_version: str, platf
     uv runs from the requirements' directory with relative paths, so its `# via -r` annotations
     name `requirements.txt`, not the staging directory: the same input gives the same lock.
     """
+    from plumbum import ProcessExecutionError, local
+
     inputs = [requirements.name] if pyproject is None else [pyproject.name, requirements.name]
     args = ["pip", "compile", *inputs, *(f"--extra={e}" for e in extras), "-o", str(lock.resolve()), "--quiet", "--no-header",
             "--generate-hashes", "--only-binary", ":all:",

@@ -69,6 +69,19 @@ def test_base_layer_content(gomp, tmp_path):
         assert any(n.endswith("libgomp.so.1") for n in tar.getnames())
 
 
+def test_the_standard_library_ships_hash_based_bytecode(gomp):
+    """Debian compiles it in a maintainer script that never runs here: the base layer carries it."""
+    home, bento, image = gomp
+    with tarfile.open(image.layers[0].path()) as tar:
+        members = {m.name: m for m in tar.getmembers()}
+        header = tar.extractfile("usr/lib/python3.11/__pycache__/os.cpython-311.pyc").read(16)
+    assert int.from_bytes(header[4:8], "little") == 0b11
+    sources = [n for n, m in members.items() if n.startswith("usr/lib/python3.11/") and n.endswith(".py") and m.isreg()]
+    compiled = [n for n in sources if n.replace(".py", "").rpartition("/")[0] + "/__pycache__/"
+                + n.rpartition("/")[2][:-3] + ".cpython-311.pyc" in members]
+    assert len(sources) > 500 and len(compiled) >= 0.98 * len(sources)  # only files that are not Python 3 are left
+
+
 def test_two_builds_give_the_same_digest(gomp, tmp_path):
     home, bento, image = gomp
     again = build_bento(copy_service(GOMP, tmp_path / "gomp"), BentoStore(home))
@@ -87,6 +100,10 @@ def test_runs_in_docker_with_a_working_standard_library(gomp, docker_engine, tmp
              "ctypes.CDLL('libgomp.so.1'); tempfile.mkstemp();"
              "import zoneinfo; zoneinfo.ZoneInfo('Europe/Paris'); print('ok')")
     try:
+        verbose = subprocess.run(["docker", "run", "--rm", "--network", "host", "ocibuild-test/gomp:debian", "python3", "-v",
+                                  "-c", "import json, email.parser, ssl"], capture_output=True, text=True, timeout=120)
+        assert "/usr/lib/python3.11/json/__pycache__/__init__.cpython-311.pyc matches" in verbose.stderr
+        assert "# could not create" not in verbose.stderr  # the image's user never compiles the standard library
         out = subprocess.run(["docker", "run", "--rm", "--network", "host", "ocibuild-test/gomp:debian", "python3", "-c",
                               check], capture_output=True, text=True, timeout=120)
         assert out.stdout.strip() == "ok", out.stderr

@@ -2,7 +2,7 @@
 
 import pytest
 
-from ocibuild.debian.index import PackageIndex, parse_packages
+from ocibuild.debian.index import LazyPackageIndex, PackageIndex, parse_packages, parse_stanza, scan
 from ocibuild.debian.resolve import ResolveError, installed_names, resolve
 
 PACKAGES = """\
@@ -108,9 +108,29 @@ Size: 1
 """
 
 
-@pytest.fixture
-def index():
-    return PackageIndex(parse_packages(PACKAGES), "amd64")
+def make_index(kind: str, architecture: str):
+    """The eager index (every paragraph parsed by python-debian) or the lazy one (parsed when read)."""
+    if kind == "eager":
+        return PackageIndex(parse_packages(PACKAGES), architecture)
+    return LazyPackageIndex(PACKAGES, architecture)
+
+
+@pytest.fixture(params=["eager", "lazy"])
+def index(request):
+    return make_index(request.param, "amd64")
+
+
+def test_the_lazy_parser_reads_paragraphs_as_python_debian_does():
+    paragraphs = [p for p in PACKAGES.split("\n\n") if p.strip()]
+    assert [parse_stanza(p) for p in paragraphs] == parse_packages(PACKAGES)
+
+
+def test_the_lazy_index_parses_only_what_it_reads_and_its_scan_can_be_cached():
+    import json
+
+    lazy = LazyPackageIndex(PACKAGES, "amd64", json.loads(json.dumps(scan(PACKAGES.encode()))))
+    assert names(resolve(lazy, ["versioned-virtual"])) == ["api-v3=1", "versioned-virtual=1"]
+    assert len(lazy._parsed) < len(parse_packages(PACKAGES))
 
 
 def names(packages):
@@ -153,7 +173,8 @@ def test_missing_packages_name_themselves(index):
         resolve(index, ["needs-new"])
 
 
-def test_other_architectures_are_ignored():
-    index = PackageIndex(parse_packages(PACKAGES), "arm64")
+@pytest.mark.parametrize("kind", ["eager", "lazy"])
+def test_other_architectures_are_ignored(kind):
+    index = make_index(kind, "arm64")
     assert names(resolve(index, ["libc6"])) == ["libc6=2.40-1"]
     assert not index.knows("app")

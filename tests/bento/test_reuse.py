@@ -1,0 +1,66 @@
+"""Nothing re-resolved that did not change: `build` reuses the Python and Debian locks of a previous
+build with the same inputs, without the network; `--refresh` and changed inputs resolve again."""
+
+import pytest
+
+import ocibuild.bento.build as build_module
+from ocibuild.bento.build import build_bento
+from ocibuild.bento.info import DEBIAN_LOCK, LOCK
+from ocibuild.bento.store import BentoStore
+from tests.bento.test_build import tiny_service
+from tests.conftest import run_process
+
+
+class Offline(Exception):
+    pass
+
+
+def offline(*args, **kwargs):
+    raise Offline("the network was used")
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    def cut():
+        monkeypatch.setattr(build_module, "lock_requirements", offline)
+        monkeypatch.setattr("requests.Session.request", offline)
+    return cut
+
+
+def test_unchanged_inputs_reuse_both_locks_with_no_network(home, tmp_path, no_network):
+    root = tiny_service(tmp_path)
+    store = BentoStore(home)
+    first = build_bento(root, store, version="1")
+    no_network()
+    (root / "service.py").write_text((root / "service.py").read_text() + "\n# edited\n")
+    second = build_bento(root, store, version="2")
+    for name in (LOCK, DEBIAN_LOCK):
+        assert (second.path / name).read_text() == (first.path / name).read_text()
+    with pytest.raises(Offline):  # --refresh resolves again
+        build_bento(root, store, version="3", refresh=True)
+
+
+def test_changed_requirements_are_resolved_again(home, tmp_path, monkeypatch):
+    calls = []
+    real = build_module.lock_requirements
+    monkeypatch.setattr(build_module, "lock_requirements", lambda *a, **k: (calls.append(a), real(*a, **k)))
+    store = BentoStore(home)
+    build_bento(tiny_service(tmp_path), store, version="1")
+    (tmp_path / "same").mkdir()
+    (tmp_path / "other").mkdir()
+    build_bento(tiny_service(tmp_path / "same"), store, version="2")
+    assert len(calls) == 1
+    changed = build_bento(tiny_service(tmp_path / "other", '"six==1.15.0"'), store, version="3")
+    assert len(calls) == 2
+    assert "six==1.15.0" in (changed.path / LOCK).read_text()
+
+
+def test_build_containerize_in_one_process(home, tmp_path, python_base):
+    root = tiny_service(tmp_path)
+    out = tmp_path / "tiny.tar"
+    result = run_process("build", str(root), "--version", "1", "--containerize", "--base", python_base, "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    assert "Built bento tiny:1" in result.stdout and "Image tiny:1 sha256:" in result.stdout
+    assert out.is_file()
+    usage = run_process("build", str(root), "--version", "2", "-o", str(out))
+    assert usage.returncode == 2 and "only apply with --containerize" in usage.stderr

@@ -1,0 +1,87 @@
+"""Bytecode for images: checked hash-based `.pyc` by the image's Python minor version, deterministic,
+named for the image's paths, and accepted by that interpreter without rewriting."""
+
+from __future__ import annotations
+
+import importlib.util
+import marshal
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ocibuild.layers import bytecode as bc
+from ocibuild.layers.tarwriter import Entry
+
+SOURCE = 'KINDS = {"a", "b", "c", "d"}\n\ndef f(x):\n    return x in {"x", "y", "z"}\n'
+
+
+def compile_one(tmp_path: Path, name: str, seed: str | None = None) -> bytes:
+    src = tmp_path / "mod.py"
+    src.write_text(SOURCE)
+    out = bc.bytecode_for("3.11").compile([(src, "opt/app/mod.py")], tmp_path / name)
+    assert list(out) == ["opt/app/__pycache__/mod.cpython-311.pyc"]
+    return out["opt/app/__pycache__/mod.cpython-311.pyc"].read_bytes()
+
+
+def test_pyc_is_checked_hash_named_for_the_image_and_deterministic(tmp_path):
+    data = compile_one(tmp_path, "one")
+    assert data[:4] == importlib.util.MAGIC_NUMBER
+    assert int.from_bytes(data[4:8], "little") == 0b11  # hash-based, checked
+    assert data[8:16] == importlib.util.source_hash(SOURCE.encode())
+    assert marshal.loads(data[16:]).co_filename == "/opt/app/mod.py"  # never the host's path
+    assert compile_one(tmp_path, "two") == data
+
+
+def test_uncompilable_sources_are_skipped_and_select_limits_what_is_compiled(tmp_path):
+    (tmp_path / "good.py").write_text("x = 1\n")
+    (tmp_path / "bad.py").write_text("print 'python 2'\n")
+    (tmp_path / "data.txt").write_text("not python\n")
+    entries = [Entry(f"app/src/{n}", "file", 0o644, source=tmp_path / n, size=(tmp_path / n).stat().st_size)
+               for n in ("bad.py", "data.txt", "good.py")]
+    entries.append(Entry("app/other.py", "file", 0o644, source=tmp_path / "good.py", size=6))
+    out = bc.bytecode_for("3.11").add_to(entries, tmp_path / "scratch", lambda p: p.startswith("app/src/"))
+    paths = [e.path for e in out]
+    assert "app/src/__pycache__/good.cpython-311.pyc" in paths
+    assert "app/src/__pycache__" in paths and paths == sorted(paths)
+    assert not any("bad.cpython" in p or "other.cpython" in p for p in paths)
+
+
+def test_the_interpreter_loads_the_pyc_without_rewriting_it(tmp_path):
+    """As an image's non-root user would: a read-only tree, the `.pyc` used as it is."""
+    tree = tmp_path / "tree"
+    (tree / "opt/app").mkdir(parents=True)
+    (tree / "opt/app/mod.py").write_text(SOURCE)
+    compiled = bc.bytecode_for("3.11").compile([(tree / "opt/app/mod.py", "opt/app/mod.py")], tree)
+    pyc = compiled["opt/app/__pycache__/mod.cpython-311.pyc"]
+    before = pyc.read_bytes(), pyc.stat().st_mtime_ns
+    out = subprocess.run([sys.executable, "-v", "-c", "import mod; print(mod.f('x'))"], cwd=tmp_path,
+                         env={**os.environ, "PYTHONPATH": str(tree / "opt/app")}, capture_output=True, text=True)
+    assert out.stdout.strip() == "True"
+    assert f"code object from '{pyc}'" in out.stderr  # loaded from the .pyc, source hash matched
+    assert (pyc.read_bytes(), pyc.stat().st_mtime_ns) == before
+
+
+def test_another_minor_version_is_compiled_by_that_version(tmp_path, monkeypatch):
+    """The image's Python differs from the host's: uv finds (or installs) a matching interpreter."""
+    found = sorted(Path("/root/.pyenv/versions").glob("3.12.*/bin")) if Path("/root/.pyenv/versions").is_dir() else []
+    if not found and not shutil.which("python3.12"):
+        pytest.skip("no Python 3.12 on this machine and no way to download one")
+    if found:
+        monkeypatch.setenv("PATH", f"{found[-1]}:{os.environ['PATH']}")
+    bc.bytecode_for.cache_clear()
+    try:
+        code = bc.bytecode_for("3.12")
+    finally:
+        bc.bytecode_for.cache_clear()
+    assert code.compiler_version.startswith("3.12.") and code.key.endswith(code.compiler_version)
+    src = tmp_path / "m.py"
+    src.write_text("y = 2\n")
+    out = code.compile([(src, "m.py")], tmp_path / "out")
+    data = out["__pycache__/m.cpython-312.pyc"].read_bytes()
+    magic = subprocess.run([code.interpreter, "-c", "import importlib.util,sys; sys.stdout.buffer.write(importlib.util.MAGIC_NUMBER)"],
+                           capture_output=True, check=True).stdout
+    assert data[:4] == magic != importlib.util.MAGIC_NUMBER

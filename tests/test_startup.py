@@ -1,0 +1,24 @@
+"""Start-up imports only what the command uses: `ocibuild --help` loads no HTTP stack, no YAML, no
+Debian parser, no uv wrapper and not the SDK; an edit-loop build loads no HTTP stack either."""
+
+import subprocess
+import sys
+
+HEAVY = ("requests", "urllib3", "yaml", "debian.deb822", "plumbum", "packaging.requirements", "ocibuild.sdk")
+
+
+def imported_by(code: str) -> set[str]:
+    out = subprocess.run([sys.executable, "-c", code + "\nimport sys; print('\\n'.join(sys.modules))"],
+                         capture_output=True, text=True, check=True)
+    return set(out.stdout.split())
+
+
+def test_help_imports_nothing_heavy():
+    modules = imported_by("from ocibuild.cli import cli\ntry:\n    cli(['--help'])\nexcept SystemExit:\n    pass")
+    assert not [m for m in HEAVY if m in modules]
+
+
+def test_building_and_containerizing_need_no_http_stack_until_a_registry_is_used():
+    modules = imported_by("import ocibuild.bento.build, ocibuild.containerize, ocibuild.debian.archive, "
+                          "ocibuild.registry.session, ocibuild.publish")
+    assert not [m for m in ("requests", "urllib3", "debian.deb822", "plumbum") if m in modules]
