@@ -58,9 +58,11 @@ def test_changed_requirements_are_resolved_again(home, tmp_path, monkeypatch):
 def test_build_containerize_in_one_process(home, tmp_path, python_base):
     root = tiny_service(tmp_path)
     out = tmp_path / "tiny.tar"
-    result = run_process("build", str(root), "--version", "1", "--containerize", "--base", python_base, "-o", str(out))
+    result = run_process("build", str(root), "--version", "1", "--containerize", "--base", python_base,
+                         "--image-output", str(out))
     assert result.returncode == 0, result.stderr
-    assert "Built bento tiny:1" in result.stdout and "Image tiny:1 sha256:" in result.stdout
+    assert "Built bento tiny:1" in result.stderr and "Image tiny:1 sha256:" in result.stderr
+    assert result.stdout == f"{out}\n"  # what a script reads: the image written
     assert out.is_file()
-    usage = run_process("build", str(root), "--version", "2", "-o", str(out))
+    usage = run_process("build", str(root), "--version", "2", "--image-output", str(out))
     assert usage.returncode == 2 and "only apply with --containerize" in usage.stderr
