@@ -14,7 +14,6 @@ from ocibuild.base import Sources, pin, resolve_base
 from ocibuild.bento.collect import SourceFile, collect_files
 from ocibuild.bento.info import (
     BENTO_FILE,
-    DEBIAN_LOCK,
     LOCK,
     MODELS_DIR,
     OPENAPI,
@@ -23,6 +22,8 @@ from ocibuild.bento.info import (
     BasePin,
     BentoInfo,
     ModelPin,
+    debian_lock,
+    python_lock,
 )
 from ocibuild.bento.loader import LoadedService, load_service
 from ocibuild.python.inputs import (
@@ -56,7 +57,10 @@ CONSTRAINTS = "env/python/constraints.txt"  # the pins of locked inputs, for uv 
 
 def build_bento(path: Path, store: BentoStore, *, entry_point: str | None = None,
                 version: str | None = None, platform: Platform = DEFAULT_PLATFORM,
-                now: datetime | None = None) -> Bento:
+                now: datetime | None = None, platforms: tuple[Platform, ...] | None = None) -> Bento:
+    """`platforms` (several): one Python and one Debian lock per platform, the first being `platform`."""
+    targets = list(dict.fromkeys(platforms)) if platforms else [platform]
+    platform, multi = targets[0], len(targets) > 1
     root = Path(path).resolve()
     loaded = load_service(root, entry_point)
     moment = now or datetime.now(UTC)
@@ -68,21 +72,23 @@ def build_bento(path: Path, store: BentoStore, *, entry_point: str | None = None
     models = resolve_models(loaded.spec, ModelStore(store.home))
     sources = build_sources(store.home)
     pinned = pin(loaded.spec.image.base_image, sources.registries)
-    debian = lock_debian(loaded.spec.image, platform, sources, pinned)
+    debian = {p: lock_debian(loaded.spec.image, p, sources, pinned) for p in targets}
     with store.staging() as staged:
         copy_sources(root, files, staged / SRC_DIR)
         for model in models:  # hard links: a bento never duplicates model bytes on disk
             link_tree(model.path, staged / MODELS_DIR / model.info.name / model.info.version)
         (staged / REQUIREMENTS).parent.mkdir(parents=True)
         (staged / REQUIREMENTS).write_text(requirements)
-        lock_python(staged, inputs, environ, loaded.spec, platform)
-        if debian is not None:
-            (staged / DEBIAN_LOCK).parent.mkdir(parents=True)
-            (staged / DEBIAN_LOCK).write_text(debian.text())
+        for target in targets:
+            lock_python(staged, inputs, environ, loaded.spec, target, python_lock(str(target), multi))
+            if debian[target] is not None:
+                (staged / debian_lock(str(target), multi)).parent.mkdir(parents=True, exist_ok=True)
+                (staged / debian_lock(str(target), multi)).write_text(debian[target].text())
         (staged / OPENAPI).parent.mkdir(parents=True)
         (staged / OPENAPI).write_text(json.dumps(openapi_document(loaded.spec, tag.version), indent=2))
         info = dataclasses.replace(bento_info(loaded, tag, moment, platform, files, models),
-                                   base=BasePin(*pinned) if pinned else None)
+                                   base=BasePin(*pinned) if pinned else None,
+                                   platforms=[str(p) for p in targets] if multi else None)
         info.dump(staged / BENTO_FILE)
         return Bento(store.commit(staged, tag), info)
 
@@ -95,7 +101,8 @@ def requirements_text(root: Path, image: PythonImage, inputs: PythonInputs | Non
     return "\n".join(lines) + "\n"
 
 
-def lock_python(staged: Path, inputs: PythonInputs, environ: dict, spec: ServiceSpec, platform: Platform) -> None:
+def lock_python(staged: Path, inputs: PythonInputs, environ: dict, spec: ServiceSpec, platform: Platform,
+                lock: str = LOCK) -> None:
     """The bento's lock: locked inputs as given, the rest resolved by uv within their pins."""
     constraints = None
     if inputs.locked:
@@ -106,7 +113,7 @@ def lock_python(staged: Path, inputs: PythonInputs, environ: dict, spec: Service
         pyproject = staged / REQUIREMENTS_PYPROJECT
         shutil.copyfile(inputs.pyproject, pyproject)
     env = {**environ, **uv_index_environment(inputs.indexes, environ, pyproject is not None)}
-    resolved = staged / LOCK
+    resolved = staged / lock
     lock_requirements(staged / REQUIREMENTS, resolved, spec.image.python_version, platform,
                       constraints=constraints, env=env, pyproject=pyproject, extras=inputs.extras,
                       scrub=lambda text: scrub(text, env, inputs.indexes))
