@@ -92,15 +92,16 @@ def cli(ctx, verbose):
 @click.argument("path", default=".", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--service", "entry_point", metavar="MODULE:CLASS", help="The service to build (default: the one in service.py).")
 @click.option("--version", "version", help="The bento version (default: generated, ordered by time).")
-@click.option("--platform", default="linux/amd64", show_default=True, help="Target platform for the locked dependencies.")
+@click.option("--platform", default="linux/amd64", show_default=True,
+              help="Target platform(s) for the locked dependencies, comma-separated (linux/amd64,linux/arm64).")
 @click.pass_obj
 def build(obj, path, entry_point, version, platform):
     """Package the service in PATH into a bento."""
     from ocibuild.bento.build import build_bento
-    from ocibuild.oci.platform import Platform
 
+    targets = platform_list(platform)
     bento = build_bento(path, obj.bentos(), entry_point=entry_point, version=version,
-                        platform=Platform.target(platform))
+                        platform=targets[0], platforms=tuple(targets))
     click.echo(f"Built bento {bento.tag}")
 
 
@@ -167,34 +168,84 @@ def import_(obj, file):
 @click.option("--compression", type=click.Choice(["gzip", "zstd", "none"]), default="gzip", show_default=True)
 @click.option("--image-tag", metavar="REPO:TAG", help="The image's name (default: NAME:VERSION).")
 @click.option("--base", metavar="REF", help="Base image instead of the bento's: a registry reference, oci-layout:DIR[:REF], oci-archive:FILE[:REF] or docker-archive:FILE.")
-@click.option("--platform", help="Target platform (default: the one the bento was locked for).")
+@click.option("--platform", help="Target platform(s), comma-separated (default: every platform the bento was locked for); several give an image index.")
+@click.option("--load-platform", metavar="PLATFORM", help="The image docker's manifest.json (and --load) names in a multi-platform archive (default: the host's).")
 @click.option("--load", is_flag=True, help="Load the image into the local Docker engine.")
 @click.option("--push", "push_to", metavar="REF", help="Push the image to a registry.")
+@click.option("--sbom-format", type=click.Choice(["spdx", "cyclonedx", "none"]), default="spdx", show_default=True,
+              help="The SBOM attached to each image as a referrer.")
+@click.option("--provenance/--no-provenance", default=True, show_default=True,
+              help="Attach a SLSA provenance statement to each image as a referrer.")
+@click.option("--provenance-time", is_flag=True, help="Stamp the provenance with the build time (SOURCE_DATE_EPOCH if set, else now).")
 @click.pass_obj
-def containerize(obj, tag, output, fmt, compression, image_tag, base, platform, load, push_to):
-    """Build an OCI image from a bento, without a Docker daemon."""
+def containerize(obj, tag, output, fmt, compression, image_tag, base, platform, load_platform, load, push_to,
+                 sbom_format, provenance, provenance_time):
+    """Build an OCI image (or a multi-platform index) from a bento, without a Docker daemon."""
     from ocibuild.base import Sources
-    from ocibuild.containerize import ContainerizeOptions, containerize, source_date_epoch
+    from ocibuild.containerize import ContainerizeOptions, containerize_platforms, source_date_epoch
     from ocibuild.layers.compression import Compression
-    from ocibuild.oci.platform import Platform
+    from ocibuild.oci.platform import Platform, host_platform
     from ocibuild.oci.reference import Reference
     from ocibuild.publish import ArchivePublisher, DockerPublisher, LayoutPublisher, RegistryPublisher
+    from ocibuild.supplychain.attach import SupplyChainOptions, referrers
 
     if load and fmt != "archive":
         raise click.UsageError("--load needs --format archive")
     bento = obj.bentos().get(tag)
     name = Reference.image_name(image_tag or f"{bento.info.name}:{bento.info.version}")
+    loadable = Platform.target(load_platform) if load_platform else host_platform()
     publishers = [RegistryPublisher(Reference.parse(push_to), obj.registries, obj.blobs)] if push_to else []
     if output or load or not push_to:
         dest = output or Path(f"{bento.info.name}-{bento.info.version}" + (".tar" if fmt == "archive" else ""))
-        publishers.append(DockerPublisher(name, dest) if load else
-                          ArchivePublisher(dest, name) if fmt == "archive" else LayoutPublisher(dest, name))
-    options = ContainerizeOptions(Platform.target(platform) if platform else None, Compression(compression), base,
-                                  source_date_epoch())
+        publishers.append(DockerPublisher(name, dest, loadable) if load else
+                          ArchivePublisher(dest, name, loadable) if fmt == "archive" else LayoutPublisher(dest, name))
+    epoch = source_date_epoch()
+    options = ContainerizeOptions(None, Compression(compression), base, epoch)
     step = (lambda s: click.echo(f"==> {s}", err=True)) if sys.stderr.isatty() else (lambda s: None)
-    image = containerize(bento, options, Sources(obj.registries, obj.blobs, obj.home), step)
+    root = containerize_platforms(bento, options, Sources(obj.registries, obj.blobs, obj.home),
+                                  platform_list(platform) if platform else None, step)
+    if load_platform and not any(i.platform.matches(loadable) for i in images_of(root)):
+        raise click.UsageError(f"--load-platform {loadable}: the image has no such platform")
+    attached = referrers(root, bento, str(name), obj.blobs, SupplyChainOptions(
+        sbom_format, provenance, epoch, base, provenance_time, {"compression": compression}))
     for publisher in publishers:
-        click.echo(publisher.publish(image).message)
+        click.echo(publisher.publish(root, attached).message)
+
+
+def images_of(root):
+    from ocibuild.supplychain.attach import images_of as images
+
+    return images(root)
+
+
+@cli.command()
+@click.argument("tag")
+@click.option("--platform", help="The platform's SBOM (default: the host's if the bento was locked for it, else its first).")
+@click.option("--format", "fmt", type=click.Choice(["spdx", "cyclonedx"]), default="spdx", show_default=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write to FILE (default: standard output).")
+@click.pass_obj
+def sbom(obj, tag, platform, fmt, output):
+    """Write the SBOM of a bento's image for one platform, from its locks, without building the image."""
+    from ocibuild.containerize import source_date_epoch
+    from ocibuild.errors import SpecError
+    from ocibuild.oci.platform import Platform, host_platform
+    from ocibuild.supplychain.attach import sbom_bytes
+    from ocibuild.supplychain.locks import default_platform
+    from ocibuild.supplychain.spdx import BaseRef
+
+    bento = obj.bentos().get(tag)
+    target = Platform.target(platform) if platform else default_platform(bento, host_platform())
+    if str(target) not in bento.info.targets:
+        raise SpecError(f"bento {bento.tag} was locked for {', '.join(bento.info.targets)}, not {target}")
+    base = BaseRef(bento.info.base.reference, bento.info.base.digest) if bento.info.base else None
+    data, _ = sbom_bytes(bento, target, fmt, base, source_date_epoch())
+    if output is None:
+        click.echo(data.decode(), nl=False)
+        return
+    from ocibuild.store.atomic import write_atomic
+
+    write_atomic(output, data, mode=0o644)
+    click.echo(f"SBOM of {bento.tag} for {target} written to {output}", err=True)
 
 
 @cli.command("push")
@@ -202,14 +253,14 @@ def containerize(obj, tag, output, fmt, compression, image_tag, base, platform, 
 @click.argument("ref")
 @click.pass_obj
 def push_(obj, source, ref):
-    """Push an image or index from an archive or OCI layout written by containerize to a registry."""
-    from ocibuild.formats.layout import read_image
+    """Push an image or index, and its referrers, from an archive or OCI layout written by containerize."""
+    from ocibuild.formats.layout import read_with_referrers
     from ocibuild.oci.reference import Reference
     from ocibuild.publish import RegistryPublisher
 
     target = Reference.parse(ref)
-    root = read_image(source, "oci-layout" if source.is_dir() else "oci-archive", None, None, obj.blobs)
-    click.echo(RegistryPublisher(target, obj.registries, obj.blobs).publish(root).message)
+    root, attached = read_with_referrers(source, "oci-layout" if source.is_dir() else "oci-archive", obj.blobs)
+    click.echo(RegistryPublisher(target, obj.registries, obj.blobs).publish(root, attached).message)
 
 
 @cli.command()
@@ -333,6 +384,12 @@ def delete_entries(store, tags, yes: bool) -> None:
     for entry in entries:
         store.delete(entry.tag)
         click.echo(f"Deleted {store.kind} {entry.tag}")
+
+
+def platform_list(text: str):
+    from ocibuild.oci.platform import Platform
+
+    return list(dict.fromkeys(Platform.target(p) for p in text.split(",") if p.strip()))
 
 
 def human_size(n: int) -> str:

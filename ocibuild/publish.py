@@ -27,15 +27,17 @@ class Published:
 
 
 class Publisher(Protocol):
-    def publish(self, root: Manifest) -> Published: ...
+    def publish(self, root: Manifest, referrers: tuple[Manifest, ...] = ()) -> Published:
+        """`referrers`: manifests whose subject is `root` or one of its images (SBOMs, provenance)."""
 
 
 def loadable_image(root: Manifest, platform: Platform | None) -> Image | None:
     """The image a docker `manifest.json` names: the root image, or an index's image for `platform`."""
     if isinstance(root, Image):
         return root
-    if isinstance(root, Index):
-        return next((i for i in root.images() if platform is None or i.platform.matches(platform)), None)
+    if isinstance(root, Index):  # the image for `platform`, else the first
+        images = root.images()
+        return next((i for i in images if platform is None or i.platform.matches(platform)), images[0] if images else None)
     return None
 
 
@@ -47,10 +49,10 @@ class ArchivePublisher:
     name: Reference
     load_platform: Platform | None = None
 
-    def publish(self, root: Manifest) -> Published:
+    def publish(self, root: Manifest, referrers: tuple[Manifest, ...] = ()) -> Published:
         from ocibuild.formats.archive import write_archive
 
-        write_archive(root, self.name, self.dest, loadable_image(root, self.load_platform))
+        write_archive(root, self.name, self.dest, loadable_image(root, self.load_platform), referrers)
         return Published(str(self.dest), f"Image {self.name.familiar} {root.digest} written to {self.dest}")
 
 
@@ -59,10 +61,10 @@ class LayoutPublisher:
     dest: Path
     name: Reference
 
-    def publish(self, root: Manifest) -> Published:
+    def publish(self, root: Manifest, referrers: tuple[Manifest, ...] = ()) -> Published:
         from ocibuild.formats.layout import write_layout
 
-        write_layout(root, self.name, self.dest)
+        write_layout(root, self.name, self.dest, referrers)
         return Published(str(self.dest), f"Image {self.name.familiar} {root.digest} written to {self.dest}")
 
 
@@ -72,10 +74,10 @@ class RegistryPublisher:
     registries: Registries
     blobs: BlobStore
 
-    def publish(self, root: Manifest) -> Published:
+    def publish(self, root: Manifest, referrers: tuple[Manifest, ...] = ()) -> Published:
         from ocibuild.registry.push import push
 
-        report = push(root, self.target, self.registries, self.blobs)
+        report = push(root, self.target, self.registries, self.blobs, referrers=referrers)
         return Published(str(report.pushed), f"Pushed {report.summary()}")
 
 
@@ -87,11 +89,11 @@ class DockerPublisher:
     archive: Path | None = None
     load_platform: Platform | None = None
 
-    def publish(self, root: Manifest) -> Published:
+    def publish(self, root: Manifest, referrers: tuple[Manifest, ...] = ()) -> Published:
         from ocibuild.engine import docker_load, require_engine
 
         if self.archive is not None:  # written first: without an engine, the image is still there
-            written = ArchivePublisher(self.archive, self.name, self.load_platform).publish(root)
+            written = ArchivePublisher(self.archive, self.name, self.load_platform).publish(root, referrers)
             require_engine(f"; the image is in {self.archive}")
             return Published(self.name.familiar, f"{written.message}\n{docker_load(self.archive)}")
         require_engine()
@@ -105,5 +107,5 @@ class DockerPublisher:
 class MultiPublisher:
     publishers: tuple[Publisher, ...] = field(default=())
 
-    def publish(self, root: Manifest) -> list[Published]:
-        return [p.publish(root) for p in self.publishers]
+    def publish(self, root: Manifest, referrers: tuple[Manifest, ...] = ()) -> list[Published]:
+        return [p.publish(root, referrers) for p in self.publishers]
