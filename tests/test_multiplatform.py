@@ -380,3 +380,72 @@ def test_push_an_index_with_referrers_and_pull_it_back(multi, plain_registry, tm
         assert sorted(m["artifactType"] for m in listed) == sorted([SPDX, INTOTO])
     ocibuild(multi.home, "push", str(multi.layout), f"{host}/ocibuild/again:1")  # again: no duplicates
     assert len(tag_schema_referrers(host, "ocibuild/again", multi.images()["arm64"][0]["digest"])) == 2
+
+
+def test_cyclonedx_sbom_validates_and_is_deterministic(multi, tmp_path):
+    pytest.importorskip("cyclonedx")
+    from cyclonedx.schema import SchemaVersion
+    from cyclonedx.validation.json import JsonStrictValidator
+
+    out = tmp_path / "arm.cdx.json"
+    ocibuild(multi.home, "sbom", "summarization:1", "--platform", "linux/arm64", "--format", "cyclonedx", "-o", str(out))
+    assert JsonStrictValidator(SchemaVersion.V1_6).validate_str(out.read_text()) is None
+    again = ocibuild(multi.home, "sbom", "summarization:1", "--platform", "linux/arm64", "--format", "cyclonedx").output
+    assert again.encode() == out.read_bytes()
+    purls = {c.get("purl", "") for c in json.loads(again)["components"]}
+    assert any(p.startswith("pkg:pypi/numpy@") for p in purls)
+    assert any(p.startswith("pkg:deb/debian/python3.11@") and "arch=arm64" in p for p in purls)
+    layout = tmp_path / "layout"
+    ocibuild(multi.home, "containerize", "summarization:1", "--format", "oci-dir", "-o", str(layout),
+             "--sbom-format", "cyclonedx", "--no-provenance")
+    listed = json.loads((layout / "index.json").read_text())["manifests"][1:]
+    assert [m["artifactType"] for m in listed] == ["application/vnd.cyclonedx+json"] * 2
+
+
+def test_a_multi_platform_base_gives_each_image_its_own_platform(multi, tmp_path):
+    """The multi-platform layout itself as `--base`: each image starts with its platform's image."""
+    layout = tmp_path / "on-base"
+    ocibuild(multi.home, "containerize", "summarization:1", "--format", "oci-dir", "-o", str(layout),
+             "--base", f"oci-layout:{multi.layout}:1")
+    index = json.loads((layout / "index.json").read_text())["manifests"][0]
+    root = json.loads((layout / "blobs" / "sha256" / index["digest"].split(":")[1]).read_text())
+    for descriptor in root["manifests"]:
+        arch = descriptor["platform"]["architecture"]
+        manifest = json.loads((layout / "blobs" / "sha256" / descriptor["digest"].split(":")[1]).read_text())
+        base_layers = [l["digest"] for l in multi.images()[arch][1]["layers"]]
+        assert [l["digest"] for l in manifest["layers"][:len(base_layers)]] == base_layers
+
+
+def test_a_package_without_a_wheel_for_one_platform_is_named(tmp_path):
+    """A wheel for x86_64 only, on a local index: locking for arm64 names the package and platform."""
+    import base64
+    import hashlib
+    import zipfile
+
+    index = tmp_path / "simple" / "onlyx86zz"
+    index.mkdir(parents=True)
+    files = {"onlyx86zz/__init__.py": b"", "onlyx86zz-1.0.dist-info/METADATA":
+             b"Metadata-Version: 2.1\nName: onlyx86zz\nVersion: 1.0\n", "onlyx86zz-1.0.dist-info/WHEEL":
+             b"Wheel-Version: 1.0\nGenerator: t\nRoot-Is-Purelib: false\nTag: cp311-cp311-manylinux_2_17_x86_64\n"}
+    record = "".join(f"{n},sha256={base64.urlsafe_b64encode(hashlib.sha256(d).digest()).rstrip(b'=').decode()},{len(d)}\n"
+                     for n, d in files.items())
+    files["onlyx86zz-1.0.dist-info/RECORD"] = (record + "onlyx86zz-1.0.dist-info/RECORD,,\n").encode()
+    wheel = index / "onlyx86zz-1.0-cp311-cp311-manylinux_2_17_x86_64.whl"
+    with zipfile.ZipFile(wheel, "w") as zf:
+        for name, data in files.items():
+            zf.writestr(zipfile.ZipInfo(name, (2020, 1, 1, 0, 0, 0)), data)
+    (index / "index.html").write_text(f'<a href="{wheel.name}#sha256={hashlib.sha256(wheel.read_bytes()).hexdigest()}">'
+                                      f'{wheel.name}</a>')
+    src = tmp_path / "svc"
+    src.mkdir()
+    (src / "service.py").write_text(
+        "import ocibuild\n\n"
+        f"image = ocibuild.images.PythonImage(python_version='3.11').python_packages('onlyx86zz')"
+        f".extra_index_url('file://{tmp_path / 'simple'}')\n\n\n"
+        "@ocibuild.service(image=image)\nclass Svc:\n    @ocibuild.api\n    def ping(self) -> str:\n        return 'ok'\n")
+    home = tmp_path / "home"
+    result = ocibuild(home, "build", str(src), "--platform", "linux/amd64,linux/arm64", ok=False)
+    assert result.exit_code != 0
+    message = result.output.strip()
+    assert "linux/arm64" in message and "onlyx86zz" in message and len(message.splitlines()) == 1, message
+    assert not (home / "bentos").exists() or not any((home / "bentos").rglob("bento.yaml"))
