@@ -102,7 +102,8 @@ def containerize(bento: Bento, options: ContainerizeOptions, sources: Sources,
         layers.append(shared.layer(blob, history("ocibuild: Debian packages " + " ".join(p.name for p in lock.system))))
     step("python dependencies")
     layers += [shared.layer(blob, history(f"ocibuild: {description}"))
-               for blob, description in dependency_layers(lock_path(bento, platform), info.python_version, platform, shared)]
+               for blob, description in dependency_layers(lock_path(bento, platform), info.python_version, platform, shared,
+                                                                   split_native=info.platforms is not None)]
     step("serving runtime")
     layers.append(shared.layer(shared.content("runtime", runtime_entries()), history("ocibuild: serving runtime")))
     for model in info.models:

@@ -449,3 +449,14 @@ def test_a_package_without_a_wheel_for_one_platform_is_named(tmp_path):
     message = result.output.strip()
     assert "linux/arm64" in message and "onlyx86zz" in message and len(message.splitlines()) == 1, message
     assert not (home / "bentos").exists() or not any((home / "bentos").rglob("bento.yaml"))
+
+
+def test_multi_platform_dependency_groups_keep_pure_python_apart():
+    from ocibuild.python.plan import Distribution, group_distributions
+
+    pure = Distribution("click-8.dist-info", ("click/__init__.py",), 10, b"r1")
+    native = Distribution("pyyaml-6.dist-info", ("yaml/__init__.py", "_yaml.cpython-311-x86_64-linux-gnu.so"), 10, b"r2")
+    vendored = Distribution("x-1.dist-info", ("x.libs/libgfortran-1a2b.so.5.0.0",), 10, b"r3")
+    assert [g.distributions for g in group_distributions([native, pure, vendored])] == [(pure, native, vendored)]
+    assert [g.distributions for g in group_distributions([native, pure, vendored], split_native=True)] == \
+        [(pure,), (native, vendored)]

@@ -87,9 +87,11 @@ def requirement_lines(lock: Path) -> str:
 
 
 def dependency_layers(lock: Path, python_version: str, platform: Platform,
-                      writer: LayerWriter) -> list[tuple[LayerBlob, str]]:
-    """(blob, description) per dependency layer, from the cache when the lock is unchanged."""
-    set_key = writer.key("python-deps", requirement_lines(lock), python_version, str(platform))
+                      writer: LayerWriter, split_native: bool = False) -> list[tuple[LayerBlob, str]]:
+    """(blob, description) per dependency layer, from the cache when the lock is unchanged.
+    `split_native`: pure-Python distributions apart from compiled ones (see `group_distributions`)."""
+    set_key = writer.key("python-deps", requirement_lines(lock), python_version, str(platform),
+                         *(["split-native"] if split_native else []))
     cached = writer.blobs.lookup_set(set_key)
     if cached is not None:
         return cached
@@ -98,7 +100,7 @@ def dependency_layers(lock: Path, python_version: str, platform: Platform,
         rewrite_shebangs(target / "bin")
         dists, unclaimed = read_distributions(target)
         layers = []
-        for group in group_distributions(dists, unclaimed):
+        for group in group_distributions(dists, unclaimed, split_native=split_native):
             key = writer.key("python-group", python_version, str(platform), SHEBANG,
                              *(d.record for d in group.distributions))
             blob = writer.write(key, lambda group=group: group_entries(group, target))
