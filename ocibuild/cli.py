@@ -194,18 +194,21 @@ def containerize(obj, tag, output, fmt, compression, image_tag, base, platform, 
     bento = obj.bentos().get(tag)
     name = Reference.image_name(image_tag or f"{bento.info.name}:{bento.info.version}")
     loadable = Platform.target(load_platform) if load_platform else host_platform()
+    epoch = source_date_epoch()
+    options = ContainerizeOptions(None, Compression(compression), base, epoch)
+    step = (lambda s: click.echo(f"==> {s}", err=True)) if sys.stderr.isatty() else (lambda s: None)
+    targets = platform_list(platform) if platform else None
+    if load_platform and str(loadable) not in [str(p) for p in targets or bento.info.targets]:
+        raise click.UsageError(f"--load-platform {loadable} is not one of the platforms built")
+    root = containerize_platforms(bento, options, Sources(obj.registries, obj.blobs, obj.home), targets, step)
+    images = images_of(root)
+    if not any(i.platform.matches(loadable) for i in images) and images:  # not the host's: the first
+        loadable = images[0].platform
     publishers = [RegistryPublisher(Reference.parse(push_to), obj.registries, obj.blobs)] if push_to else []
     if output or load or not push_to:
         dest = output or Path(f"{bento.info.name}-{bento.info.version}" + (".tar" if fmt == "archive" else ""))
         publishers.append(DockerPublisher(name, dest, loadable) if load else
                           ArchivePublisher(dest, name, loadable) if fmt == "archive" else LayoutPublisher(dest, name))
-    epoch = source_date_epoch()
-    options = ContainerizeOptions(None, Compression(compression), base, epoch)
-    step = (lambda s: click.echo(f"==> {s}", err=True)) if sys.stderr.isatty() else (lambda s: None)
-    root = containerize_platforms(bento, options, Sources(obj.registries, obj.blobs, obj.home),
-                                  platform_list(platform) if platform else None, step)
-    if load_platform and not any(i.platform.matches(loadable) for i in images_of(root)):
-        raise click.UsageError(f"--load-platform {loadable}: the image has no such platform")
     attached = referrers(root, bento, str(name), obj.blobs, SupplyChainOptions(
         sbom_format, provenance, epoch, base, provenance_time, {"compression": compression}))
     for publisher in publishers:

@@ -35,9 +35,8 @@ def loadable_image(root: Manifest, platform: Platform | None) -> Image | None:
     """The image a docker `manifest.json` names: the root image, or an index's image for `platform`."""
     if isinstance(root, Image):
         return root
-    if isinstance(root, Index):  # the image for `platform`, else the first
-        images = root.images()
-        return next((i for i in images if platform is None or i.platform.matches(platform)), images[0] if images else None)
+    if isinstance(root, Index):
+        return next((i for i in root.images() if platform is None or i.platform.matches(platform)), None)
     return None
 
 
