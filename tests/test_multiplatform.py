@@ -344,6 +344,8 @@ def test_the_provenance_names_the_image_bento_locks_and_builder(multi):
         assert "summarization:1" in names
         assert f"env/python/requirements.linux-{arch}.lock.txt" in names
         assert f"env/debian/packages.linux-{arch}.lock" in names
+        base = next(d for d in definition["resolvedDependencies"] if d.get("annotations", {}).get("role") == "base image")
+        assert base["name"] == "debian:bookworm" and len(base["digest"]["sha256"]) == 64
         assert statement["predicate"]["runDetails"]["builder"]["version"]["ocibuild"]
         assert "startedOn" not in statement["predicate"]["runDetails"]["metadata"]
 

@@ -42,6 +42,8 @@ def base_ref(bento: Bento, image: Image, base_option: str | None) -> BaseRef | N
     digest = image.annotations.get(BASE_DIGEST)
     if digest is None or (base_option is None and bento.info.base_image is None):
         return None
+    if base_option is None and bento.info.base is not None:  # the registry base pinned at build time
+        return BaseRef(bento.info.base.reference, bento.info.base.digest)  # as `ocibuild sbom` names it
     return BaseRef(image.annotations.get(BASE_NAME, "local base image"), digest)
 
 
@@ -80,7 +82,10 @@ def referrers(root: Manifest, bento: Bento, image_name: str, blobs: BlobStore,
             if options.provenance_time:
                 started = created if options.source_date_epoch is not None else \
                     datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-            statement = provenance.provenance_statement(bento, platform, image_name, image.digest, base=base,
+            # the provenance names the base whatever it is (the Debian-made one too, by its layer digest)
+            built_on = base or (BaseRef(image.annotations.get(BASE_NAME, "local base image"),
+                                        image.annotations[BASE_DIGEST]) if BASE_DIGEST in image.annotations else None)
+            statement = provenance.provenance_statement(bento, platform, image_name, image.digest, base=built_on,
                                                         locks=locks, parameters=options.parameters, started=started)
             out.append(_artifact(blobs, image, provenance.MEDIA_TYPE, provenance.statement_bytes(statement), created))
     return tuple(out)
