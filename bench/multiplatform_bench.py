@@ -7,6 +7,11 @@ after editing service.py (rebuild, then containerize), with peak RSS. Every cont
 the SPDX SBOM and the provenance, as it does by default.
 
 usage: .venv/bin/python bench/multiplatform_bench.py
+
+Measured (2 shared cores, Debian 12, warm .deb and uv caches; every run attaches SBOM + provenance):
+
+    single  linux/amd64             build       1.80 s   cold  6.55 s   warm 0.41 s   edit 0.44 s   40 MB
+    multi   linux/amd64,linux/arm64 build       3.92 s   cold 20.55 s   warm 0.93 s   edit 1.18 s   79 MB
 """
 
 from __future__ import annotations
