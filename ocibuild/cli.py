@@ -210,7 +210,7 @@ def containerize(obj, tag, output, fmt, compression, image_tag, base, platform, 
         publishers.append(DockerPublisher(name, dest, loadable) if load else
                           ArchivePublisher(dest, name, loadable) if fmt == "archive" else LayoutPublisher(dest, name))
     attached = referrers(root, bento, str(name), obj.blobs, SupplyChainOptions(
-        sbom_format, provenance, epoch, base, provenance_time, {"compression": compression}))
+        sbom_format, provenance, epoch, base, provenance_time, {"compression": compression}, obj.home))
     for publisher in publishers:
         click.echo(publisher.publish(root, attached).message)
 
@@ -241,7 +241,7 @@ def sbom(obj, tag, platform, fmt, output):
     if str(target) not in bento.info.targets:
         raise SpecError(f"bento {bento.tag} was locked for {', '.join(bento.info.targets)}, not {target}")
     base = BaseRef(bento.info.base.reference, bento.info.base.digest) if bento.info.base else None
-    data, _ = sbom_bytes(bento, target, fmt, base, source_date_epoch())
+    data, _ = sbom_bytes(bento, target, fmt, base, source_date_epoch(), obj.home)
     if output is None:
         click.echo(data.decode(), nl=False)
         return

@@ -318,6 +318,7 @@ def test_the_sbom_is_valid_spdx_listing_numpy_and_python3_11(multi, arch, tmp_pa
     python = packages["python3.11"]
     assert purls(python)[0].startswith(f"pkg:deb/debian/python3.11@") and f"arch={arch}" in purls(python)[0]
     assert "source package python3.11" in python["sourceInfo"] and python["checksums"][0]["algorithm"] == "SHA256"
+    assert "MPL-2.0" in packages["ca-certificates"]["licenseComments"]  # from its DEP-5 copyright file
     contained = {r["relatedSpdxElement"] for r in document["relationships"] if r["relationshipType"] == "CONTAINS"}
     assert {packages["numpy"]["SPDXID"], python["SPDXID"]} <= contained
 

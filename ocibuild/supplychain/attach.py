@@ -30,6 +30,7 @@ class SupplyChainOptions:
     base: str | None = None  # the --base given to containerize
     provenance_time: bool = False  # stamp the provenance with the time (only without SOURCE_DATE_EPOCH)
     parameters: dict | None = None  # containerize's options, for the provenance
+    home: object = None  # $OCIBUILD_HOME: Debian licenses read from the locked .debs (None: not read)
 
 
 def images_of(root: Manifest) -> tuple[Image, ...]:
@@ -47,15 +48,24 @@ def base_ref(bento: Bento, image: Image, base_option: str | None) -> BaseRef | N
     return BaseRef(image.annotations.get(BASE_NAME, "local base image"), digest)
 
 
-def sbom_bytes(bento: Bento, platform, fmt: str, base: BaseRef | None, source_date_epoch: int | None) -> tuple[bytes, str]:
-    """(document, media type) of the SBOM in `fmt`."""
+def sbom_bytes(bento: Bento, platform, fmt: str, base: BaseRef | None, source_date_epoch: int | None,
+               home=None) -> tuple[bytes, str]:
+    """(document, media type) of the SBOM in `fmt`; with `home` (the Debian archive's settings and
+    cache), Debian packages carry the licenses their copyright files name."""
     if fmt == "cyclonedx":
         from ocibuild.supplychain import cyclonedx
 
         return cyclonedx.cyclonedx_bytes(bento, platform, base=base, source_date_epoch=source_date_epoch), \
             cyclonedx.MEDIA_TYPE
-    return spdx.spdx_bytes(spdx.spdx_document(bento, platform, base=base, source_date_epoch=source_date_epoch)), \
-        spdx.MEDIA_TYPE
+    finder = None
+    locks = read_locks(bento, platform)
+    if home is not None and locks.debian is not None:
+        from ocibuild.supplychain.licenses import deb_license_finder
+
+        finder = deb_license_finder(home, locks.debian.release, locks.debian.architecture)
+    document = spdx.spdx_document(bento, platform, base=base, source_date_epoch=source_date_epoch, locks=locks,
+                                  deb_licenses=finder)
+    return spdx.spdx_bytes(document), spdx.MEDIA_TYPE
 
 
 def _artifact(blobs: BlobStore, subject: Image, artifact_type: str, data: bytes, created: str) -> Artifact:
@@ -75,7 +85,7 @@ def referrers(root: Manifest, bento: Bento, image_name: str, blobs: BlobStore,
         locks = read_locks(bento, platform)
         base = base_ref(bento, image, options.base)
         if options.sbom != "none":
-            data, media_type = sbom_bytes(bento, platform, options.sbom, base, options.source_date_epoch)
+            data, media_type = sbom_bytes(bento, platform, options.sbom, base, options.source_date_epoch, options.home)
             out.append(_artifact(blobs, image, media_type, data, created))
         if options.provenance:
             started = None

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import quote
@@ -75,7 +76,11 @@ def source_package(filename: str, name: str) -> str:
 
 
 def spdx_document(bento: Bento, platform: Platform, *, base: BaseRef | None = None,
-                  source_date_epoch: int | None = None, locks: Locks | None = None) -> dict:
+                  source_date_epoch: int | None = None, locks: Locks | None = None,
+                  deb_licenses: Callable[[object], tuple[str, ...]] | None = None) -> dict:
+    """`deb_licenses(package)`: the licenses a Debian package's copyright file names (see
+    `licenses.deb_license_finder`); their Debian short names go into `licenseComments`, the
+    declared license staying NOASSERTION (they are not SPDX identifiers)."""
     info = bento.info
     locks = locks or read_locks(bento, platform)
     image_id = _id("Image", info.name, info.version, str(platform))
@@ -106,11 +111,15 @@ def spdx_document(bento: Bento, platform: Platform, *, base: BaseRef | None = No
             for deb in debs:
                 purl = (f"pkg:deb/debian/{quote(deb.name)}@{_purl_version(deb.version)}"
                         f"?arch={deb.architecture}&distro={locks.debian.release}")
-                contains(_package(_id("Deb", deb.name, deb.architecture), deb.name, deb.version, purl,
-                                  checksums=[deb.sha256], supplier="Organization: Debian",
-                                  purpose="LIBRARY",
-                                  source=f"Debian source package {source_package(deb.filename, deb.name)}; "
-                                         f"architecture {deb.architecture}; {section} layer"))
+                package = _package(_id("Deb", deb.name, deb.architecture), deb.name, deb.version, purl,
+                                   checksums=[deb.sha256], supplier="Organization: Debian", purpose="LIBRARY",
+                                   source=f"Debian source package {source_package(deb.filename, deb.name)}; "
+                                          f"architecture {deb.architecture}; {section} layer")
+                stated = deb_licenses(deb) if deb_licenses else ()
+                if stated:
+                    package["licenseComments"] = ("licenses named by the package's copyright file (Debian short "
+                                                  "names): " + "; ".join(stated))
+                contains(package)
     for dist in locks.python:
         purl = f"pkg:pypi/{quote(dist.name.lower().replace('_', '-'))}@{_purl_version(dist.version)}"
         comment = (f"the lock accepts {len(dist.hashes)} files (one per wheel tag); the wheel for {platform} "
