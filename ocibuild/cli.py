@@ -92,14 +92,15 @@ def cli(ctx, verbose):
 @click.argument("path", default=".", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--service", "entry_point", metavar="MODULE:CLASS", help="The service to build (default: the one in service.py).")
 @click.option("--version", "version", help="The bento version (default: generated, ordered by time).")
-@click.option("--platform", default="linux/amd64", show_default=True,
-              help="Target platform(s) for the locked dependencies, comma-separated (linux/amd64,linux/arm64).")
+@click.option("--platform", help="Target platform(s) for the locked dependencies, comma-separated "
+              "(linux/amd64,linux/arm64; default: this machine's).")
 @click.pass_obj
 def build(obj, path, entry_point, version, platform):
     """Package the service in PATH into a bento."""
     from ocibuild.bento.build import build_bento
+    from ocibuild.oci.platform import host_platform
 
-    targets = platform_list(platform)
+    targets = platform_list(platform) if platform else [host_platform()]
     bento = build_bento(path, obj.bentos(), entry_point=entry_point, version=version,
                         platform=targets[0], platforms=tuple(targets))
     click.echo(f"Built bento {bento.tag}")

@@ -142,12 +142,11 @@ def test_every_output_holds_an_index_of_two_images(multi, oci_schema):
 
 
 def test_layers_identical_across_platforms_share_one_digest(multi):
-    images = multi.images()
-    layers = {arch: {l.get("annotations", {}).get("x", i): l["digest"] for i, l in enumerate(m["layers"])}
-              for arch, (_, m) in images.items()}
-    histories = {arch: [h["created_by"] for h in multi.json(m["config"]["digest"])["history"]]
-                 for arch, (_, m) in images.items()}
-    by_step = {arch: dict(zip(histories[arch], layers[arch].values())) for arch in layers}
+    by_step = {}  # architecture -> {history created_by: layer digest}
+    for arch, (_, manifest) in multi.images().items():
+        history = multi.json(manifest["config"]["digest"])["history"]
+        assert len(history) == len(manifest["layers"])
+        by_step[arch] = {h["created_by"]: l["digest"] for h, l in zip(history, manifest["layers"])}
     amd, arm = by_step["amd64"], by_step["arm64"]
     shared = [step for step in amd if step in arm and amd[step] == arm[step]]
     assert "ocibuild: serving runtime" in shared
