@@ -8,10 +8,12 @@ the SPDX SBOM and the provenance, as it does by default.
 
 usage: .venv/bin/python bench/multiplatform_bench.py
 
-Measured (2 shared cores, Debian 12, warm .deb and uv caches; every run attaches SBOM + provenance):
+Measured (2 cores shared with other jobs, Debian 12, warm .deb and uv caches, license cache warm;
+every run attaches SBOM + provenance), the quietest of three runs (under load, multi cold took 20-28 s):
 
-    single  linux/amd64             build       1.80 s   cold  6.55 s   warm 0.41 s   edit 0.44 s   40 MB
-    multi   linux/amd64,linux/arm64 build       3.92 s   cold 20.55 s   warm 0.93 s   edit 1.18 s   79 MB
+    single  linux/amd64             build 2.48 s   cold  6.94 s   warm 0.40 s   rebuild 1.80 s   edit 0.38 s   40 MB
+    multi   linux/amd64,linux/arm64 build 3.37 s   cold 10.70 s   warm 0.46 s   rebuild 3.15 s   edit 0.44 s   79 MB
+    peak RSS: containerize 56-61 MB, build 205 MB (single) / 236 MB (multi)
 """
 
 from __future__ import annotations
