@@ -462,3 +462,60 @@ def test_multi_platform_dependency_groups_keep_pure_python_apart():
     assert [g.distributions for g in group_distributions([native, pure, vendored])] == [(pure, native, vendored)]
     assert [g.distributions for g in group_distributions([native, pure, vendored], split_native=True)] == \
         [(pure,), (native, vendored)]
+
+
+def test_a_registry_with_the_referrers_api_gets_no_fallback_tag(multi, tmp_path):
+    """A registry answering a subject-bearing put with `OCI-Subject` (OCI 1.1) indexes referrers
+    itself: no `sha256-<hex>` tag is written. A minimal stand-in on loopback records the requests."""
+    import hashlib
+    import http.server
+    import threading
+
+    from ocibuild.formats.layout import read_with_referrers
+    from ocibuild.oci.reference import Reference
+    from ocibuild.registry.auth import Keychain
+    from ocibuild.registry.config import RegistryConfig
+    from ocibuild.registry.push import push
+    from ocibuild.registry.session import Registries
+    from ocibuild.store.blobs import BlobStore
+
+    puts: list[str] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):
+            self.send_response(200 if self.path == "/v2/" else 404)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def do_HEAD(self):  # every blob is "already there"
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def do_PUT(self):
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            puts.append(self.path.rsplit("/", 1)[1])
+            self.send_response(201)
+            self.send_header("Docker-Content-Digest", "sha256:" + hashlib.sha256(body).hexdigest())
+            subject = json.loads(body).get("subject")
+            if subject:
+                self.send_header("OCI-Subject", subject["digest"])
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        blobs = BlobStore(tmp_path / "blobs")
+        root, attached = read_with_referrers(multi.layout, "oci-layout", blobs)
+        host = f"127.0.0.1:{server.server_address[1]}"
+        report = push(root, Reference.parse(f"{host}/team/multi:1"), Registries(RegistryConfig(), Keychain([])),
+                      blobs, referrers=attached)
+    finally:
+        server.shutdown()
+    assert len(report.referrers) == 4
+    assert not [p for p in puts if p.startswith("sha256-")], puts
+    assert puts.index("1") < min(puts.index(str(r.digest)) for r in attached)  # the tag, then the referrers
