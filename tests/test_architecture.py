@@ -29,7 +29,7 @@ ALLOWED = {
                      "__init__"},
     "containerize": BASE | {"oci", "store", "layers", "python", "debian", "base", "bento", "models"},
     "publish": BASE | {"oci", "store", "formats", "registry", "engine"},
-    "supplychain": BASE | {"oci", "store", "bento", "debian", "__init__"},
+    "supplychain": BASE | {"oci", "store", "bento", "debian", "python", "__init__"},
 }
 # Shipped into images by the runtime layer: must not reach the builder.
 RUNTIME = {"__init__", "errors", "contract", "sdk", "runtime", "models"}

@@ -313,7 +313,11 @@ def test_the_sbom_is_valid_spdx_listing_numpy_and_python3_11(multi, arch, tmp_pa
     packages = {p["name"]: p for p in document["packages"]}
     purls = lambda p: [r["referenceLocator"] for r in p.get("externalRefs", [])]  # noqa: E731
     assert packages["numpy"]["versionInfo"] == numpy_version
-    assert purls(packages["numpy"]) == [f"pkg:pypi/numpy@{numpy_version}"]
+    wheel_purl = purls(packages["numpy"])[0]
+    assert wheel_purl.startswith(f"pkg:pypi/numpy@{numpy_version}?file_name=numpy-{numpy_version}-cp311-cp311-manylinux")
+    assert wheel_purl.endswith({"amd64": "x86_64.whl", "arm64": "aarch64.whl"}[arch])
+    [checksum] = packages["numpy"]["checksums"]  # the one wheel installed, among those the lock accepts
+    assert f"--hash=sha256:{checksum['checksumValue']}" in lock
     python = packages["python3.11"]
     assert purls(python)[0].startswith(f"pkg:deb/debian/python3.11@") and f"arch={arch}" in purls(python)[0]
     assert "source package python3.11" in python["sourceInfo"] and python["checksums"][0]["algorithm"] == "SHA256"
@@ -395,7 +399,7 @@ def test_cyclonedx_sbom_validates_and_is_deterministic(multi, tmp_path):
     again = ocibuild(multi.home, "sbom", "summarization:1", "--platform", "linux/arm64", "--format", "cyclonedx").output
     assert again.encode() == out.read_bytes()
     purls = {c.get("purl", "") for c in json.loads(again)["components"]}
-    assert any(p.startswith("pkg:pypi/numpy@") for p in purls)
+    assert any(p.startswith("pkg:pypi/numpy@") and p.endswith("aarch64.whl") for p in purls)
     assert any(p.startswith("pkg:deb/debian/python3.11@") and "arch=arm64" in p for p in purls)
     layout = tmp_path / "layout"
     ocibuild(multi.home, "containerize", "summarization:1", "--format", "oci-dir", "-o", str(layout),

@@ -51,20 +51,26 @@ def base_ref(bento: Bento, image: Image, base_option: str | None) -> BaseRef | N
 def sbom_bytes(bento: Bento, platform, fmt: str, base: BaseRef | None, source_date_epoch: int | None,
                home=None) -> tuple[bytes, str]:
     """(document, media type) of the SBOM in `fmt`; with `home` (the Debian archive's settings and
-    cache), Debian packages carry the licenses their copyright files name."""
+    cache), Debian packages carry the licenses their copyright files name and Python distributions
+    the one wheel installed for the platform."""
+    locks = read_locks(bento, platform)
+    wheels = None
+    if home is not None:
+        from ocibuild.supplychain.wheels import selected_wheels
+
+        wheels = selected_wheels(locks.python_path, bento.info.python_version, platform, home / "cache")
     if fmt == "cyclonedx":
         from ocibuild.supplychain import cyclonedx
 
-        return cyclonedx.cyclonedx_bytes(bento, platform, base=base, source_date_epoch=source_date_epoch), \
-            cyclonedx.MEDIA_TYPE
+        return cyclonedx.cyclonedx_bytes(bento, platform, base=base, source_date_epoch=source_date_epoch,
+                                         wheels=wheels), cyclonedx.MEDIA_TYPE
     finder = None
-    locks = read_locks(bento, platform)
     if home is not None and locks.debian is not None:
         from ocibuild.supplychain.licenses import deb_license_finder
 
         finder = deb_license_finder(home, locks.debian.release, locks.debian.architecture)
     document = spdx.spdx_document(bento, platform, base=base, source_date_epoch=source_date_epoch, locks=locks,
-                                  deb_licenses=finder)
+                                  deb_licenses=finder, wheels=wheels)
     return spdx.spdx_bytes(document), spdx.MEDIA_TYPE
 
 

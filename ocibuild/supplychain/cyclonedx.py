@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import uuid
 from datetime import datetime
 
@@ -20,7 +21,7 @@ MEDIA_TYPE = "application/vnd.cyclonedx+json"
 
 
 def cyclonedx_bytes(bento: Bento, platform: Platform, *, base: BaseRef | None = None,
-                    source_date_epoch: int | None = None) -> bytes:
+                    source_date_epoch: int | None = None, wheels: dict[str, dict] | None = None) -> bytes:
     try:
         from cyclonedx.model import HashAlgorithm, HashType, Property
         from cyclonedx.model.bom import Bom
@@ -58,11 +59,15 @@ def cyclonedx_bytes(bento: Bento, platform: Platform, *, base: BaseRef | None = 
                 properties=[Property(name="debian:source", value=source_package(deb.filename, deb.name)),
                             Property(name="debian:architecture", value=deb.architecture)]))
     for dist in locks.python:
-        purl = PackageURL("pypi", None, dist.name.lower().replace("_", "-"), dist.version)
+        wheel = (wheels or {}).get(re.sub(r"[-_.]+", "-", dist.name).lower())
+        installed = [wheel["sha256"]] if wheel and wheel["sha256"] in dist.hashes else \
+            list(dist.hashes) if len(dist.hashes) == 1 else []
+        purl = PackageURL("pypi", None, dist.name.lower().replace("_", "-"), dist.version,
+                          {"file_name": wheel["file"]} if installed and wheel else None)
         components.append(Component(
             name=dist.name, version=dist.version, type=ComponentType.LIBRARY, purl=purl, bom_ref=purl.to_string(),
-            hashes=[HashType(alg=HashAlgorithm.SHA_256, content=h) for h in dist.hashes[:1]] if len(dist.hashes) == 1 else [],
-            properties=[Property(name="ocibuild:locked-sha256", value=h) for h in dist.hashes] if len(dist.hashes) > 1 else []))
+            hashes=[HashType(alg=HashAlgorithm.SHA_256, content=h) for h in installed],
+            properties=[] if installed else [Property(name="ocibuild:locked-sha256", value=h) for h in dist.hashes]))
     for model in info.models:
         components.append(Component(name=model.name, version=model.version, type=ComponentType.DATA,
                                     bom_ref=f"model:{model.name}:{model.version}",

@@ -77,10 +77,12 @@ def source_package(filename: str, name: str) -> str:
 
 def spdx_document(bento: Bento, platform: Platform, *, base: BaseRef | None = None,
                   source_date_epoch: int | None = None, locks: Locks | None = None,
-                  deb_licenses: Callable[[object], tuple[str, ...]] | None = None) -> dict:
+                  deb_licenses: Callable[[object], tuple[str, ...]] | None = None,
+                  wheels: dict[str, dict] | None = None) -> dict:
     """`deb_licenses(package)`: the licenses a Debian package's copyright file names (see
     `licenses.deb_license_finder`); their Debian short names go into `licenseComments`, the
-    declared license staying NOASSERTION (they are not SPDX identifiers)."""
+    declared license staying NOASSERTION (they are not SPDX identifiers). `wheels` (see
+    `wheels.selected_wheels`): the wheel file and sha256 each distribution is installed from."""
     info = bento.info
     locks = locks or read_locks(bento, platform)
     image_id = _id("Image", info.name, info.version, str(platform))
@@ -122,10 +124,16 @@ def spdx_document(bento: Bento, platform: Platform, *, base: BaseRef | None = No
                 contains(package)
     for dist in locks.python:
         purl = f"pkg:pypi/{quote(dist.name.lower().replace('_', '-'))}@{_purl_version(dist.version)}"
-        comment = (f"the lock accepts {len(dist.hashes)} files (one per wheel tag); the wheel for {platform} "
-                   "that was installed is one of them (sha256): " + " ".join(dist.hashes)) if len(dist.hashes) > 1 else None
-        contains(_package(_id("PyPI", dist.name), dist.name, dist.version, purl,
-                          checksums=dist.hashes[:1] if len(dist.hashes) == 1 else (),
+        wheel = (wheels or {}).get(re.sub(r"[-_.]+", "-", dist.name).lower())
+        if wheel and wheel["sha256"] in dist.hashes:  # the one wheel installed for this platform
+            checksums, comment = [wheel["sha256"]], f"installed from {wheel['file']}"
+            purl += f"?file_name={quote(wheel['file'])}"
+        elif len(dist.hashes) == 1:
+            checksums, comment = dist.hashes, None
+        else:
+            checksums, comment = (), (f"the lock accepts {len(dist.hashes)} files (one per wheel tag); the wheel "
+                                      f"for {platform} is one of them (sha256): " + " ".join(dist.hashes))
+        contains(_package(_id("PyPI", dist.name), dist.name, dist.version, purl, checksums=checksums,
                           purpose="LIBRARY", comment=comment))
     for model in info.models:
         algorithm, _, hexdigest = model.digest.partition(":")
