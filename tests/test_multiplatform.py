@@ -318,6 +318,7 @@ def test_the_sbom_is_valid_spdx_listing_numpy_and_python3_11(multi, arch, tmp_pa
     assert wheel_purl.endswith({"amd64": "x86_64.whl", "arm64": "aarch64.whl"}[arch])
     [checksum] = packages["numpy"]["checksums"]  # the one wheel installed, among those the lock accepts
     assert f"--hash=sha256:{checksum['checksumValue']}" in lock
+    assert "BSD" in packages["numpy"]["licenseComments"]  # from the installed wheel's METADATA
     python = packages["python3.11"]
     assert purls(python)[0].startswith(f"pkg:deb/debian/python3.11@") and f"arch={arch}" in purls(python)[0]
     assert "source package python3.11" in python["sourceInfo"] and python["checksums"][0]["algorithm"] == "SHA256"

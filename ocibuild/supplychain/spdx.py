@@ -69,6 +69,19 @@ def _package(spdx_id: str, name: str, version: str, purl: str | None, *, checksu
     return package
 
 
+def valid_spdx_expression(expression: str) -> bool:
+    """Only SPDX license identifiers go in licenseDeclared (checked with `license-expression` when
+    it is installed, as it is with spdx-tools; without it, nothing is claimed)."""
+    try:
+        from license_expression import get_spdx_licensing
+    except ImportError:
+        return False
+    try:
+        return not get_spdx_licensing().validate(expression).errors
+    except Exception:  # noqa: BLE001  (a malformed expression from a package's metadata)
+        return False
+
+
 def source_package(filename: str, name: str) -> str:
     """A pool path is `pool/COMPONENT/PREFIX/SOURCE/FILE.deb`: the directory is the source package."""
     parts = filename.split("/")
@@ -133,8 +146,15 @@ def spdx_document(bento: Bento, platform: Platform, *, base: BaseRef | None = No
         else:
             checksums, comment = (), (f"the lock accepts {len(dist.hashes)} files (one per wheel tag); the wheel "
                                       f"for {platform} is one of them (sha256): " + " ".join(dist.hashes))
-        contains(_package(_id("PyPI", dist.name), dist.name, dist.version, purl, checksums=checksums,
-                          purpose="LIBRARY", comment=comment))
+        package = _package(_id("PyPI", dist.name), dist.name, dist.version, purl, checksums=checksums,
+                           purpose="LIBRARY", comment=comment)
+        stated = (wheel or {}).get("license") or {}
+        if stated:
+            package["licenseComments"] = "the wheel's METADATA: " + "; ".join(
+                f"{k} {', '.join(v) if isinstance(v, list) else v}" for k, v in sorted(stated.items()))
+            if stated.get("expression") and valid_spdx_expression(stated["expression"]):
+                package["licenseDeclared"] = stated["expression"]
+        contains(package)
     for model in info.models:
         algorithm, _, hexdigest = model.digest.partition(":")
         contains(_package(_id("Model", model.name, model.version), model.name, model.version, None,

@@ -14,19 +14,48 @@ import tempfile
 import tomllib
 from pathlib import Path
 
+from ocibuild.errors import OcibuildError
 from ocibuild.oci.platform import Platform
 
 log = logging.getLogger(__name__)
-FORMAT = "1"
+FORMAT = "2"
 
 
 def _normalize(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
+def license_metadata(metadata: str) -> dict:
+    """What a distribution's METADATA says of its license: a PEP 639 `License-Expression`, the
+    `License` field's first line, the `License ::` classifiers."""
+    from email.parser import HeaderParser
+
+    message = HeaderParser().parsestr(metadata)
+    free = (message.get("License") or "").strip().splitlines()
+    out = {"expression": (message.get("License-Expression") or "").strip() or None,
+           "license": free[0].strip()[:200] if free else None,
+           "classifiers": sorted(c.split("::")[-1].strip() for c in message.get_all("Classifier") or []
+                                 if c.startswith("License ::"))}
+    return {k: v for k, v in out.items() if v}
+
+
+def installed_licenses(lock: Path, python_version: str, platform: Platform) -> dict[str, dict]:
+    """License metadata of each distribution, from the METADATA of the wheels uv installs for
+    the platform (into a temporary directory, from its cache when warm)."""
+    from ocibuild.python.deps import install
+
+    found = {}
+    with tempfile.TemporaryDirectory(prefix="ocibuild-metadata-") as tmp:
+        install(lock, Path(tmp), python_version, platform)
+        for metadata in sorted(Path(tmp).glob("*.dist-info/METADATA")):
+            name = _normalize(metadata.parent.name.removesuffix(".dist-info").rsplit("-", 1)[0])
+            found[name] = license_metadata(metadata.read_text(encoding="utf-8", errors="replace"))
+    return found
+
+
 def selected_wheels(lock: Path, python_version: str, platform: Platform, cache: Path) -> dict[str, dict]:
-    """`{normalized name: {"file": wheel file name, "sha256": hex}}`; empty when uv cannot say
-    (no index reachable): the SBOM then lists every hash the lock accepts instead."""
+    """`{normalized name: {"file": wheel file name, "sha256": hex, "license": {...}}}`; empty when
+    uv cannot say (no index reachable): the SBOM then lists every hash the lock accepts instead."""
     data = lock.read_bytes()
     key = hashlib.sha256(b"\0".join([FORMAT.encode(), data, python_version.encode(), str(platform).encode()])).hexdigest()
     remembered = cache / "python-wheels" / f"{key}.json"
@@ -47,7 +76,8 @@ def selected_wheels(lock: Path, python_version: str, platform: Platform, cache: 
                          platform.uv_platform, "--python-version", python_version, "--only-binary", ":all:",
                          "--no-deps", "--quiet", "--no-header", "-o", str(out), env=env)
             packages = tomllib.loads(out.read_text()).get("packages", [])
-        except (ProcessExecutionError, OSError, tomllib.TOMLDecodeError) as exc:
+            licenses = installed_licenses(lock, python_version, platform)
+        except (ProcessExecutionError, OSError, tomllib.TOMLDecodeError, OcibuildError) as exc:
             log.warning("cannot tell which wheels uv installs for %s (%s): the SBOM lists every locked hash",
                         platform, type(exc).__name__)
             return {}
@@ -56,7 +86,9 @@ def selected_wheels(lock: Path, python_version: str, platform: Platform, cache: 
         wheels = package.get("wheels") or []
         if len(wheels) == 1 and isinstance(wheels[0].get("hashes"), dict) and wheels[0]["hashes"].get("sha256"):
             url = str(wheels[0].get("url") or wheels[0].get("name") or "")
-            found[_normalize(package["name"])] = {"file": url.rsplit("/", 1)[-1], "sha256": wheels[0]["hashes"]["sha256"]}
+            name = _normalize(package["name"])
+            found[name] = {"file": url.rsplit("/", 1)[-1], "sha256": wheels[0]["hashes"]["sha256"],
+                           "license": licenses.get(name, {})}
     remembered.parent.mkdir(parents=True, exist_ok=True)
     tmp_file = remembered.with_suffix(f".tmp{os.getpid()}")
     tmp_file.write_text(json.dumps(found, sort_keys=True))
