@@ -69,7 +69,9 @@ def push_referrers(repo: Repository, referrers: tuple[Manifest, ...]) -> list[Di
         known = {m.get("digest") for m in listed}
         for manifest in manifests:
             if str(manifest.digest) not in known:
-                descriptor = manifest.descriptor(dict(getattr(manifest, "annotations", {}) or {}) or None)
+                document = parse_json(manifest.manifest_bytes(), f"manifest {manifest.digest}")
+                annotations = document.get("annotations") if isinstance(document.get("annotations"), dict) else None
+                descriptor = manifest.descriptor(annotations or None)  # the spec: the referrer's own annotations
                 listed.append(descriptor.to_json())
         index = canonical_json({"schemaVersion": 2, "mediaType": mediatypes.INDEX, "manifests": listed})
         repo.put_manifest(referrers_tag(subject), index, mediatypes.INDEX)
