@@ -151,8 +151,8 @@ def spdx_document(bento: Bento, platform: Platform, *, base: BaseRef | None = No
         stated = (wheel or {}).get("license") or {}
         if stated:
             package["licenseComments"] = "the wheel's METADATA: " + "; ".join(
-                f"{k} {', '.join(v) if isinstance(v, list) else v}" for k, v in sorted(stated.items()))
-            if stated.get("expression") and valid_spdx_expression(stated["expression"]):
+                f"{k} {', '.join(v) if isinstance(v, list) else v}" for k, v in sorted(stated.items()) if k != "spdx")
+            if stated.get("expression") and stated.get("spdx"):
                 package["licenseDeclared"] = stated["expression"]
         contains(package)
     for model in info.models:

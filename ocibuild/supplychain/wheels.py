@@ -18,7 +18,7 @@ from ocibuild.errors import OcibuildError
 from ocibuild.oci.platform import Platform
 
 log = logging.getLogger(__name__)
-FORMAT = "2"
+FORMAT = "3"
 
 
 def _normalize(name: str) -> str:
@@ -87,8 +87,12 @@ def selected_wheels(lock: Path, python_version: str, platform: Platform, cache: 
         if len(wheels) == 1 and isinstance(wheels[0].get("hashes"), dict) and wheels[0]["hashes"].get("sha256"):
             url = str(wheels[0].get("url") or wheels[0].get("name") or "")
             name = _normalize(package["name"])
-            found[name] = {"file": url.rsplit("/", 1)[-1], "sha256": wheels[0]["hashes"]["sha256"],
-                           "license": licenses.get(name, {})}
+            stated = licenses.get(name, {})
+            if stated.get("expression"):  # checked once here, remembered with the rest
+                from ocibuild.supplychain.spdx import valid_spdx_expression
+
+                stated["spdx"] = valid_spdx_expression(stated["expression"])
+            found[name] = {"file": url.rsplit("/", 1)[-1], "sha256": wheels[0]["hashes"]["sha256"], "license": stated}
     remembered.parent.mkdir(parents=True, exist_ok=True)
     tmp_file = remembered.with_suffix(f".tmp{os.getpid()}")
     tmp_file.write_text(json.dumps(found, sort_keys=True))
