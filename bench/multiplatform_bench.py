@@ -8,12 +8,13 @@ the SPDX SBOM and the provenance, as it does by default.
 
 usage: .venv/bin/python bench/multiplatform_bench.py
 
-Measured (2 cores shared with other jobs, Debian 12, warm .deb and uv caches, license cache warm;
-every run attaches SBOM + provenance), the quietest of three runs (under load, multi cold took 20-28 s):
+Measured (2 cores shared with other jobs, Debian 12, warm .deb and uv caches; every containerize
+attaches SBOM + provenance, and a cold one also asks uv which wheels the platform gets and reads
+their license metadata), a quiet run; under load, multi cold took 20-28 s:
 
-    single  linux/amd64             build 2.48 s   cold  6.94 s   warm 0.40 s   rebuild 1.80 s   edit 0.38 s   40 MB
-    multi   linux/amd64,linux/arm64 build 3.37 s   cold 10.70 s   warm 0.46 s   rebuild 3.15 s   edit 0.44 s   79 MB
-    peak RSS: containerize 56-61 MB, build 205 MB (single) / 236 MB (multi)
+    single  linux/amd64             build 1.71 s   cold  5.98 s   warm 0.35 s   rebuild 1.66 s   edit 0.37 s   40 MB
+    multi   linux/amd64,linux/arm64 build 2.96 s   cold 11.81 s   warm 0.40 s   rebuild 3.29 s   edit 0.41 s   79 MB
+    peak RSS: containerize 38 MB warm, 60-63 MB cold; build 205 MB (single) / 236 MB (multi)
 """
 
 from __future__ import annotations
