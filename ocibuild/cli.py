@@ -114,6 +114,12 @@ def _with_image_options(command, output_flags: tuple[str, ...]):
         click.option("--metadata-file", type=click.Path(dir_okay=False, path_type=Path),
                      help="Write what was built, reused, pushed and where, as JSON (see the README)."),
         click.option("--cache-to", "cache_to", metavar="REF", help="Record this build's layers as a registry cache."),
+        click.option("--load-platform", metavar="PLATFORM", help="The image docker's manifest.json (and --load) names in a multi-platform archive (default: the host's)."),
+        click.option("--sbom-format", type=click.Choice(["spdx", "cyclonedx", "none"]), default="spdx", show_default=True,
+                     help="The SBOM attached to each image as a referrer."),
+        click.option("--provenance/--no-provenance", default=True, show_default=True,
+                     help="Attach a SLSA provenance statement to each image as a referrer."),
+        click.option("--provenance-time", is_flag=True, help="Stamp the provenance with the build time (SOURCE_DATE_EPOCH if set, else now)."),
     ]):
         command = option(command)
     return command
@@ -123,7 +129,8 @@ def _with_image_options(command, output_flags: tuple[str, ...]):
 @click.argument("path", default=".", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--service", "entry_point", metavar="MODULE:CLASS", help="The service to build (default: the one in service.py).")
 @click.option("--version", "version", help="The bento version (default: generated, ordered by time).")
-@click.option("--platform", default="linux/amd64", show_default=True, help="Target platform for the locked dependencies.")
+@click.option("--platform", help="Target platform(s) for the locked dependencies, comma-separated "
+              "(linux/amd64,linux/arm64; default: this machine's).")
 @click.option("--refresh", is_flag=True, help="Resolve the Python and Debian locks again, even if their inputs did not change.")
 @click.option("--cache-from", "cache_from", multiple=True, metavar="REF",
               help="Reuse Python and Debian locks recorded in a registry cache when their inputs are unchanged "
@@ -138,10 +145,10 @@ def build(obj, path, entry_point, version, platform, refresh, cache_from, quiet,
           **image):
     """Package the service in PATH into a bento (and, with --containerize, into an image)."""
     from ocibuild.bento.build import build_bento
-    from ocibuild.oci.platform import Platform
+    from ocibuild.oci.platform import host_platform
 
     given = [f"--{name.replace('_', '-')}" for name, value in image.items()
-             if value not in (None, False, (), "oci-archive", "gzip")]
+             if value not in (None, False, (), True, "oci-archive", "gzip", "spdx")]
     if given and not then_containerize:
         raise click.UsageError(f"{', '.join(given)} only apply with --containerize")
     registry_locks = None
@@ -150,8 +157,9 @@ def build(obj, path, entry_point, version, platform, refresh, cache_from, quiet,
         from ocibuild.registry.cache import open_cache
 
         registry_locks = LockCache(open_cache(obj.blobs, obj.registries, list(cache_from), needs_bytes=False).locks)
-    bento = build_bento(path, obj.bentos(), entry_point=entry_point, version=version,
-                        platform=Platform.target(platform), refresh=refresh, registry_locks=registry_locks)
+    targets = platform_list(platform) if platform else [host_platform()]
+    bento = build_bento(path, obj.bentos(), entry_point=entry_point, version=version, platform=targets[0],
+                        platforms=tuple(targets), refresh=refresh, registry_locks=registry_locks)
     if quiet:
         click.echo(str(bento.tag))
     elif output_format == "json":
@@ -281,54 +289,66 @@ def existing(name: str, hint: str) -> Path:
 @cli.command()
 @click.argument("tag")
 @image_options("-o", "--output")
-@click.option("--platform", help="Target platform (default: the one the bento was locked for).")
+@click.option("--platform", help="Target platform(s), comma-separated (default: every platform the bento was locked for); several give an image index.")
 @click.option("--cache-from", "cache_from", multiple=True, metavar="REF",
               help="Reuse layers recorded in a registry cache (repeatable); their bytes stay in the registry.")
 @click.pass_obj
 def containerize(obj, tag, platform, **image):
-    """Build an OCI image from a bento, without a Docker daemon.
+    """Build an OCI image (or a multi-platform index) from a bento, without a Docker daemon.
 
     stdout gets the image's reference only (with --push, the pushed REGISTRY/REPO@DIGEST last);
     everything else goes to stderr."""
     make_image(obj, obj.bentos().get(tag), platform=platform, **image)
 
 
-def make_image(obj, bento, output, fmt, compression, image_tag, base, platform, load, push_to, metadata_file,
-               cache_from, cache_to):
+def make_image(obj, bento, output, fmt, compression, image_tag, base, platform, load_platform, load, push_to,
+               metadata_file, cache_from, cache_to, sbom_format, provenance, provenance_time):
     from ocibuild.base import Sources
-    from ocibuild.containerize import ContainerizeOptions, containerize, source_date_epoch
+    from ocibuild.containerize import ContainerizeOptions, containerize_platforms, source_date_epoch
     from ocibuild.layers.compression import Compression
-    from ocibuild.oci.platform import Platform
+    from ocibuild.oci.platform import Platform, host_platform
     from ocibuild.oci.reference import Reference
     from ocibuild.publish import ArchivePublisher, DockerPublisher, LayoutPublisher, RegistryPublisher
     from ocibuild.report import Steps, layer_records, metadata, summary
     from ocibuild.store.atomic import write_atomic
+    from ocibuild.supplychain.attach import SupplyChainOptions, referrers
 
     fmt = FORMATS[fmt]
     if load and fmt != "oci-archive":
         raise click.UsageError("--load needs --format oci-archive")
     name = Reference.image_name(image_tag or f"{bento.info.name}:{bento.info.version}")
-    publishers = []
-    if output or load or not push_to:
-        dest = output or Path(f"{bento.info.name}-{bento.info.version}" + (".tar" if fmt == "oci-archive" else ""))
-        publishers.append(DockerPublisher(name, dest) if load else
-                          ArchivePublisher(dest, name) if fmt == "oci-archive" else LayoutPublisher(dest, name))
-    if push_to:  # last: its reference is the last line a script reads
-        publishers.append(RegistryPublisher(Reference.parse(push_to), obj.registries, obj.blobs))
-    options = ContainerizeOptions(Platform.target(platform) if platform else None, Compression(compression), base,
-                                  source_date_epoch())
+    loadable = Platform.target(load_platform) if load_platform else host_platform()
+    epoch = source_date_epoch()
+    options = ContainerizeOptions(None, Compression(compression), base, epoch)
+    targets = platform_list(platform) if platform else None
+    if load_platform and str(loadable) not in [str(p) for p in targets or bento.info.targets]:
+        raise click.UsageError(f"--load-platform {loadable} is not one of the platforms built")
     steps = Steps(lambda line: click.echo(line, err=True))
     stored_before = obj.blobs.digests()
     blobs = obj.blobs
+    local_output = bool(output or load or not push_to)
     if cache_from or cache_to:
         from ocibuild.registry.cache import open_cache
 
-        blobs = open_cache(obj.blobs, obj.registries, list(cache_from), needs_bytes=len(publishers) > bool(push_to))
-    image = containerize(bento, options, Sources(obj.registries, blobs, obj.home), steps)
+        blobs = open_cache(obj.blobs, obj.registries, list(cache_from), needs_bytes=local_output)
+    root = containerize_platforms(bento, options, Sources(obj.registries, blobs, obj.home), targets, steps)
+    images = images_of(root)
+    if not any(i.platform.matches(loadable) for i in images) and images:  # not the host's: the first
+        loadable = images[0].platform
+    publishers = []
+    if local_output:
+        dest = output or Path(f"{bento.info.name}-{bento.info.version}" + (".tar" if fmt == "oci-archive" else ""))
+        publishers.append(DockerPublisher(name, dest, loadable) if load else
+                          ArchivePublisher(dest, name, loadable) if fmt == "oci-archive" else LayoutPublisher(dest, name))
+    if push_to:  # last: its reference is the last line a script reads
+        publishers.append(RegistryPublisher(Reference.parse(push_to), obj.registries, blobs))
+    steps("supply chain records")
+    attached = referrers(root, bento, str(name), obj.blobs, SupplyChainOptions(
+        sbom_format, provenance, epoch, base, provenance_time, {"compression": compression}, obj.home))
     results = []
     for publisher in publishers:
         steps(f"pushing to {push_to}" if isinstance(publisher, RegistryPublisher) else f"writing {dest}")
-        results.append(publisher.publish(image))
+        results.append(publisher.publish(root, attached))
     if cache_to:
         from ocibuild.bento.lockcache import lock_entries
         from ocibuild.registry.cache import write_cache
@@ -337,17 +357,53 @@ def make_image(obj, bento, output, fmt, compression, image_tag, base, platform, 
         blobs.locks.update(lock_entries(bento.path))
         click.echo(f"Cache: {write_cache(blobs, cache_to, obj.registries).summary()}", err=True)
     steps.end()
-    layers = layer_records(image, stored_before, {d: o for r in results for d, o in r.blobs.items()})
+    layers = layer_records(root, stored_before, {d: o for r in results for d, o in r.blobs.items()})
     for result in results:
         click.echo(result.message, err=True)
     click.echo(summary(layers, steps.seconds), err=True)
     if metadata_file:
         pushed = [isinstance(p, RegistryPublisher) for p in publishers]
-        record = metadata(image, str(bento.tag), [r.reference for r, p in zip(results, pushed) if p],
+        record = metadata(root, str(bento.tag), [r.reference for r, p in zip(results, pushed) if p],
                           [r.reference for r, p in zip(results, pushed) if not p], layers, steps.seconds)
         write_atomic(metadata_file, json.dumps(record, indent=2).encode() + b"\n")
     for result in results:
         click.echo(result.reference)
+
+
+def images_of(root):
+    from ocibuild.supplychain.attach import images_of as images
+
+    return images(root)
+
+
+@cli.command()
+@click.argument("tag")
+@click.option("--platform", help="The platform's SBOM (default: the host's if the bento was locked for it, else its first).")
+@click.option("--format", "fmt", type=click.Choice(["spdx", "cyclonedx"]), default="spdx", show_default=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write to FILE (default: standard output).")
+@click.pass_obj
+def sbom(obj, tag, platform, fmt, output):
+    """Write the SBOM of a bento's image for one platform, from its locks, without building the image."""
+    from ocibuild.containerize import source_date_epoch
+    from ocibuild.errors import SpecError
+    from ocibuild.oci.platform import Platform, host_platform
+    from ocibuild.supplychain.attach import sbom_bytes
+    from ocibuild.supplychain.locks import default_platform
+    from ocibuild.supplychain.spdx import BaseRef
+
+    bento = obj.bentos().get(tag)
+    target = Platform.target(platform) if platform else default_platform(bento, host_platform())
+    if str(target) not in bento.info.targets:
+        raise SpecError(f"bento {bento.tag} was locked for {', '.join(bento.info.targets)}, not {target}")
+    base = BaseRef(bento.info.base.reference, bento.info.base.digest) if bento.info.base else None
+    data, _ = sbom_bytes(bento, target, fmt, base, source_date_epoch(), obj.home)
+    if output is None:
+        click.echo(data.decode(), nl=False)
+        return
+    from ocibuild.store.atomic import write_atomic
+
+    write_atomic(output, data, mode=0o644)
+    click.echo(f"SBOM of {bento.tag} for {target} written to {output}", err=True)
 
 
 @cli.command("push")
@@ -355,8 +411,8 @@ def make_image(obj, bento, output, fmt, compression, image_tag, base, platform, 
 @click.argument("ref")
 @click.pass_obj
 def push_(obj, source, ref):
-    """Push an image or index from an archive or OCI layout written by containerize to a registry."""
-    from ocibuild.formats.layout import read_image
+    """Push an image or index, and its referrers, from an archive or OCI layout written by containerize."""
+    from ocibuild.formats.layout import read_with_referrers
     from ocibuild.oci.reference import Reference
     from ocibuild.publish import RegistryPublisher
     from ocibuild.store.atomic import temp_dir
@@ -367,8 +423,8 @@ def push_(obj, source, ref):
     # refused or failed one leaves nothing behind (a killed one is swept by the next run)
     with temp_dir(obj.blobs.tmp) as staging:
         blobs = BlobStore(staging)
-        root = read_image(source, "oci-layout" if source.is_dir() else "oci-archive", None, None, blobs)
-        published = RegistryPublisher(target, obj.registries, blobs).publish(root)
+        root, attached = read_with_referrers(source, "oci-layout" if source.is_dir() else "oci-archive", blobs)
+        published = RegistryPublisher(target, obj.registries, blobs).publish(root, attached)
     click.echo(published.message, err=True)
     click.echo(published.reference)
 
@@ -509,6 +565,12 @@ def delete_entries(store, tags, yes: bool) -> None:
     for entry in entries:
         store.delete(entry.tag)
         click.echo(f"Deleted {store.kind} {entry.tag}")
+
+
+def platform_list(text: str):
+    from ocibuild.oci.platform import Platform
+
+    return list(dict.fromkeys(Platform.target(p) for p in text.split(",") if p.strip()))
 
 
 def table(headers: list[str], rows: list[list[str]]) -> str:

@@ -8,6 +8,7 @@ bento; the source layer and the config use `SOURCE_DATE_EPOCH` or the bento's cr
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,8 +16,8 @@ from datetime import UTC, datetime
 
 from ocibuild import contract
 from ocibuild.base import DEFAULT_PATH, BaseImage, Sources, debian_base, resolve_base
-from ocibuild.bento.info import DEBIAN_LOCK, LOCK
-from ocibuild.bento.info import MODEL_COPIES
+from ocibuild.bento.info import MODEL_COPIES, python_lock
+from ocibuild.bento.info import debian_lock as debian_lock_path
 from ocibuild.bento.store import Bento
 from ocibuild.errors import ImageError
 from ocibuild.layers.app import model_entries, runtime_entries, source_entries
@@ -25,6 +26,7 @@ from ocibuild.layers.compression import Compression
 from ocibuild.layers.writer import LayerWriter
 from ocibuild.models.store import content_digest
 from ocibuild.oci.image import Image
+from ocibuild.oci.index import Index
 from ocibuild.oci.platform import Platform
 from ocibuild.python.deps import dependency_layers
 
@@ -49,10 +51,21 @@ def source_date_epoch(environ=os.environ) -> int | None:
     return int(value)
 
 
-def debian_lock(bento: Bento):
+def locked_platforms(bento: Bento) -> list[Platform]:
+    return [Platform.target(p) for p in bento.info.targets]
+
+
+def lock_path(bento: Bento, platform: Platform | None = None, kind: str = "python"):
+    """The bento's Python (or Debian) lock for `platform` (default: its first platform)."""
+    multi = bento.info.platforms is not None
+    target = str(platform or bento.info.platform)
+    return bento.path / (python_lock if kind == "python" else debian_lock_path)(target, multi)
+
+
+def debian_lock(bento: Bento, platform: Platform | None = None):
     from ocibuild.debian.base import DebianLock
 
-    path = bento.path / DEBIAN_LOCK
+    path = lock_path(bento, platform, "debian")
     return DebianLock.parse(path.read_text()) if path.is_file() else None
 
 
@@ -60,8 +73,8 @@ def containerize(bento: Bento, options: ContainerizeOptions, sources: Sources,
                  step: Callable[[str], None] = lambda _: None) -> Image:
     info = bento.info
     platform = options.platform or Platform.target(info.platform)
-    if str(platform) != info.platform:
-        raise ImageError(f"bento {bento.tag} was locked for {info.platform}, not {platform}: "
+    if str(platform) not in info.targets:
+        raise ImageError(f"bento {bento.tag} was locked for {', '.join(info.targets)}, not {platform}: "
                          f"build it with `ocibuild build --platform {platform}`")
     pinned = options.source_date_epoch is not None
     epoch = options.source_date_epoch if pinned else int(info.created_at.timestamp())
@@ -72,7 +85,7 @@ def containerize(bento: Bento, options: ContainerizeOptions, sources: Sources,
         return {"created": created, "created_by": created_by}
 
     step("base image")
-    lock = debian_lock(bento)
+    lock = debian_lock(bento, platform)
     reference = options.base or info.base_image
     if reference is not None:
         base = resolve_base(reference, platform, sources,
@@ -91,7 +104,8 @@ def containerize(bento: Bento, options: ContainerizeOptions, sources: Sources,
         layers.append(shared.layer(blob, history("ocibuild: Debian packages " + " ".join(p.name for p in lock.system))))
     step("python dependencies")
     layers += [shared.layer(blob, history(f"ocibuild: {description}"))
-               for blob, description in dependency_layers(bento.path / LOCK, info.python_version, platform, shared)]
+               for blob, description in dependency_layers(lock_path(bento, platform), info.python_version, platform, shared,
+                                                                   split_native=info.platforms is not None)]
     step("serving runtime")
     bytecode = bytecode_for(info.python_version)
     runtime = compiled_content(shared, "runtime", runtime_entries(), bytecode)
@@ -104,6 +118,22 @@ def containerize(bento: Bento, options: ContainerizeOptions, sources: Sources,
                               bytecode, lambda path: path.startswith(f"{contract.APP_DIR}/src/"))
     layers.append(shared.layer(source, history(f"ocibuild: bento {bento.tag}")))
     return configure(base.image.append(*layers), bento, base, created, platform)
+
+
+def containerize_platforms(bento: Bento, options: ContainerizeOptions, sources: Sources,
+                           platforms: list[Platform] | None = None,
+                           step: Callable[[str], None] = lambda _: None) -> Image | Index:
+    """One image per platform (default: every platform the bento was locked for) and, for more
+    than one, an OCI image index over them, in the order given. One platform gives the image
+    itself: a single-platform bento containerizes exactly as it always did."""
+    targets = list(dict.fromkeys(platforms or ([options.platform] if options.platform else locked_platforms(bento))))
+    images = []
+    for platform in targets:
+        report = (lambda s, p=platform: step(f"{s} ({p})")) if len(targets) > 1 else step
+        images.append(containerize(bento, dataclasses.replace(options, platform=platform), sources, report))
+    if len(images) == 1:
+        return images[0]
+    return Index(tuple(images))
 
 
 def model_layer(bento: Bento, model, writer: LayerWriter):

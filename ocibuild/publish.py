@@ -32,7 +32,8 @@ class Published:
 
 
 class Publisher(Protocol):
-    def publish(self, root: Manifest) -> Published: ...
+    def publish(self, root: Manifest, referrers: tuple[Manifest, ...] = ()) -> Published:
+        """`referrers`: manifests whose subject is `root` or one of its images (SBOMs, provenance)."""
 
 
 @contextmanager
@@ -61,11 +62,11 @@ class ArchivePublisher:
     name: Reference
     load_platform: Platform | None = None
 
-    def publish(self, root: Manifest) -> Published:
+    def publish(self, root: Manifest, referrers: tuple[Manifest, ...] = ()) -> Published:
         from ocibuild.formats.archive import write_archive
 
         with writing(self.dest):
-            write_archive(root, self.name, self.dest, loadable_image(root, self.load_platform))
+            write_archive(root, self.name, self.dest, loadable_image(root, self.load_platform), referrers)
         return Published(str(self.dest), f"Image {self.name.familiar} {root.digest} written to {self.dest}")
 
 
@@ -74,11 +75,11 @@ class LayoutPublisher:
     dest: Path
     name: Reference
 
-    def publish(self, root: Manifest) -> Published:
+    def publish(self, root: Manifest, referrers: tuple[Manifest, ...] = ()) -> Published:
         from ocibuild.formats.layout import write_layout
 
         with writing(self.dest):
-            write_layout(root, self.name, self.dest)
+            write_layout(root, self.name, self.dest, referrers)
         return Published(str(self.dest), f"Image {self.name.familiar} {root.digest} written to {self.dest}")
 
 
@@ -88,10 +89,10 @@ class RegistryPublisher:
     registries: Registries
     blobs: BlobStore
 
-    def publish(self, root: Manifest) -> Published:
+    def publish(self, root: Manifest, referrers: tuple[Manifest, ...] = ()) -> Published:
         from ocibuild.registry.push import push
 
-        report = push(root, self.target, self.registries, self.blobs)
+        report = push(root, self.target, self.registries, self.blobs, referrers=referrers)
         outcomes = {d: outcome for outcome in ("skipped", "mounted", "uploaded") for d in getattr(report, outcome)}
         return Published(str(report.pushed), f"Pushed {report.summary()}", outcomes)
 
@@ -104,11 +105,11 @@ class DockerPublisher:
     archive: Path | None = None
     load_platform: Platform | None = None
 
-    def publish(self, root: Manifest) -> Published:
+    def publish(self, root: Manifest, referrers: tuple[Manifest, ...] = ()) -> Published:
         from ocibuild.engine import docker_load, require_engine
 
         if self.archive is not None:  # written first: without an engine, the image is still there
-            written = ArchivePublisher(self.archive, self.name, self.load_platform).publish(root)
+            written = ArchivePublisher(self.archive, self.name, self.load_platform).publish(root, referrers)
             require_engine(f"; the image is in {self.archive}")
             return Published(self.name.familiar, f"{written.message}\n{docker_load(self.archive)}")
         require_engine()
@@ -122,5 +123,5 @@ class DockerPublisher:
 class MultiPublisher:
     publishers: tuple[Publisher, ...] = field(default=())
 
-    def publish(self, root: Manifest) -> list[Published]:
-        return [p.publish(root) for p in self.publishers]
+    def publish(self, root: Manifest, referrers: tuple[Manifest, ...] = ()) -> list[Published]:
+        return [p.publish(root, referrers) for p in self.publishers]

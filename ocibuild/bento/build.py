@@ -14,7 +14,6 @@ from ocibuild.base import Sources, pin, resolve_base
 from ocibuild.bento.collect import SourceFile, collect_files
 from ocibuild.bento.info import (
     BENTO_FILE,
-    DEBIAN_LOCK,
     LOCK,
     MODEL_COPIES,
     OPENAPI,
@@ -23,6 +22,8 @@ from ocibuild.bento.info import (
     BasePin,
     BentoInfo,
     ModelPin,
+    debian_lock,
+    python_lock,
 )
 from ocibuild.bento.loader import LoadedService, load_service
 from ocibuild.bento.reuse import LockCache, file_input, uv_settings
@@ -58,10 +59,14 @@ CONSTRAINTS = "env/python/constraints.txt"  # the pins of locked inputs, for uv 
 
 def build_bento(path: Path, store: BentoStore, *, entry_point: str | None = None,
                 version: str | None = None, platform: Platform = DEFAULT_PLATFORM,
-                now: datetime | None = None, refresh: bool = False, registry_locks=None) -> Bento:
-    """`refresh`: resolve the locks again even when their inputs are those of a previous build.
+                now: datetime | None = None, platforms: tuple[Platform, ...] | None = None,
+                refresh: bool = False, registry_locks=None) -> Bento:
+    """`platforms` (several): one Python and one Debian lock per platform, the first being `platform`.
+    `refresh`: resolve the locks again even when their inputs are those of a previous build.
     `registry_locks` (`bento.lockcache.LockCache`): locks recorded in a registry cache, reused
     when their inputs are unchanged, so a fresh runner does not resolve again."""
+    targets = list(dict.fromkeys(platforms)) if platforms else [platform]
+    platform, multi = targets[0], len(targets) > 1
     root = Path(path).resolve()
     loaded = load_service(root, entry_point)
     moment = now or datetime.now(UTC)
@@ -74,23 +79,30 @@ def build_bento(path: Path, store: BentoStore, *, entry_point: str | None = None
     sources = build_sources(store.home)
     pinned = pin(loaded.spec.image.base_image, sources.registries)
     locks = LockCache(store.home, refresh)
-    debian = registry_locks.debian(loaded.spec.image.to_dict(), str(platform), pinned[1] if pinned else None,
-                                   platform.architecture) if registry_locks else None
-    debian = debian or lock_debian(loaded.spec.image, platform, sources, pinned, locks)
+
+    def debian_for(target: Platform):
+        cached = registry_locks.debian(loaded.spec.image.to_dict(), str(target), pinned[1] if pinned else None,
+                                       target.architecture) if registry_locks else None
+        return cached or lock_debian(loaded.spec.image, target, sources, pinned, locks)
+
+    debian = {p: debian_for(p) for p in targets}
     with store.staging() as staged:
         copy_sources(root, files, staged / SRC_DIR)
         for model in models:  # hard links: a bento never duplicates model bytes on disk
             link_tree(model.path, staged / MODEL_COPIES / model.info.name / model.info.version)
         (staged / REQUIREMENTS).parent.mkdir(parents=True)
         (staged / REQUIREMENTS).write_text(requirements)
-        lock_python(staged, inputs, environ, loaded.spec, platform, locks, registry_locks)
-        if debian is not None:
-            (staged / DEBIAN_LOCK).parent.mkdir(parents=True)
-            (staged / DEBIAN_LOCK).write_text(debian.text())
+        for target in targets:
+            lock_python(staged, inputs, environ, loaded.spec, target, python_lock(str(target), multi), locks,
+                        registry_locks)
+            if debian[target] is not None:
+                (staged / debian_lock(str(target), multi)).parent.mkdir(parents=True, exist_ok=True)
+                (staged / debian_lock(str(target), multi)).write_text(debian[target].text())
         (staged / OPENAPI).parent.mkdir(parents=True)
         (staged / OPENAPI).write_text(json.dumps(openapi_document(loaded.spec, tag.version), indent=2))
         info = dataclasses.replace(bento_info(loaded, tag, moment, platform, files, models),
-                                   base=BasePin(*pinned) if pinned else None)
+                                   base=BasePin(*pinned) if pinned else None,
+                                   platforms=[str(p) for p in targets] if multi else None)
         info.dump(staged / BENTO_FILE)
         return Bento(store.commit(staged, tag), info)
 
@@ -104,7 +116,7 @@ def requirements_text(root: Path, image: PythonImage, inputs: PythonInputs | Non
 
 
 def lock_python(staged: Path, inputs: PythonInputs, environ: dict, spec: ServiceSpec, platform: Platform,
-                locks: LockCache | None = None, registry_locks=None) -> None:
+                lock: str = LOCK, locks: LockCache | None = None, registry_locks=None) -> None:
     """The bento's lock: locked inputs as given, the rest resolved by uv within their pins."""
     constraints = None
     if inputs.locked:
@@ -115,7 +127,7 @@ def lock_python(staged: Path, inputs: PythonInputs, environ: dict, spec: Service
         pyproject = staged / REQUIREMENTS_PYPROJECT
         shutil.copyfile(inputs.pyproject, pyproject)
     env = {**environ, **uv_index_environment(inputs.indexes, environ, pyproject is not None)}
-    resolved = staged / LOCK
+    resolved = staged / lock
 
     def resolve():
         cached = registry_locks.python(staged, spec.image.to_dict(), str(platform), merge_lock(inputs, "")) \

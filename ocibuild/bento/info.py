@@ -63,6 +63,18 @@ class BentoInfo(YamlRecord):
     ocibuild_version: str
     models: list[ModelPin] = field(default_factory=list)
     base: BasePin | None = None
+    platforms: list[str] | None = None  # a multi-platform bento's targets (`platform` is the first)
+
+    def to_dict(self) -> dict:
+        data = super().to_dict()
+        if data.get("platforms") is None:  # single-platform bentos keep today's bento.yaml
+            data.pop("platforms", None)
+        return data
+
+    @property
+    def targets(self) -> list[str]:
+        """Every platform the bento was locked for, the first being `platform`."""
+        return list(self.platforms) if self.platforms else [self.platform]
 
     def check(self) -> None:
         tag = Tag.parse(f"{self.name}:{self.version}")
@@ -74,6 +86,9 @@ class BentoInfo(YamlRecord):
             raise TagError(f"created {self.created!r} is not an ISO 8601 time") from None
         if not isinstance(self.image.get("python_version"), str):
             raise TagError("image.python_version is missing")
+        if self.platforms is not None and (not self.platforms or self.platforms[0] != self.platform
+                                           or len(set(self.platforms)) != len(self.platforms)):
+            raise TagError(f"platforms {self.platforms} must be distinct and start with platform {self.platform}")
 
     @property
     def tag(self) -> Tag:
@@ -91,3 +106,17 @@ class BentoInfo(YamlRecord):
     @property
     def base_image(self) -> str | None:
         return self.image.get("base_image")
+
+
+def python_lock(platform: str, multi: bool) -> str:
+    """Where a platform's Python lock lives: a single-platform bento keeps `LOCK`; a multi-platform
+    bento has one per platform beside it (same directory, so `indexes.json` is found)."""
+    return LOCK if not multi else f"env/python/requirements.{_slug(platform)}.lock.txt"
+
+
+def debian_lock(platform: str, multi: bool) -> str:
+    return DEBIAN_LOCK if not multi else f"env/debian/packages.{_slug(platform)}.lock"
+
+
+def _slug(platform: str) -> str:
+    return platform.replace("/", "-")

@@ -29,17 +29,19 @@ def _info(name: str, size: int = 0, directory: bool = False) -> tarfile.TarInfo:
     return info
 
 
-def write_archive(root: Manifest, name: Reference, dest: Path, loadable: Image | None) -> None:
-    """`loadable` is the image docker's `manifest.json` names (None: the archive has none)."""
+def write_archive(root: Manifest, name: Reference, dest: Path, loadable: Image | None,
+                  referrers: tuple[Manifest, ...] = ()) -> None:
+    """`loadable` is the image docker's `manifest.json` names (None: the archive has none);
+    `referrers` are listed in `index.json` after the root (see `layout.index_json`)."""
     dest = dest.resolve()
-    members = [("oci-layout", OCI_LAYOUT), ("index.json", index_json(root, name))]
+    members = [("oci-layout", OCI_LAYOUT), ("index.json", index_json(root, name, referrers))]
     if loadable is not None:
         members += [("manifest.json", manifest_json(loadable, name)), ("repositories", repositories_json(loadable, name))]
     with TempFile(dest.parent) as tmp:
         with tarfile.open(fileobj=tmp.file, mode="w|", format=tarfile.PAX_FORMAT) as tar:
             for member, data in members:
                 tar.addfile(_info(member, len(data)), io.BytesIO(data))
-            blobs = list(contents(root))
+            blobs = list(contents(root, referrers))
             for directory in ["blobs", *sorted({digest.blob_name.rsplit("/", 1)[0] for digest, _ in blobs})]:
                 tar.addfile(_info(directory, directory=True))
             for digest, source in blobs:

@@ -125,6 +125,8 @@ def select(reader: Reader, descriptors: list[Descriptor], ref: str | None, platf
         descriptors = [d for d in descriptors if (d.annotations or {}).get(REF_NAME) == ref]
         if not descriptors:
             raise ImageError(f"{reader.where}: no image tagged {ref!r}")
+    elif depth == 0 and len(descriptors) > 1:  # referrers listed after the image are not candidates
+        descriptors = [d for d in descriptors if not d.artifact_type] or descriptors
     if len(descriptors) > 1 and ref is None and platform is None:
         raise ImageError(f"{reader.where} holds several manifests: name one as PATH:REF")
     for d in descriptors:
@@ -204,20 +206,45 @@ def read_image(path: Path, transport: str, ref: str | None, platform: Platform |
         raise ImageError(f"cannot read {path}: {exc}") from None
 
 
+def read_with_referrers(path: Path, transport: str, blobs: BlobStore) -> tuple[Manifest, tuple[Manifest, ...]]:
+    """The layout's root (its one named, or one non-artifact, manifest) and the artifacts
+    `index.json` lists beside it whose subject is the root or one of its manifests."""
+    try:
+        with open_layout(path, transport) as reader:
+            descriptors = index_descriptors(reader)
+            root = load(reader, select(reader, descriptors, None, None), blobs)
+            inside = {m.digest for m in walk(root)}
+            found = []
+            for d in descriptors:
+                if d.digest == root.digest or not d.artifact_type:
+                    continue
+                artifact = load(reader, d, blobs)
+                subject = parse_json(artifact.manifest_bytes(), f"{reader.where}@{d.digest}").get("subject")
+                if isinstance(subject, dict) and Descriptor.from_json(subject, f"subject of {d.digest}").digest in inside:
+                    found.append(artifact)
+            return root, tuple(found)
+    except (OSError, tarfile.TarError, EOFError) as exc:
+        if isinstance(exc, OcibuildError):
+            raise
+        raise ImageError(f"cannot read {path}: {exc}") from None
+
+
 # --- writing ----------------------------------------------------------------------------------
 
 
-def index_json(root: Manifest, name: Reference) -> bytes:
-    """The layout's index: the root manifest, named for containerd and for OCI tools."""
+def index_json(root: Manifest, name: Reference, referrers: tuple[Manifest, ...] = ()) -> bytes:
+    """The layout's index: the root manifest, named for containerd and for OCI tools, then the
+    manifests that refer to it or its images (SBOMs, provenance), unnamed, for discovery."""
     annotations = {IMAGE_NAME: str(name), REF_NAME: name.tag}
     return canonical_json({"schemaVersion": 2, "mediaType": mediatypes.INDEX,
-                           "manifests": [root.descriptor(annotations).to_json()]})
+                           "manifests": [root.descriptor(annotations).to_json()]
+                           + [r.descriptor().to_json() for r in referrers]})
 
 
-def contents(root: Manifest) -> Iterator[tuple[Digest, bytes | Path]]:
-    """Every blob of `root` once: manifests and configs as bytes, layers as files."""
+def contents(root: Manifest, referrers: tuple[Manifest, ...] = ()) -> Iterator[tuple[Digest, bytes | Path]]:
+    """Every blob of `root` (and of `referrers`) once: manifests and configs as bytes, layers as files."""
     seen: set[Digest] = set()
-    for manifest in walk(root):
+    for manifest in [m for r in (root, *referrers) for m in walk(r)]:
         items: list[tuple[Digest, bytes | Path]] = [(manifest.digest, manifest.manifest_bytes())]
         items += list(manifest.inline_blobs().items())
         items += [(b.descriptor.digest, b) for b in manifest.blobs()]
@@ -227,11 +254,11 @@ def contents(root: Manifest) -> Iterator[tuple[Digest, bytes | Path]]:
                 yield digest, source if isinstance(source, bytes) else source.path()
 
 
-def write_layout(root: Manifest, name: Reference, dest: Path) -> None:
+def write_layout(root: Manifest, name: Reference, dest: Path, referrers: tuple[Manifest, ...] = ()) -> None:
     """Write a layout directory next to `dest`, then swap it in; modes as the umask gives."""
     dest = dest.resolve()
     with temp_dir(dest.parent, prefix=f".{dest.name}.ocibuild-tmp-") as staged:
-        for digest, source in contents(root):
+        for digest, source in contents(root, referrers):
             target = staged / digest.blob_name
             target.parent.mkdir(parents=True, exist_ok=True)
             if isinstance(source, bytes):
@@ -239,7 +266,7 @@ def write_layout(root: Manifest, name: Reference, dest: Path) -> None:
             else:
                 _link_or_copy(source, target)
         (staged / "oci-layout").write_bytes(OCI_LAYOUT)
-        (staged / "index.json").write_bytes(index_json(root, name))
+        (staged / "index.json").write_bytes(index_json(root, name, referrers))
         for directory in (staged, *[p for p in staged.rglob("*") if p.is_dir()]):
             os.chmod(directory, 0o777 & ~umask())
         _swap_in(staged, dest)

@@ -68,3 +68,12 @@ class Platform:
 
 
 DEFAULT_PLATFORM = Platform("linux", "amd64")
+
+
+def host_platform() -> Platform:
+    """This machine's platform, as OCI names it (linux/amd64 for an unknown machine)."""
+    import platform as _platform
+
+    machine = _platform.machine().lower()
+    arch = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}.get(machine)
+    return Platform("linux", arch) if arch else DEFAULT_PLATFORM

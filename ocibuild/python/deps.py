@@ -90,10 +90,12 @@ def requirement_lines(lock: Path) -> str:
 
 
 def dependency_layers(lock: Path, python_version: str, platform: Platform,
-                      writer: LayerWriter) -> list[tuple[LayerBlob, str]]:
-    """(blob, description) per dependency layer, from the cache when the lock is unchanged."""
+                      writer: LayerWriter, split_native: bool = False) -> list[tuple[LayerBlob, str]]:
+    """(blob, description) per dependency layer, from the cache when the lock is unchanged.
+    `split_native`: pure-Python distributions apart from compiled ones (see `group_distributions`)."""
     bytecode = bytecode_for(python_version)  # a .pyc per .py, by the image's Python minor version
-    set_key = writer.key("python-deps", requirement_lines(lock), python_version, str(platform), bytecode.key)
+    set_key = writer.key("python-deps", requirement_lines(lock), python_version, str(platform), bytecode.key,
+                         *(["split-native"] if split_native else []))
     cached = writer.blobs.lookup_set(set_key)
     if cached is not None:
         return cached
@@ -101,7 +103,7 @@ def dependency_layers(lock: Path, python_version: str, platform: Platform,
         install(lock, target, python_version, platform)
         rewrite_shebangs(target / "bin")
         dists, unclaimed = read_distributions(target)
-        groups = group_distributions(dists, unclaimed)
+        groups = group_distributions(dists, unclaimed, split_native=split_native)
 
         def write(group: DependencyGroup) -> tuple[LayerBlob, str]:
             key = writer.key("python-group", python_version, str(platform), SHEBANG, bytecode.key,

@@ -43,12 +43,23 @@ def record_files(record: bytes) -> tuple[str, ...]:
                          and not row[0].startswith("/")}))
 
 
+def is_native(dist: Distribution) -> bool:
+    """Holds compiled code (extension modules, vendored shared libraries): differs by platform."""
+    return any(f.endswith((".so", ".pyd", ".dylib")) or ".so." in f.rsplit("/", 1)[-1] for f in dist.files)
+
+
 def group_distributions(dists: list[Distribution], unclaimed: tuple[str, ...] = (),
-                        threshold: int = BIG_DISTRIBUTION) -> list[DependencyGroup]:
-    """Big distributions alone, by name; then one layer with the rest (and unclaimed files)."""
+                        threshold: int = BIG_DISTRIBUTION, split_native: bool = False) -> list[DependencyGroup]:
+    """Big distributions alone, by name; then one layer with the rest (and unclaimed files).
+
+    `split_native` (multi-platform images): the small ones in two layers, pure Python first (the
+    same bytes, so the same digest, on every platform), then those with compiled code."""
     ordered = sorted(dists, key=lambda d: d.name)
     big = [DependencyGroup((d,)) for d in ordered if d.size > threshold]
     small = tuple(d for d in ordered if d.size <= threshold)
     if unclaimed:
         small += (Distribution("(unclaimed files)", unclaimed, 0, "\n".join(unclaimed).encode()),)
+    if split_native:
+        groups = (tuple(d for d in small if not is_native(d)), tuple(d for d in small if is_native(d)))
+        return big + [DependencyGroup(g) for g in groups if g]
     return big + ([DependencyGroup(small)] if small else [])

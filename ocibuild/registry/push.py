@@ -30,6 +30,7 @@ class PushReport:
     skipped: list[Digest] = field(default_factory=list)
     mounted: list[Digest] = field(default_factory=list)
     uploaded: list[Digest] = field(default_factory=list)
+    referrers: list[Digest] = field(default_factory=list)
 
     @property
     def pushed(self) -> Reference:
@@ -37,17 +38,19 @@ class PushReport:
         return Reference(self.reference.registry, self.reference.repository, None, self.digest)
 
     def summary(self) -> str:
+        referrers = f", {len(self.referrers)} referrers" if self.referrers else ""
         return (f"{self.pushed} ({len(self.uploaded)} uploaded, {len(self.mounted)} mounted, "
-                f"{len(self.skipped)} already there)")
+                f"{len(self.skipped)} already there{referrers})")
 
 
 def push(root: Manifest, ref: Reference, registries: Registries, blobs: BlobStore,
-         workers: int = WORKERS) -> PushReport:
+         workers: int = WORKERS, referrers: tuple[Manifest, ...] = ()) -> PushReport:
+    """`referrers` (manifests whose subject is `root` or one of its images) go after the tag."""
     repo = registries.repository(ref.api_host, ref.repository)
     report = PushReport(ref, root.digest)
     manifests = list(walk(root))
     unique: dict[Digest, Blob | bytes] = {}
-    for manifest in manifests:
+    for manifest in manifests + [m for r in referrers for m in walk(r)]:
         unique.update(manifest.inline_blobs())
         unique.update({b.descriptor.digest: b for b in manifest.blobs()})
     with ThreadPoolExecutor(max_workers=workers) as pool:
@@ -57,6 +60,10 @@ def push(root: Manifest, ref: Reference, registries: Registries, blobs: BlobStor
     for manifest in manifests[:-1]:  # children by digest, before the manifests that name them
         repo.put_manifest(manifest.digest, manifest.manifest_bytes(), manifest.media_type)
     repo.put_manifest(ref.tag or root.digest, root.manifest_bytes(), root.media_type)
+    if referrers:
+        from ocibuild.registry.referrers import push_referrers
+
+        report.referrers = push_referrers(repo, referrers)
     return report
 
 

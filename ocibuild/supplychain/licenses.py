@@ -1,0 +1,58 @@
+"""The licenses a Debian package states: the `License:` names of its machine-readable
+`usr/share/doc/PACKAGE/copyright` (DEP-5), read from the `.deb` the lock pins by SHA256 (never
+from an unpacked file system), remembered per SHA256."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+from ocibuild.debian.index import DebPackage
+
+_LICENSE = re.compile(r"^License:[ \t]*(\S[^\n]*)$", re.MULTILINE)
+FORMAT = "1"  # bump when what is extracted changes
+
+
+def stated_licenses(copyright_text: str) -> tuple[str, ...]:
+    """The distinct `License:` short names of a DEP-5 file, in order; nothing for a free-form one."""
+    if not copyright_text.lstrip().startswith("Format:"):
+        return ()
+    return tuple(dict.fromkeys(m.group(1).strip() for m in _LICENSE.finditer(copyright_text)))
+
+
+def read_deb_licenses(deb: Path, name: str) -> tuple[str, ...]:
+    from debian.debfile import DebFile
+
+    wanted = f"usr/share/doc/{name}/copyright"
+    with DebFile(str(deb)) as package:
+        tar = package.data.tgz()
+        for member in tar:
+            if member.name.removeprefix("./") == wanted and member.isreg() and member.size < 4 << 20:
+                return stated_licenses(tar.extractfile(member).read().decode("utf-8", "replace"))
+    return ()
+
+
+def deb_license_finder(home: Path, release: str, architecture: str) -> Callable[[DebPackage], tuple[str, ...]]:
+    """Licenses per locked package: from the cache, else from its `.deb` (downloaded by hash)."""
+    from ocibuild.debian.archive import DebianArchive, DebianSettings
+
+    cache = DebianSettings.cache_dir(home)
+    archive = None
+
+    def licenses(package: DebPackage) -> tuple[str, ...]:
+        nonlocal archive
+        remembered = cache / "licenses" / f"{package.sha256}-{FORMAT}.json"
+        if remembered.is_file():
+            return tuple(json.loads(remembered.read_text()))
+        if archive is None:
+            archive = DebianArchive(DebianSettings.load(home), release, architecture, cache)
+        found = read_deb_licenses(archive.deb(package), package.name)
+        remembered.parent.mkdir(parents=True, exist_ok=True)
+        tmp = remembered.with_suffix(f".tmp{id(found)}")
+        tmp.write_text(json.dumps(list(found)))
+        tmp.replace(remembered)
+        return found
+
+    return licenses

@@ -1,0 +1,100 @@
+"""Which wheel of each locked distribution a platform gets, with its sha256: the lock accepts every
+file of a version (one hash per wheel tag); uv, asked for a PEP 751 lock of the same pins for the
+target platform, names the one wheel it installs. Remembered per lock and platform, so a bento's
+SBOM keeps its bytes; nothing is written into the bento (its digest stays what it was)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import tempfile
+import tomllib
+from pathlib import Path
+
+from ocibuild.errors import OcibuildError
+from ocibuild.oci.platform import Platform
+
+log = logging.getLogger(__name__)
+FORMAT = "3"
+
+
+def _normalize(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def license_metadata(metadata: str) -> dict:
+    """What a distribution's METADATA says of its license: a PEP 639 `License-Expression`, the
+    `License` field's first line, the `License ::` classifiers."""
+    from email.parser import HeaderParser
+
+    message = HeaderParser().parsestr(metadata)
+    free = (message.get("License") or "").strip().splitlines()
+    out = {"expression": (message.get("License-Expression") or "").strip() or None,
+           "license": free[0].strip()[:200] if free else None,
+           "classifiers": sorted(c.split("::")[-1].strip() for c in message.get_all("Classifier") or []
+                                 if c.startswith("License ::"))}
+    return {k: v for k, v in out.items() if v}
+
+
+def installed_licenses(lock: Path, python_version: str, platform: Platform) -> dict[str, dict]:
+    """License metadata of each distribution, from the METADATA of the wheels uv installs for
+    the platform (into a temporary directory, from its cache when warm)."""
+    from ocibuild.python.deps import install
+
+    found = {}
+    with tempfile.TemporaryDirectory(prefix="ocibuild-metadata-") as tmp:
+        install(lock, Path(tmp), python_version, platform)
+        for metadata in sorted(Path(tmp).glob("*.dist-info/METADATA")):
+            name = _normalize(metadata.parent.name.removesuffix(".dist-info").rsplit("-", 1)[0])
+            found[name] = license_metadata(metadata.read_text(encoding="utf-8", errors="replace"))
+    return found
+
+
+def selected_wheels(lock: Path, python_version: str, platform: Platform, cache: Path) -> dict[str, dict]:
+    """`{normalized name: {"file": wheel file name, "sha256": hex, "license": {...}}}`; empty when
+    uv cannot say (no index reachable): the SBOM then lists every hash the lock accepts instead."""
+    data = lock.read_bytes()
+    key = hashlib.sha256(b"\0".join([FORMAT.encode(), data, python_version.encode(), str(platform).encode()])).hexdigest()
+    remembered = cache / "python-wheels" / f"{key}.json"
+    if remembered.is_file():
+        return json.loads(remembered.read_text())
+    from plumbum import ProcessExecutionError
+
+    from ocibuild.python.inputs import read_indexes, uv_index_environment
+    from ocibuild.python.lock import uv_command
+
+    indexes, build_envs = read_indexes(lock.parent / "indexes.json")
+    environ = {**build_envs, **os.environ}
+    env = {**environ, **uv_index_environment(indexes, environ)}
+    with tempfile.TemporaryDirectory(prefix="ocibuild-wheels-") as tmp:
+        out = Path(tmp) / "pylock.toml"
+        try:
+            uv_command()("pip", "compile", str(lock), "--format", "pylock.toml", "--python-platform",
+                         platform.uv_platform, "--python-version", python_version, "--only-binary", ":all:",
+                         "--no-deps", "--quiet", "--no-header", "-o", str(out), env=env)
+            packages = tomllib.loads(out.read_text()).get("packages", [])
+            licenses = installed_licenses(lock, python_version, platform)
+        except (ProcessExecutionError, OSError, tomllib.TOMLDecodeError, OcibuildError) as exc:
+            log.warning("cannot tell which wheels uv installs for %s (%s): the SBOM lists every locked hash",
+                        platform, type(exc).__name__)
+            return {}
+    found = {}
+    for package in packages:
+        wheels = package.get("wheels") or []
+        if len(wheels) == 1 and isinstance(wheels[0].get("hashes"), dict) and wheels[0]["hashes"].get("sha256"):
+            url = str(wheels[0].get("url") or wheels[0].get("name") or "")
+            name = _normalize(package["name"])
+            stated = licenses.get(name, {})
+            if stated.get("expression"):  # checked once here, remembered with the rest
+                from ocibuild.supplychain.spdx import valid_spdx_expression
+
+                stated["spdx"] = valid_spdx_expression(stated["expression"])
+            found[name] = {"file": url.rsplit("/", 1)[-1], "sha256": wheels[0]["hashes"]["sha256"], "license": stated}
+    remembered.parent.mkdir(parents=True, exist_ok=True)
+    tmp_file = remembered.with_suffix(f".tmp{os.getpid()}")
+    tmp_file.write_text(json.dumps(found, sort_keys=True))
+    tmp_file.replace(remembered)
+    return found
