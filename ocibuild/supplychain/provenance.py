@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 
 import ocibuild
-from ocibuild.bento.info import MODELS_DIR
+from ocibuild.bento.info import MODEL_COPIES
 from ocibuild.bento.store import Bento
 from ocibuild.oci.digest import Digest
 from ocibuild.oci.platform import Platform
@@ -33,7 +33,7 @@ def bento_digest(root: Path) -> str:
     entries = []
     for dirpath, dirnames, filenames in os.walk(root):
         rel_dir = Path(dirpath).relative_to(root)
-        if rel_dir.parts[:1] == (MODELS_DIR,):
+        if rel_dir.parts[:1] == (MODEL_COPIES,):
             dirnames[:] = []
             continue
         entries += [Path(dirpath) / n for n in filenames]
