@@ -8,7 +8,6 @@ members that exist in the tar are opened, and a blob is trusted only for the dig
 
 from __future__ import annotations
 
-import json
 import tarfile
 from pathlib import Path
 
@@ -54,7 +53,7 @@ def read_docker_archive(path: Path, blobs: BlobStore) -> tuple[Image, Digest]:
 
 def _read(reader: TarReader, blobs: BlobStore) -> tuple[Image, Digest]:
     where = reader.where
-    entries = _json_list(read_small(reader, "manifest.json"), f"{where}: manifest.json")
+    entries = parse_json(read_small(reader, "manifest.json"), f"{where}: manifest.json", list)
     if not entries or not isinstance(entries[0], dict):
         raise ImageError(f"{where}: manifest.json lists no image")
     entry = entries[0]
@@ -85,16 +84,6 @@ def _read(reader: TarReader, blobs: BlobStore) -> tuple[Image, Digest]:
         layers.append(FileLayer(Descriptor(media_type, digest, stored.stat().st_size), Digest(diff_id), stored))
     top = {k: v for k, v in config.items() if k not in ("rootfs", "history")}
     return Image(top, tuple(layers), tuple(history)), Digest.of(config_bytes)
-
-
-def _json_list(data: bytes, where: str) -> list:
-    try:
-        value = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ImageError(f"{where} is not valid JSON: {exc}") from None
-    if not isinstance(value, list):
-        raise ImageError(f"{where} is not a JSON list")
-    return value
 
 
 def _named_digest(name: str) -> Digest | None:

@@ -15,14 +15,15 @@ def canonical_json(data) -> bytes:
     return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def parse_json(data: bytes, where: str) -> dict:
-    """A JSON object from untrusted bytes, or an ImageError naming `where`."""
+def parse_json(data: bytes, where: str, expected: type = dict):
+    """A JSON object (or, with `expected=list`, a list) from untrusted bytes, or an ImageError
+    naming `where`."""
     try:
         value = json.loads(data)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ImageError(f"{where} is not valid JSON: {exc}") from None
-    if not isinstance(value, dict):
-        raise ImageError(f"{where} is not a JSON object")
+    if not isinstance(value, expected):
+        raise ImageError(f"{where} is not a JSON {'object' if expected is dict else expected.__name__}")
     return value
 
 
@@ -76,3 +77,25 @@ class Descriptor:
         if self.artifact_type:
             out["artifactType"] = self.artifact_type
         return out
+
+
+class Manifested:
+    """What every manifest (image, index, artifact) derives from its bytes: its digest, and a
+    descriptor naming it (subclasses give `manifest_bytes()`, `media_type`, and what else their
+    descriptor says: a platform, an artifact type)."""
+
+    def manifest_bytes(self) -> bytes:
+        raise NotImplementedError
+
+    media_type: str
+
+    @property
+    def digest(self) -> Digest:
+        return Digest.of(self.manifest_bytes())
+
+    def descriptor(self, annotations: dict | None = None) -> Descriptor:
+        data = self.manifest_bytes()
+        return Descriptor(self.media_type, Digest.of(data), len(data), annotations, **self._described())
+
+    def _described(self) -> dict:
+        return {}

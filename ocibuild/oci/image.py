@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from ocibuild.errors import ImageError
 from ocibuild.oci import mediatypes
-from ocibuild.oci.descriptor import Descriptor, canonical_json, parse_json, string_map
+from ocibuild.oci.descriptor import Descriptor, Manifested, canonical_json, parse_json, string_map
 from ocibuild.oci.digest import Digest
 from ocibuild.oci.layer import Blob, Layer
 from ocibuild.oci.platform import Platform
@@ -30,7 +30,7 @@ class Raw:
 
 
 @dataclass(frozen=True)
-class Image:
+class Image(Manifested):
     """`config` is the whole config object except `rootfs` and `history`."""
 
     config: dict
@@ -84,13 +84,8 @@ class Image:
             manifest["annotations"] = dict(self.annotations)
         return canonical_json(manifest)
 
-    @property
-    def digest(self) -> Digest:
-        return Digest.of(self.manifest_bytes())
-
-    def descriptor(self, annotations: dict | None = None) -> Descriptor:
-        data = self.manifest_bytes()
-        return Descriptor(self.media_type, Digest.of(data), len(data), annotations, self.platform)
+    def _described(self) -> dict:
+        return {"platform": self.platform}
 
     @property
     def platform(self) -> Platform:

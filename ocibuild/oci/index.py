@@ -13,7 +13,7 @@ from typing import Union
 
 from ocibuild.errors import ImageError
 from ocibuild.oci import mediatypes
-from ocibuild.oci.descriptor import Descriptor, canonical_json
+from ocibuild.oci.descriptor import Descriptor, Manifested, canonical_json
 from ocibuild.oci.digest import Digest
 from ocibuild.oci.image import Image
 from ocibuild.oci.layer import Blob
@@ -23,7 +23,7 @@ EMPTY_CONFIG = b"{}"
 
 
 @dataclass(frozen=True)
-class Artifact:
+class Artifact(Manifested):
     artifact_type: str
     layers: tuple[Blob, ...] = ()
     subject: Descriptor | None = None
@@ -47,14 +47,8 @@ class Artifact:
             manifest["annotations"] = dict(self.annotations)
         return canonical_json(manifest)
 
-    @property
-    def digest(self) -> Digest:
-        return Digest.of(self.manifest_bytes())
-
-    def descriptor(self, annotations: dict | None = None) -> Descriptor:
-        data = self.manifest_bytes()
-        return Descriptor(self.media_type, Digest.of(data), len(data), annotations,
-                          artifact_type=self.artifact_type or None)
+    def _described(self) -> dict:
+        return {"artifact_type": self.artifact_type or None}
 
     def inline_blobs(self) -> dict[Digest, bytes]:
         return {} if self.config else {Digest.of(EMPTY_CONFIG): EMPTY_CONFIG}
@@ -67,7 +61,7 @@ class Artifact:
 
 
 @dataclass(frozen=True)
-class Index:
+class Index(Manifested):
     manifests: tuple[Manifest, ...]
     annotations: dict = field(default_factory=dict)
     subject: Descriptor | None = None
@@ -88,13 +82,6 @@ class Index:
             index["annotations"] = dict(self.annotations)
         return canonical_json(index)
 
-    @property
-    def digest(self) -> Digest:
-        return Digest.of(self.manifest_bytes())
-
-    def descriptor(self, annotations: dict | None = None) -> Descriptor:
-        data = self.manifest_bytes()
-        return Descriptor(self.media_type, Digest.of(data), len(data), annotations)
 
     def inline_blobs(self) -> dict[Digest, bytes]:
         return {}
