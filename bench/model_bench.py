@@ -63,7 +63,8 @@ def warm_model_layer(home: Path, compression: str) -> float:
     bento = BentoStore(home).get("big:1")
     writer = LayerWriter(BlobStore(home / "cache"), Compression(compression), 0)
     started = time.perf_counter()
-    model_layer(bento, bento.info.models[0], writer)
+    model = bento.info.models[0]
+    model_layer(bento.path / "models" / model.name / model.version, model.name, model.version, model.digest, writer)
     return time.perf_counter() - started
 
 

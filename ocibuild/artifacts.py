@@ -33,13 +33,14 @@ import oras.schemas
 from ocibuild.bento.archive import import_staged, restore_models, verify_carried_models
 from ocibuild.bento.info import MODEL_COPIES, BentoInfo
 from ocibuild.bento.store import Bento, BentoStore
+from ocibuild.containerize import model_layer as containerize_model_layer
 from ocibuild.containerize import source_date_epoch
-from ocibuild.contract import APP_DIR, MODEL_FILES, MODELS_DIR
+from ocibuild.contract import APP_DIR, MODELS_DIR
 from ocibuild.errors import ArchiveError, ImageError
-from ocibuild.layers.app import model_entries, source_entries
+from ocibuild.layers.app import source_entries
 from ocibuild.layers.compression import Compression
 from ocibuild.layers.writer import LayerWriter
-from ocibuild.models.store import ModelInfo, ModelStore, StoredModel, content_digest, verify_model
+from ocibuild.models.store import ModelInfo, ModelStore, StoredModel, verify_model
 from ocibuild.oci import mediatypes
 from ocibuild.oci.descriptor import Descriptor, parse_json
 from ocibuild.oci.index import Artifact
@@ -82,15 +83,8 @@ def _writer(blobs: BlobStore) -> LayerWriter:
 
 def model_layer(directory: Path, name: str, version: str, digest: str, writer: LayerWriter,
                 annotate: bool = True) -> FileLayer:
-    """The model's image layer (same key as `containerize.model_layer`: a cache hit reads no
-    bytes; a miss checks the files against the digest before they become a layer)."""
-    def entries():
-        found = content_digest(directory / MODEL_FILES)[0]
-        if found != digest:
-            raise ImageError(f"model {name}:{version} no longer matches its digest ({found}, not {digest})")
-        return model_entries(directory, name, version)
-
-    blob = writer.write(writer.key("model", name, version, digest), entries)
+    """The model's image layer itself (`containerize.model_layer`), titled for oras."""
+    blob = containerize_model_layer(directory, name, version, digest, writer)
     annotations = {TITLE: f"{name}-{version}.tar.gz", MODEL: f"{name}:{version}", MODEL_DIGEST: digest}
     return FileLayer(Descriptor(blob.media_type, blob.digest, blob.size, annotations if annotate else None),
                      blob.diff_id, writer.blobs.blob_path(blob.digest))

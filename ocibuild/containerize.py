@@ -13,6 +13,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 from ocibuild import contract
 from ocibuild.base import DEFAULT_PATH, BaseImage, Sources, debian_base, resolve_base
@@ -29,6 +30,7 @@ from ocibuild.oci.image import Image
 from ocibuild.oci.index import Index
 from ocibuild.oci.platform import Platform
 from ocibuild.python.deps import dependency_layers
+from ocibuild.store.blobs import LayerBlob
 
 ENTRYPOINT = ["python3", "-m", "ocibuild.runtime.entrypoint"]
 MAX_EPOCH = 253402300799  # 9999-12-31T23:59:59Z: the last second an image's `created` can name
@@ -112,7 +114,9 @@ def containerize(bento: Bento, options: ContainerizeOptions, sources: Sources,
     layers.append(shared.layer(runtime, history("ocibuild: serving runtime")))
     for model in info.models:
         step(f"model {model.tag}")
-        layers.append(shared.layer(model_layer(bento, model, shared), history(f"ocibuild: model {model.tag}")))
+        blob = model_layer(bento.path / MODEL_COPIES / model.name / model.version, model.name, model.version,
+                           model.digest, shared, f" in bento {bento.tag}")
+        layers.append(shared.layer(blob, history(f"ocibuild: model {model.tag}")))
     step("service source")
     source = compiled_content(shared.at(epoch), "source", source_entries(bento.path, exclude=(MODEL_COPIES,)),
                               bytecode, lambda path: path.startswith(f"{contract.APP_DIR}/src/"))
@@ -136,19 +140,19 @@ def containerize_platforms(bento: Bento, options: ContainerizeOptions, sources: 
     return Index(tuple(images))
 
 
-def model_layer(bento: Bento, model, writer: LayerWriter):
-    """Keyed by the model's content digest: a hit reads no bytes. On a miss the files are checked
-    against that digest first, so a model changed or removed meanwhile never becomes a layer."""
-    directory = bento.path / MODEL_COPIES / model.name / model.version
-
+def model_layer(directory: Path, name: str, version: str, digest: str, writer: LayerWriter,
+                where: str = "") -> LayerBlob:
+    """A model's layer, the same in every image and artifact: keyed by the model's content digest,
+    so a hit reads no bytes. On a miss the files are checked against that digest first, so a
+    model changed or removed meanwhile never becomes a layer. `where` names its holder."""
     def entries():
         found = content_digest(directory / contract.MODEL_FILES)[0]
-        if found != model.digest:
-            raise ImageError(f"model {model.tag} in bento {bento.tag} no longer matches its digest "
-                             f"({found}, pinned {model.digest}): rebuild the bento")
-        return model_entries(directory, model.name, model.version)
+        if found != digest:
+            raise ImageError(f"model {name}:{version}{where} no longer matches its digest ({found}, pinned {digest})"
+                             + (": rebuild the bento" if where else ""))
+        return model_entries(directory, name, version)
 
-    return writer.write(writer.key("model", model.name, model.version, model.digest), entries)
+    return writer.write(writer.key("model", name, version, digest), entries)
 
 
 def image_env(base_env: list[str], service_envs: list[dict], entry_point: str) -> list[str]:
