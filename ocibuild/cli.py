@@ -331,6 +331,10 @@ def make_image(obj, bento, output, fmt, compression, image_tag, base, platform, 
         from ocibuild.registry.cache import open_cache
 
         blobs = open_cache(obj.blobs, obj.registries, list(cache_from), needs_bytes=local_output)
+        if sbom_format != "none":
+            from ocibuild.supplychain.records import restore_sbom_records
+
+            restore_sbom_records(bento, obj.home, blobs.locks)
     root = containerize_platforms(bento, options, Sources(obj.registries, blobs, obj.home), targets, steps)
     images = images_of(root)
     if not any(i.platform.matches(loadable) for i in images) and images:  # not the host's: the first
@@ -354,7 +358,10 @@ def make_image(obj, bento, output, fmt, compression, image_tag, base, platform, 
         from ocibuild.registry.cache import write_cache
 
         steps(f"writing the cache {cache_to}")
+        from ocibuild.supplychain.records import sbom_records
+
         blobs.locks.update(lock_entries(bento.path))
+        blobs.locks.update(sbom_records(bento, obj.home))
         click.echo(f"Cache: {write_cache(blobs, cache_to, obj.registries).summary()}", err=True)
     steps.end()
     layers = layer_records(root, stored_before, {d: o for r in results for d, o in r.blobs.items()})

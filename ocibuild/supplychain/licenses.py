@@ -34,6 +34,11 @@ def read_deb_licenses(deb: Path, name: str) -> tuple[str, ...]:
     return ()
 
 
+def license_record(cache: Path, package: DebPackage) -> Path:
+    """Where the licenses read from a package's copyright file are remembered (Debian cache)."""
+    return cache / "licenses" / f"{package.sha256}-{FORMAT}.json"
+
+
 def deb_license_finder(home: Path, release: str, architecture: str) -> Callable[[DebPackage], tuple[str, ...]]:
     """Licenses per locked package: from the cache, else from its `.deb` (downloaded by hash)."""
     from ocibuild.debian.archive import DebianArchive, DebianSettings
@@ -43,7 +48,7 @@ def deb_license_finder(home: Path, release: str, architecture: str) -> Callable[
 
     def licenses(package: DebPackage) -> tuple[str, ...]:
         nonlocal archive
-        remembered = cache / "licenses" / f"{package.sha256}-{FORMAT}.json"
+        remembered = license_record(cache, package)
         if remembered.is_file():
             return tuple(json.loads(remembered.read_text()))
         if archive is None:

@@ -53,12 +53,17 @@ def installed_licenses(lock: Path, python_version: str, platform: Platform) -> d
     return found
 
 
+def wheels_record(lock: Path, python_version: str, platform: Platform, cache: Path) -> Path:
+    """Where what `selected_wheels` found for this lock and platform is remembered."""
+    key = hashlib.sha256(b"\0".join([FORMAT.encode(), lock.read_bytes(), python_version.encode(),
+                                      str(platform).encode()])).hexdigest()
+    return cache / "python-wheels" / f"{key}.json"
+
+
 def selected_wheels(lock: Path, python_version: str, platform: Platform, cache: Path) -> dict[str, dict]:
     """`{normalized name: {"file": wheel file name, "sha256": hex, "license": {...}}}`; empty when
     uv cannot say (no index reachable): the SBOM then lists every hash the lock accepts instead."""
-    data = lock.read_bytes()
-    key = hashlib.sha256(b"\0".join([FORMAT.encode(), data, python_version.encode(), str(platform).encode()])).hexdigest()
-    remembered = cache / "python-wheels" / f"{key}.json"
+    remembered = wheels_record(lock, python_version, platform, cache)
     if remembered.is_file():
         return json.loads(remembered.read_text())
     from plumbum import ProcessExecutionError
