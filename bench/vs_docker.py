@@ -213,7 +213,7 @@ def main() -> None:
             gone = [t for t in made if t.startswith((f"{registry.host}/", "ocibuild-bench/small-", "ocibuild-bench/ml-"))]
             if gone:  # the images this run made (the bases stay, for the next run)
                 subprocess.run(["docker", "rmi", *gone], capture_output=True)
-    print(f"| path | ocibuild | docker | ratio |\n| --- | --- | --- | --- |")
+    print("| path | ocibuild | docker | ratio |\n| --- | --- | --- | --- |")
     for name, mine, theirs in rows:
         unit = "" if "size" in name else " s"
         if theirs is None:

@@ -92,6 +92,15 @@ def python_base() -> str:
 
 
 @pytest.fixture(scope="session")
+def containerd() -> str:
+    """The socket of the engine's containerd, for `ctr` (root's alone unless shared)."""
+    sock = "/var/run/docker/containerd/containerd.sock"
+    need(shutil.which("ctr") is not None, "ctr is not installed")
+    need(os.access(sock, os.R_OK | os.W_OK), f"ctr needs access to {sock} (root's socket)")
+    return sock
+
+
+@pytest.fixture(scope="session")
 def docker_engine() -> None:
     from ocibuild.engine import engine_available
 

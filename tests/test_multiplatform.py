@@ -232,9 +232,8 @@ def test_load_platform_puts_the_arm64_image_in_manifest_json(multi, tmp_path):
     assert [m.get("artifactType") for m in index["manifests"]] == [None]
 
 
-def test_ctr_imports_every_platform(multi, docker_engine):
-    need(shutil.which("ctr") is not None, "ctr is not installed")
-    sock = "/var/run/docker/containerd/containerd.sock"
+def test_ctr_imports_every_platform(multi, docker_engine, containerd):
+    sock = containerd
     ctr = ("ctr", "--address", sock, "-n", "ocibuild-multi")
     run(*ctr, "images", "import", "--all-platforms", str(multi.archive))
     try:

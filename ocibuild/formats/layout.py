@@ -21,7 +21,7 @@ from ocibuild.errors import ImageError, OcibuildError
 from ocibuild.oci import mediatypes
 from ocibuild.oci.descriptor import Descriptor, canonical_json, parse_json
 from ocibuild.oci.digest import Digest
-from ocibuild.oci.image import Image, config_descriptor_of, parse_image
+from ocibuild.oci.image import config_descriptor_of, parse_image
 from ocibuild.oci.index import Artifact, Index, Manifest, for_platform, walk
 from ocibuild.oci.layer import FileBlob, FileLayer
 from ocibuild.oci.platform import Platform

@@ -160,9 +160,8 @@ def test_the_runtime_user_owns_its_home_and_nothing_else(example):
     assert {o for name, o in owners.items() if name != "home/ocibuild"} == {(0, 0)}
 
 
-def test_ctr_imports_the_archive(example, docker_engine, tmp_path):
-    need(shutil.which("ctr") is not None, "ctr is not installed")
-    sock = "/var/run/docker/containerd/containerd.sock"
+def test_ctr_imports_the_archive(example, docker_engine, containerd, tmp_path):
+    sock = containerd
     archive = write(example.image, tmp_path / "img.tar", tag="ocibuild-ctr-test:1")
     run("ctr", "--address", sock, "-n", "ocibuild-test", "images", "import", str(archive))
     listed = run("ctr", "--address", sock, "-n", "ocibuild-test", "images", "ls", "-q")
