@@ -10,7 +10,7 @@ import pytest
 from ocibuild.bento.archive import export_bento, export_dir, import_bento, import_model
 from ocibuild.bento.build import build_bento
 from ocibuild.bento.store import BentoStore
-from ocibuild.errors import AlreadyExistsError, ArchiveError, OcibuildError, TagError
+from ocibuild.errors import AlreadyExistsError, ArchiveError, OcibuildError
 from ocibuild.models.store import ModelStore
 from ocibuild.store.extract import ExtractLimits
 from tests.conftest import ECHO, Cli, copy_service

@@ -11,7 +11,7 @@ from ocibuild.bento.archive import export_bento, export_dir, import_bento, impor
 from ocibuild.bento.build import build_bento
 from ocibuild.bento.info import ModelPin
 from ocibuild.bento.store import BentoStore
-from ocibuild.errors import ArchiveError, NotFoundError, SpecError, TagError
+from ocibuild.errors import ArchiveError, NotFoundError, SpecError
 from ocibuild.contract import MODELS_DIR_ENV
 from ocibuild.sdk.model import Model
 from ocibuild.models.store import ModelStore, content_digest
