@@ -91,3 +91,30 @@ def private_index(tmp_path_factory):
         process.terminate()
         process.wait(10)
         log.close()
+
+
+# uv.lock and pylock.toml name the index they came from, so they are made here rather than
+# checked in; numpy 1.26.4 (not the newest) is what the lock pins, for the resolution date.
+LOCKED_AT = "2024-02-07T00:00:00Z"
+
+
+def locked_service(name: str, dest: Path) -> Path:
+    """A copy of `fixtures/services/uvlock` (with its `uv.lock`) or `.../pylock` (with a
+    `pylock.toml` exported from that lock), locked as of LOCKED_AT."""
+    import uv
+
+    from tests.conftest import FIXTURES, copy_service
+
+    root = copy_service(FIXTURES / "services" / name, dest)
+    project = root if name == "uvlock" else dest.parent / f"{dest.name}-project"
+    if name == "pylock":
+        project.mkdir()
+        shutil.copy(FIXTURES / "services" / "uvlock" / "pyproject.toml", project / "pyproject.toml")
+    with open(project / "pyproject.toml", "a") as pyproject:  # the lock's date, as the project's setting
+        pyproject.write(f'\n[tool.uv]\nexclude-newer = "{LOCKED_AT}"\n')
+    uv_bin = uv.find_uv_bin()
+    subprocess.run([uv_bin, "lock", "--quiet"], cwd=project, check=True)
+    if name == "pylock":
+        subprocess.run([uv_bin, "export", "--quiet", "--format", "pylock.toml", "--no-dev", "--no-emit-project",
+                        "--frozen", "-o", str(root / "pylock.toml")], cwd=project, check=True)
+    return root

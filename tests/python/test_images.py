@@ -11,6 +11,7 @@ from ocibuild.containerize import ContainerizeOptions, containerize
 from ocibuild.store.blobs import BlobStore
 from tests.builds import local_sources, write
 from tests.conftest import FIXTURES, copy_service, free_port
+from tests.python.conftest import locked_service
 
 pytestmark = pytest.mark.slow
 SERVICES = FIXTURES / "services"
@@ -34,7 +35,7 @@ def docker_python(tag: str, code: str) -> str:
 
 @pytest.mark.parametrize("fixture", ["uvlock", "pylock"])
 def test_locked_numpy_is_the_numpy_in_the_image(home, tmp_path, python_base, docker_engine, fixture):
-    tag = loaded_image(home, tmp_path, copy_service(SERVICES / fixture, tmp_path / fixture), python_base,
+    tag = loaded_image(home, tmp_path, locked_service(fixture, tmp_path / fixture), python_base,
                        f"ocibuild-test/{fixture}:1")
     try:
         assert docker_python(tag, "import numpy; print(numpy.__version__)") == "1.26.4"

@@ -12,6 +12,7 @@ from ocibuild.bento.store import BentoStore
 from ocibuild.errors import LockError, SpecError
 from ocibuild.sdk.images import PythonImage
 from tests.conftest import FIXTURES, copy_service
+from tests.python.conftest import locked_service
 
 SERVICES = FIXTURES / "services"
 LOCK = "env/python/requirements.lock.txt"
@@ -27,7 +28,7 @@ def pins(text: str) -> dict[str, str]:
 
 @pytest.mark.parametrize("fixture", ["uvlock", "pylock"])
 def test_locked_numpy_is_used_exactly_with_its_hashes(home, tmp_path, fixture):
-    root = copy_service(SERVICES / fixture, tmp_path / fixture)
+    root = locked_service(fixture, tmp_path / fixture)
     bento = build_bento(root, BentoStore(home))
     lock = lock_of(bento)
     assert pins(lock)["numpy"] == "1.26.4"  # the newest numpy is 2.x: nothing was re-resolved
@@ -39,7 +40,7 @@ def test_locked_numpy_is_used_exactly_with_its_hashes(home, tmp_path, fixture):
 
 
 def test_uv_lock_that_does_not_match_the_pyproject_is_one_line(home, tmp_path):
-    root = copy_service(SERVICES / "uvlock", tmp_path / "uvlock")
+    root = locked_service("uvlock", tmp_path / "uvlock")
     pyproject = root / "pyproject.toml"
     pyproject.write_text(pyproject.read_text().replace('["numpy>=1.26"]', '["numpy>=1.26", "six"]'))
     with pytest.raises(LockError, match=r"^uvlock/uv.lock does not match pyproject.toml: run `uv lock`$"):
@@ -48,7 +49,7 @@ def test_uv_lock_that_does_not_match_the_pyproject_is_one_line(home, tmp_path):
 
 
 def test_pyproject_extras_come_from_the_uv_lock(home, tmp_path):
-    root = copy_service(SERVICES / "uvlock", tmp_path / "uvlock")
+    root = locked_service("uvlock", tmp_path / "uvlock")
     service = root / "service.py"
     service.write_text(service.read_text().replace('pyproject_toml("pyproject.toml")',
                                                    'pyproject_toml("pyproject.toml", extras=["extra-six"])'))
@@ -57,7 +58,7 @@ def test_pyproject_extras_come_from_the_uv_lock(home, tmp_path):
 
 
 def test_pyproject_without_uv_lock_is_resolved(home, tmp_path):
-    root = copy_service(SERVICES / "uvlock", tmp_path / "uvlock")
+    root = locked_service("uvlock", tmp_path / "uvlock")
     (root / "uv.lock").unlink()
     pyproject = root / "pyproject.toml"
     pyproject.write_text(pyproject.read_text().replace('["numpy>=1.26"]', '["six==1.16.0"]'))
