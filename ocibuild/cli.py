@@ -12,7 +12,6 @@ import click
 import ocibuild
 from ocibuild.contract import ocibuild_home
 from ocibuild.errors import OcibuildError
-from ocibuild.report import human_size
 
 # Output formats, named as the transports that read them (`oci-archive:`, `oci-layout:`); the
 # first names ocibuild gave them stay accepted.
@@ -175,6 +174,8 @@ def build(obj, path, entry_point, version, platform, refresh, cache_from, quiet,
 @click.pass_obj
 def list_(obj, output):
     """List the bentos in the store, newest first."""
+    from ocibuild.report import human_size
+
     rows = [{"tag": str(b.tag), "size": b.size(), "created": b.info.created} for b in obj.bentos().list()]
     if output == "json":
         click.echo(json.dumps(rows, indent=2))
@@ -493,6 +494,7 @@ def models():
 def models_import(obj, path, name, labels, max_archive_size, max_archive_members, max_archive_file_size):
     """Add a model: PATH as model NAME (--name), an archive from `ocibuild models export`, or oci://HOST/REPO:TAG."""
     from ocibuild.artifacts import import_model_artifact, is_oci
+    from ocibuild.report import human_size
 
     store = obj.models()
     if name is None and is_oci(path):
@@ -517,6 +519,8 @@ def models_import(obj, path, name, labels, max_archive_size, max_archive_members
 @click.pass_obj
 def models_list(obj, output):
     """List models, newest first."""
+    from ocibuild.report import human_size
+
     rows = [{"tag": str(m.tag), "size": m.info.size, "created": m.info.created, "digest": m.info.digest}
             for m in obj.models().list()]
     if output == "json":
