@@ -139,7 +139,7 @@ def bench(label: str, service: Path, layout: Path, registry: str, work: Path, ru
         shutil.copyfile(src / "service.py", ctx / "src" / "service.py")
 
     mine_image = f"ocibuild-bench/{label}-ocibuild:1"
-    cold = ocibuild(["build", str(src), "--version", "1", "--containerize", *base, "-o", str(work / f"{label}-1.tar"),
+    cold = ocibuild(["build", str(src), "--version", "1", "--containerize", *base, "--image-output", str(work / f"{label}-1.tar"),
                      "--image-tag", mine_image], env)
     bento = next((home / "bentos").glob("*/1"))
     ctx.mkdir()
@@ -157,7 +157,7 @@ def bench(label: str, service: Path, layout: Path, registry: str, work: Path, ru
     sh("docker", "push", "-q", f"{registry}/{label}-docker:1")
 
     edit()
-    mine = ocibuild(["build", str(src), "--version", "2", "--containerize", *base, "-o", str(work / f"{label}-2.tar")], env)
+    mine = ocibuild(["build", str(src), "--version", "2", "--containerize", *base, "--image-output", str(work / f"{label}-2.tar")], env)
     theirs = timed(["docker", "build", "--network", "host", "-q", "-t", f"{tag}:2", str(ctx)],
                    ["docker", "save", "-o", str(work / f"{label}-docker-2.tar"), f"{tag}:2"])
     rows.append((f"{label}: edit -> tarball", mine, theirs))
@@ -169,8 +169,8 @@ def bench(label: str, service: Path, layout: Path, registry: str, work: Path, ru
     rows.append((f"{label}: edit -> registry", mine, theirs))
 
     edit()
-    mine = ocibuild(["build", str(src), "--version", "4", "--containerize", *base, "--format", "oci-dir",
-                     "-o", str(work / f"{label}-4")], env)
+    mine = ocibuild(["build", str(src), "--version", "4", "--containerize", *base, "--format", "oci-layout",
+                     "--image-output", str(work / f"{label}-4")], env)
     rows.append((f"{label}: edit -> OCI layout", mine, None))
 
     sh("docker", "load", "-i", str(work / f"{label}-1.tar"))

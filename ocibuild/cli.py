@@ -305,14 +305,16 @@ def containerize(obj, tag, platform, **image):
 def make_image(obj, bento, output, fmt, compression, image_tag, base, platform, load_platform, load, push_to,
                metadata_file, cache_from, cache_to, sbom_format, provenance, provenance_time):
     from ocibuild.base import Sources
-    from ocibuild.containerize import ContainerizeOptions, containerize_platforms, source_date_epoch
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ocibuild.containerize import ContainerizeOptions, containerize_platforms, locked_platforms, source_date_epoch
     from ocibuild.layers.compression import Compression
     from ocibuild.oci.platform import Platform, host_platform
     from ocibuild.oci.reference import Reference
     from ocibuild.publish import ArchivePublisher, DockerPublisher, LayoutPublisher, RegistryPublisher
     from ocibuild.report import Steps, layer_records, metadata, summary
     from ocibuild.store.atomic import write_atomic
-    from ocibuild.supplychain.attach import SupplyChainOptions, referrers
+    from ocibuild.supplychain.attach import SupplyChainOptions, prefetch_wheels, referrers
 
     fmt = FORMATS[fmt]
     if load and fmt != "oci-archive":
@@ -336,7 +338,11 @@ def make_image(obj, bento, output, fmt, compression, image_tag, base, platform, 
             from ocibuild.supplychain.records import restore_sbom_records
 
             restore_sbom_records(bento, obj.home, blobs.locks)
-    root = containerize_platforms(bento, options, Sources(obj.registries, blobs, obj.home), targets, steps)
+    with ThreadPoolExecutor(1) as pool:  # the SBOM's network questions, asked while the layers are written
+        wheels = pool.submit(prefetch_wheels, bento, targets or locked_platforms(bento),
+                             obj.home if sbom_format != "none" else None)
+        root = containerize_platforms(bento, options, Sources(obj.registries, blobs, obj.home), targets, steps)
+        wheels.result()
     images = images_of(root)
     if not any(i.platform.matches(loadable) for i in images) and images:  # not the host's: the first
         loadable = images[0].platform

@@ -421,6 +421,14 @@ def test_a_multi_platform_base_gives_each_image_its_own_platform(multi, tmp_path
         manifest = json.loads((layout / "blobs" / "sha256" / descriptor["digest"].split(":")[1]).read_text())
         base_layers = [l["digest"] for l in multi.images()[arch][1]["layers"]]
         assert [l["digest"] for l in manifest["layers"][:len(base_layers)]] == base_layers
+    # the SBOM names that base image, not the Debian packages the bento locked for its own base
+    on_base = Multi(multi.home, multi.bento, multi.archive, layout)
+    for image_digest, artifacts in referrers_of(on_base).items():
+        packages = on_base.json(artifacts[SPDX]["layers"][0]["digest"])["packages"]
+        purls = [r["referenceLocator"] for p in packages for r in p.get("externalRefs", [])]
+        assert [p["comment"] for p in packages if p.get("primaryPackagePurpose") == "CONTAINER"][1:] == ["the base image"]
+        assert any(p.startswith("pkg:pypi/numpy@") for p in purls)
+        assert not [p for p in purls if p.startswith("pkg:deb/")], image_digest
 
 
 def test_a_package_without_a_wheel_for_one_platform_is_named(tmp_path):

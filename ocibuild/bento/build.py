@@ -6,6 +6,7 @@ import dataclasses
 import json
 import os
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -85,8 +86,10 @@ def build_bento(path: Path, store: BentoStore, *, entry_point: str | None = None
                                        target.architecture) if registry_locks else None
         return cached or lock_debian(loaded.spec.image, target, sources, pinned, locks)
 
-    debian = {p: debian_for(p) for p in targets}
-    with store.staging() as staged:
+    # The Debian locks (the archive's index, over the network) resolve in a thread of their own
+    # while uv resolves the Python ones: neither reads the other.
+    with ThreadPoolExecutor(1) as pool, store.staging() as staged:
+        debian = {p: pool.submit(debian_for, p) for p in targets}
         copy_sources(root, files, staged / SRC_DIR)
         for model in models:  # hard links: a bento never duplicates model bytes on disk
             link_tree(model.path, staged / MODEL_COPIES / model.info.name / model.info.version)
@@ -95,9 +98,9 @@ def build_bento(path: Path, store: BentoStore, *, entry_point: str | None = None
         for target in targets:
             lock_python(staged, inputs, environ, loaded.spec, target, python_lock(str(target), multi), locks,
                         registry_locks)
-            if debian[target] is not None:
+            if (locked := debian[target].result()) is not None:
                 (staged / debian_lock(str(target), multi)).parent.mkdir(parents=True, exist_ok=True)
-                (staged / debian_lock(str(target), multi)).write_text(debian[target].text())
+                (staged / debian_lock(str(target), multi)).write_text(locked.text())
         (staged / OPENAPI).parent.mkdir(parents=True)
         (staged / OPENAPI).write_text(json.dumps(openapi_document(loaded.spec, tag.version), indent=2))
         info = dataclasses.replace(bento_info(loaded, tag, moment, platform, files, models),

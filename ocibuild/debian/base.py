@@ -136,7 +136,7 @@ def debian_layer(packages: tuple[DebPackage, ...], archive: DebianArchive, cache
     (`py3compile`) that never runs here: only the `.py` files are copied aside to compile them."""
     bytecode = bytecode_for(skeleton_for) if skeleton_for else None
     key = cache_key("debian", LAYER_FORMAT, SKELETON_VERSION if skeleton_for else "", skeleton_for or "",
-                    compression.value, str(epoch), *(p.lock_line() for p in packages),
+                    compression.key, str(epoch), *(p.lock_line() for p in packages),
                     *((bytecode.key,) if bytecode else ()))
     cached = cache.lookup(key)
     if cached is not None:

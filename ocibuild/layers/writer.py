@@ -28,7 +28,7 @@ class LayerWriter:
 
     def key(self, *parts: str | bytes) -> str:
         """A cache key over `parts` and this writer's settings."""
-        return cache_key(*parts, self.compression.value, str(self.epoch))
+        return cache_key(*parts, self.compression.key, str(self.epoch))
 
     def write(self, key: str, entries: Callable[[], list[Entry]]) -> LayerBlob:
         """The layer cached under `key`; `entries` is only called (and read) on a miss."""
@@ -47,7 +47,7 @@ class LayerWriter:
 
 
 def content_key(kind: str, entries: list[Entry], compression: Compression, epoch: int) -> str:
-    parts = [kind, compression.value, str(epoch)]
+    parts = [kind, compression.key, str(epoch)]
     for e in entries:
         parts.append(f"{e.path}|{e.kind}|{e.mode:o}|{e.uid}|{e.gid}|{e.linkname}|{e.mtime}")
         if e.source is not None:

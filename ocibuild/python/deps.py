@@ -111,8 +111,10 @@ def dependency_layers(lock: Path, python_version: str, platform: Platform,
             return writer.write(key, lambda: bytecode.add_to(group_entries(group, target), scratch)), group.description
 
         # groups are independent layers: written and compressed at once (zlib, zstd, hashing and
-        # the bytecode compilers run outside the GIL), listed in the planned order
+        # the bytecode compilers run outside the GIL), the largest first so that it does not
+        # start last and run alone; listed in the planned order
         with ThreadPoolExecutor(max(1, min(len(groups), os.cpu_count() or 1))) as pool:
-            layers = list(pool.map(write, groups))
+            started = {i: pool.submit(write, groups[i]) for i in sorted(range(len(groups)), key=lambda i: -groups[i].size)}
+            layers = [started[i].result() for i in range(len(groups))]
     writer.blobs.store_set(set_key, layers)
     return layers

@@ -32,6 +32,10 @@ class DependencyGroup:
         return tuple(sorted(f for d in self.distributions for f in d.files))
 
     @property
+    def size(self) -> int:
+        return sum(d.size for d in self.distributions)
+
+    @property
     def description(self) -> str:
         return "python packages " + " ".join(d.name.removesuffix(".dist-info") for d in self.distributions)
 

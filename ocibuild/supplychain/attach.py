@@ -74,6 +74,17 @@ def sbom_bytes(bento: Bento, platform, fmt: str, base: BaseRef | None, source_da
     return spdx.spdx_bytes(document), spdx.MEDIA_TYPE
 
 
+def prefetch_wheels(bento: Bento, platforms, home) -> None:
+    """Find which wheel each platform installs (uv, over the network) ahead of `referrers`, which
+    then reads it from the cache: run in a thread beside the layers, it costs the build no time."""
+    if home is None:
+        return
+    from ocibuild.supplychain.wheels import selected_wheels
+
+    for platform in platforms:
+        selected_wheels(read_locks(bento, platform).python_path, bento.info.python_version, platform, home / "cache")
+
+
 def _artifact(blobs: BlobStore, subject: Image, artifact_type: str, data: bytes, created: str) -> Artifact:
     path = blobs.add_bytes(data)
     layer = FileBlob(Descriptor.of(artifact_type, data), path)

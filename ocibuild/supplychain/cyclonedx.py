@@ -49,8 +49,8 @@ def cyclonedx_bytes(bento: Bento, platform: Platform, *, base: BaseRef | None = 
                                     bom_ref=f"base:{base.digest}",
                                     hashes=[HashType(alg=HashAlgorithm.SHA_256, content=hexdigest)]
                                     if algorithm == "sha256" else []))
-    if locks.debian is not None:
-        for deb in (*locks.debian.base, *locks.debian.system):
+    for _, debs in locks.debian_sections(on_foreign_base=base is not None):
+        for deb in debs:
             purl = PackageURL("deb", "debian", deb.name, deb.version,
                               {"arch": deb.architecture, "distro": locks.debian.release})
             components.append(Component(

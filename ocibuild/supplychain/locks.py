@@ -31,6 +31,15 @@ class Locks:
     python: tuple[PythonPackage, ...]
     debian: object | None  # a DebianLock
 
+    def debian_sections(self, on_foreign_base: bool) -> tuple[tuple[str, tuple], ...]:
+        """(section, packages) of the Debian packages in the image. On another base image (a
+        `base_image`, or `containerize --base`), the locked base packages are not in it: only the
+        system packages layered on top are."""
+        if self.debian is None:
+            return ()
+        sections = (("system", self.debian.system),)
+        return sections if on_foreign_base else (("base", self.debian.base), *sections)
+
     def digests(self) -> dict[str, str]:
         """`{path in the bento: sha256}` of each lock file."""
         return {path.relative_to(self.root).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest()

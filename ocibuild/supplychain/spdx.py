@@ -121,20 +121,19 @@ def spdx_document(bento: Bento, platform: Platform, *, base: BaseRef | None = No
                                  comment="the base image"))
         relationships.append({"spdxElementId": image_id, "relationshipType": "DESCENDANT_OF",
                               "relatedSpdxElement": packages[-1]["SPDXID"]})
-    if locks.debian is not None:
-        for section, debs in (("base", locks.debian.base), ("system", locks.debian.system)):
-            for deb in debs:
-                purl = (f"pkg:deb/debian/{quote(deb.name)}@{_purl_version(deb.version)}"
-                        f"?arch={deb.architecture}&distro={locks.debian.release}")
-                package = _package(_id("Deb", deb.name, deb.architecture), deb.name, deb.version, purl,
-                                   checksums=[deb.sha256], supplier="Organization: Debian", purpose="LIBRARY",
-                                   source=f"Debian source package {source_package(deb.filename, deb.name)}; "
-                                          f"architecture {deb.architecture}; {section} layer")
-                stated = deb_licenses(deb) if deb_licenses else ()
-                if stated:
-                    package["licenseComments"] = ("licenses named by the package's copyright file (Debian short "
-                                                  "names): " + "; ".join(stated))
-                contains(package)
+    for section, debs in locks.debian_sections(on_foreign_base=base is not None):
+        for deb in debs:
+            purl = (f"pkg:deb/debian/{quote(deb.name)}@{_purl_version(deb.version)}"
+                    f"?arch={deb.architecture}&distro={locks.debian.release}")
+            package = _package(_id("Deb", deb.name, deb.architecture), deb.name, deb.version, purl,
+                               checksums=[deb.sha256], supplier="Organization: Debian", purpose="LIBRARY",
+                               source=f"Debian source package {source_package(deb.filename, deb.name)}; "
+                                      f"architecture {deb.architecture}; {section} layer")
+            stated = deb_licenses(deb) if deb_licenses else ()
+            if stated:
+                package["licenseComments"] = ("licenses named by the package's copyright file (Debian short "
+                                              "names): " + "; ".join(stated))
+            contains(package)
     for dist in locks.python:
         purl = f"pkg:pypi/{quote(dist.name.lower().replace('_', '-'))}@{_purl_version(dist.version)}"
         wheel = (wheels or {}).get(re.sub(r"[-_.]+", "-", dist.name).lower())
