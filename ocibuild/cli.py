@@ -314,7 +314,7 @@ def make_image(obj, bento, output, fmt, compression, image_tag, base, platform, 
     from ocibuild.publish import ArchivePublisher, DockerPublisher, LayoutPublisher, RegistryPublisher
     from ocibuild.report import Steps, layer_records, metadata, summary
     from ocibuild.store.atomic import write_atomic
-    from ocibuild.supplychain.attach import SupplyChainOptions, prefetch_wheels, referrers
+    from ocibuild.supplychain.attach import SupplyChainOptions, find_wheels, referrers, remember_wheels
 
     fmt = FORMATS[fmt]
     if load and fmt != "oci-archive":
@@ -339,10 +339,10 @@ def make_image(obj, bento, output, fmt, compression, image_tag, base, platform, 
 
             restore_sbom_records(bento, obj.home, blobs.locks)
     with ThreadPoolExecutor(1) as pool:  # the SBOM's network questions, asked while the layers are written
-        wheels = pool.submit(prefetch_wheels, bento, targets or locked_platforms(bento),
+        wheels = pool.submit(find_wheels, bento, targets or locked_platforms(bento),
                              obj.home if sbom_format != "none" else None)
         root = containerize_platforms(bento, options, Sources(obj.registries, blobs, obj.home), targets, steps)
-        wheels.result()
+        remember_wheels(wheels.result())
     images = images_of(root)
     if not any(i.platform.matches(loadable) for i in images) and images:  # not the host's: the first
         loadable = images[0].platform

@@ -74,15 +74,29 @@ def sbom_bytes(bento: Bento, platform, fmt: str, base: BaseRef | None, source_da
     return spdx.spdx_bytes(document), spdx.MEDIA_TYPE
 
 
-def prefetch_wheels(bento: Bento, platforms, home) -> None:
-    """Find which wheel each platform installs (uv, over the network) ahead of `referrers`, which
-    then reads it from the cache: run in a thread beside the layers, it costs the build no time."""
+def find_wheels(bento: Bento, platforms, home) -> list[tuple[object, dict]]:
+    """(record, facts) of which wheel each platform installs, for the platforms not yet
+    remembered: asked of uv (over the network) in a thread beside the layers, so the SBOM costs
+    the build no time. Nothing is written: `remember_wheels` keeps them once the image is made,
+    so a build that fails leaves the cache as it was."""
     if home is None:
-        return
-    from ocibuild.supplychain.wheels import selected_wheels
+        return []
+    from ocibuild.supplychain import wheels
 
+    found = []
     for platform in platforms:
-        selected_wheels(read_locks(bento, platform).python_path, bento.info.python_version, platform, home / "cache")
+        lock = read_locks(bento, platform).python_path
+        record = wheels.wheels_record(lock, bento.info.python_version, platform, home / "cache")
+        if not record.is_file() and (facts := wheels.find_wheels(lock, bento.info.python_version, platform)) is not None:
+            found.append((record, facts))
+    return found
+
+
+def remember_wheels(found: list[tuple[object, dict]]) -> None:
+    from ocibuild.supplychain.wheels import remember
+
+    for record, facts in found:
+        remember(record, facts)
 
 
 def _artifact(blobs: BlobStore, subject: Image, artifact_type: str, data: bytes, created: str) -> Artifact:

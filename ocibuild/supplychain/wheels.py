@@ -66,6 +66,22 @@ def selected_wheels(lock: Path, python_version: str, platform: Platform, cache: 
     remembered = wheels_record(lock, python_version, platform, cache)
     if remembered.is_file():
         return json.loads(remembered.read_text())
+    found = find_wheels(lock, python_version, platform)
+    if found is None:
+        return {}
+    remember(remembered, found)
+    return found
+
+
+def remember(record: Path, found: dict[str, dict]) -> None:
+    record.parent.mkdir(parents=True, exist_ok=True)
+    tmp_file = record.with_suffix(f".tmp{os.getpid()}")
+    tmp_file.write_text(json.dumps(found, sort_keys=True))
+    tmp_file.replace(record)
+
+
+def find_wheels(lock: Path, python_version: str, platform: Platform) -> dict[str, dict] | None:
+    """What `selected_wheels` returns, asked of uv (None when it cannot say); nothing is written."""
     from plumbum import ProcessExecutionError
 
     from ocibuild.python.inputs import read_indexes, uv_index_environment
@@ -85,7 +101,7 @@ def selected_wheels(lock: Path, python_version: str, platform: Platform, cache: 
         except (ProcessExecutionError, OSError, tomllib.TOMLDecodeError, OcibuildError) as exc:
             log.warning("cannot tell which wheels uv installs for %s (%s): the SBOM lists every locked hash",
                         platform, type(exc).__name__)
-            return {}
+            return None
     found = {}
     for package in packages:
         wheels = package.get("wheels") or []
@@ -98,8 +114,4 @@ def selected_wheels(lock: Path, python_version: str, platform: Platform, cache: 
 
                 stated["spdx"] = valid_spdx_expression(stated["expression"])
             found[name] = {"file": url.rsplit("/", 1)[-1], "sha256": wheels[0]["hashes"]["sha256"], "license": stated}
-    remembered.parent.mkdir(parents=True, exist_ok=True)
-    tmp_file = remembered.with_suffix(f".tmp{os.getpid()}")
-    tmp_file.write_text(json.dumps(found, sort_keys=True))
-    tmp_file.replace(remembered)
     return found
