@@ -304,6 +304,9 @@ def containerize(obj, tag, platform, **image):
 
 def make_image(obj, bento, output, fmt, compression, image_tag, base, platform, load_platform, load, push_to,
                metadata_file, cache_from, cache_to, sbom_format, provenance, provenance_time):
+    from ocibuild.layers.bytecode import bytecode_for
+
+    bytecode_for(bento.info.python_version).prestart()  # starts while the rest is imported and looked up
     from ocibuild.base import Sources
     from concurrent.futures import ThreadPoolExecutor
 

@@ -7,8 +7,6 @@ import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from debian.deb822 import Deb822
-
 from ocibuild.errors import DebianError
 from ocibuild.debian.index import DebPackage
 from ocibuild.debian.resolve import installed_names
@@ -25,6 +23,8 @@ class BaseSystem:
 
 
 def read_base_system(layers: list[Path], name: str) -> BaseSystem:
+    from debian.deb822 import Deb822  # python-debian is slow to import: only when a base is read
+
     files: dict[str, bytes] = {}
     for layer in layers:
         try:

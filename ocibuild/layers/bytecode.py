@@ -19,11 +19,13 @@ A layer's cache key names the compiling interpreter's full version (`Bytecode.ke
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import shutil
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -50,6 +52,27 @@ for source, cfile, dfile in json.load(sys.stdin):
         failed.append(source)
 json.dump(failed, sys.stdout)
 """
+
+
+_SPARE: dict[str, subprocess.Popen] = {}  # interpreter -> a started compiler nobody took yet
+_SPARE_LOCK = threading.Lock()
+_SPARE_EXIT: list[bool] = []  # whether `_stop_spares` is registered
+
+
+def _start_compiler(interpreter: str) -> subprocess.Popen:
+    """A compiler reading its jobs on stdin: a fresh interpreter with a fixed hash seed (so
+    frozenset constants marshal in one order) and no site."""
+    env = {"PYTHONHASHSEED": "0", "PATH": os.environ.get("PATH", ""), "LC_ALL": "C.UTF-8"}
+    return subprocess.Popen([interpreter, "-S", "-s", "-B", "-c", _COMPILER], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
+def _stop_spares() -> None:
+    with _SPARE_LOCK:
+        for process in _SPARE.values():
+            process.kill()
+            process.wait()
+        _SPARE.clear()
 
 
 @dataclass(frozen=True)
@@ -85,13 +108,24 @@ class Bytecode:
             failed = set().union(*pool.map(self._run, chunks))
         return {self.pyc_path(dfile[1:]): Path(cfile) for source, cfile, dfile in jobs if source not in failed}
 
+    def prestart(self) -> None:
+        """Start a compiler now, waiting for its sources, so that the next `compile` (after an
+        edit, the one source file) finds it running: its start-up overlaps the work before it."""
+        with _SPARE_LOCK:
+            if self.interpreter not in _SPARE:
+                if not _SPARE and not _SPARE_EXIT:
+                    atexit.register(_stop_spares)
+                    _SPARE_EXIT.append(True)
+                _SPARE[self.interpreter] = _start_compiler(self.interpreter)
+
     def _run(self, jobs: list[tuple[str, str, str]]) -> set[str]:
-        env = {"PYTHONHASHSEED": "0", "PATH": os.environ.get("PATH", ""), "LC_ALL": "C.UTF-8"}
-        out = subprocess.run([self.interpreter, "-S", "-s", "-B", "-c", _COMPILER], input=json.dumps(jobs),
-                             capture_output=True, text=True, env=env)
-        if out.returncode != 0:
-            raise ImageError(f"cannot compile bytecode with {self.interpreter}: {out.stderr.strip()[-300:]}")
-        return set(json.loads(out.stdout))
+        with _SPARE_LOCK:
+            process = _SPARE.pop(self.interpreter, None)
+        process = process or _start_compiler(self.interpreter)
+        out, err = process.communicate(json.dumps(jobs))
+        if process.returncode != 0:
+            raise ImageError(f"cannot compile bytecode with {self.interpreter}: {err.strip()[-300:]}")
+        return set(json.loads(out))
 
     def add_to(self, entries: list[Entry], scratch: Path,
                select: Callable[[str], bool] = lambda path: True) -> list[Entry]:

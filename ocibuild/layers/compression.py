@@ -18,8 +18,6 @@ import gzip
 import os
 from typing import BinaryIO
 
-import pyzstd
-
 GZIP_LEVEL = 1
 ZSTD_LEVEL = 3
 
@@ -44,6 +42,8 @@ class Compression(enum.Enum):
         if self is Compression.GZIP:
             return gzip.GzipFile(fileobj=raw, mode="wb", filename="", mtime=0, compresslevel=GZIP_LEVEL)
         if self is Compression.ZSTD:
+            import pyzstd  # only when asked for: every command imports this module
+
             # zstd's multi-threaded output is the same for any number of workers >= 1, so the
             # digest does not depend on the machine's core count.
             option = {pyzstd.CParameter.compressionLevel: ZSTD_LEVEL,
