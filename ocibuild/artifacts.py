@@ -30,7 +30,7 @@ from pathlib import Path
 import jsonschema
 import oras.schemas
 
-from ocibuild.bento.archive import import_staged, restore_models, verify_carried_models
+from ocibuild.bento.archive import import_staged, restore_models, verify_bento
 from ocibuild.bento.info import MODEL_COPIES, BentoInfo
 from ocibuild.bento.store import Bento, BentoStore
 from ocibuild.containerize import model_layer as containerize_model_layer
@@ -232,7 +232,7 @@ def import_bento_artifact(store: BentoStore, target: str, registries: Registries
                 _model_into(repo, layer, blobs, scratch, staged / MODEL_COPIES, limits)
 
     def verify(staged: Path, info: BentoInfo) -> None:
-        verify_carried_models(staged, info)
+        verify_bento(staged, info)
         pinned = sorted(f"{m.name}:{m.version}@{m.digest}" for m in info.models)
         carried = sorted(f"{i.name}:{i.version}@{i.digest}" for i in
                          (ModelInfo.load(d / "model.yaml") for d in (staged / MODEL_COPIES).glob("*/*")))

@@ -65,10 +65,16 @@ def lock_path(bento: Bento, platform: Platform | None = None, kind: str = "pytho
 
 
 def debian_lock(bento: Bento, platform: Platform | None = None):
-    from ocibuild.debian.base import DebianLock
+    from ocibuild.debian.lock import DebianLock
+    from ocibuild.errors import DebianError
 
     path = lock_path(bento, platform, "debian")
-    return DebianLock.parse(path.read_text()) if path.is_file() else None
+    if not path.is_file():
+        return None
+    try:
+        return DebianLock.parse(path.read_text(errors="replace"))
+    except DebianError as exc:
+        raise DebianError(f"bento {bento.tag}, {path.relative_to(bento.path)}: {exc}") from None
 
 
 def containerize(bento: Bento, options: ContainerizeOptions, sources: Sources,

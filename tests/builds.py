@@ -21,7 +21,7 @@ from ocibuild.registry.auth import Keychain
 from ocibuild.registry.config import RegistryConfig
 from ocibuild.registry.session import Registries
 from ocibuild.store.blobs import BlobStore
-from tests.conftest import EXAMPLE, ROOT, copy_service, import_example_model, need
+from tests.conftest import EXAMPLE, ROOT, copy_service, import_example_model
 
 SCHEMAS = ROOT / "tests" / "oci" / "schemas"
 

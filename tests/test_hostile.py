@@ -559,6 +559,25 @@ def test_export_into_a_missing_directory(guarded, ocibuild):
     guarded.unchanged()
 
 
+def test_a_debian_lock_whose_hash_walks_out_of_the_cache(template, home, ocibuild, tmp_path):
+    """A bento edited in the store: the lock's sha256 names the cached `.deb`, so a path there
+    is refused before anything is created or downloaded."""
+    shutil.copytree(template, home, symlinks=True)
+    lock = home / "bentos" / "echo" / "1" / "env" / "debian" / "packages.lock"
+    lines = lock.read_text().splitlines()
+    first = next(i for i, line in enumerate(lines) if line.count(" ") == 5)
+    fields = lines[first].split()
+    fields[3] = "../../../../../../../.." + str(tmp_path / "escaped")
+    lines[first] = " ".join(fields)
+    lock.write_text("\n".join(lines) + "\n")
+    guarded = Guard(home, tmp_path)
+    result = ocibuild("containerize", BENTO, "-o", str(guarded.out / "img.tar"), ok=False)
+    refused(result, f"bento {BENTO}, env/debian/packages.lock: the Debian lock's line {first + 1} is not a pinned "
+                    f"package: {lines[first][:80]!r}")
+    guarded.unchanged()
+    assert not list(tmp_path.glob("escaped*"))
+
+
 def test_symlink_loop_in_a_model_directory(guarded, ocibuild, tmp_path):
     model = tmp_path / "model"
     model.mkdir()

@@ -87,18 +87,26 @@ def export_bento(bento: Bento, dest: Path) -> None:
     export_dir(bento.path, dest)
 
 
-def verify_carried_models(staged: Path, info: object) -> None:
-    """Every carried model must match its digest and have a valid name and version before the
-    bento is committed: a bento whose models are then refused must not be left in the store."""
+def verify_bento(staged: Path, info: object) -> None:
+    """Before a bento is committed: every carried model must match its digest and have a valid
+    name and version, and every Debian lock must parse (its hashes later name cache files), so
+    that a bento refused later is never left in the store."""
+    from ocibuild.debian.lock import DebianLock
+    from ocibuild.errors import DebianError
     from ocibuild.models.store import verify_model
 
     for model_dir in sorted((staged / MODEL_COPIES).glob("*/*")):
         verify_model(model_dir)
+    for lock in sorted((staged / "env" / "debian").glob("*.lock")):
+        try:
+            DebianLock.parse(lock.read_text(errors="replace"))
+        except DebianError as exc:
+            raise ArchiveError(f"refusing the bento: {lock.relative_to(staged)}: {exc}") from None
 
 
 def import_bento(store: BentoStore, archive: Path, limits: ExtractLimits = ExtractLimits()) -> Bento:
     """Import the bento once every model it carries is verified, then restore those models."""
-    return restore_models(store, import_into(store, archive, BentoInfo.load, verify_carried_models, limits))
+    return restore_models(store, import_into(store, archive, BentoInfo.load, verify_bento, limits))
 
 
 def restore_models(store: BentoStore, path: Path) -> Bento:

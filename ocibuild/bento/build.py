@@ -179,7 +179,7 @@ def lock_debian(image: PythonImage, platform: Platform, sources: Sources, pinned
     from the base itself, resolved exactly as containerize will resolve it.
     """
     from ocibuild.debian.archive import DebianSettings
-    from ocibuild.debian.base import EXCLUDED, DebianLock, base_packages
+    from ocibuild.debian.lock import EXCLUDED, DebianLock, base_packages
 
     if image.base_image is not None and not image.debian_packages:
         return None

@@ -83,7 +83,7 @@ class LockCache:
         return text
 
     def debian(self, image: dict, platform: str, base_digest: str | None, architecture: str):
-        from ocibuild.debian.base import DebianLock, release_for
+        from ocibuild.debian.lock import DebianLock, release_for
         from ocibuild.errors import OcibuildError
 
         entry = self.locks.get(debian_key(image, platform, base_digest))

@@ -13,76 +13,24 @@ import io
 import posixpath
 from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 from ocibuild.debian.archive import DebianArchive, DebianSettings
-from ocibuild.errors import DebianError
 from ocibuild.debian.index import DebPackage
 from ocibuild.debian.installed import BaseSystem
 from ocibuild.debian.resolve import installed_names, resolve
 from ocibuild.debian.unpack import DebLayer, memory_member
-from ocibuild.errors import SpecError
 from ocibuild.layers.bytecode import Bytecode, bytecode_for
 from ocibuild.layers.compression import Compression
 from ocibuild.layers.tarwriter import Member, write_member_layer
 from ocibuild.store.atomic import temp_dir
 from ocibuild.store.blobs import BlobStore, LayerBlob, cache_key
+from ocibuild.debian.lock import EXCLUDED, DebianLock, base_packages, release_for
 
-# The Debian release shipping each Python version as its python3.
-RELEASES = {"3.11": "bookworm", "3.13": "trixie"}
-# Used only by maintainer scripts, which never run here; apt's own set for minimal images.
-EXCLUDED = frozenset({"debconf", "debconf-2.0", "dpkg", "awk", "tar", "perl-base", "init-system-helpers",
-                      "install-info"})
 SKELETON_VERSION = "2"  # bump when the skeleton changes
 LAYER_FORMAT = "deb-stream-1"  # bump when the way packages become members changes
 USER, UID = "ocibuild", 1000
-LOCK_HEADER = "# ocibuild Debian lock"
 DOWNLOADS = 8  # .debs downloaded at once
-
-
-def base_packages(python_version: str) -> list[str]:
-    """Python, CA certificates, time zones, and the libraries manylinux wheels may expect from the
-    system (libc, libgcc_s, libstdc++, zlib, expat come along as dependencies or are named)."""
-    return ["base-files", "ca-certificates", "tzdata", "libstdc++6", f"python{python_version}",
-            f"python{python_version}-venv"]
-
-
-def release_for(python_version: str) -> str:
-    if python_version not in RELEASES:
-        shipped = ", ".join(f"{v}: {r}" for v, r in RELEASES.items())
-        raise SpecError(f"no Debian release ships Python {python_version} ({shipped}): "
-                        f'set base_image="python:{python_version}-slim"')
-    return RELEASES[python_version]
-
-
-@dataclass(frozen=True)
-class DebianLock:
-    release: str
-    architecture: str
-    base: tuple[DebPackage, ...]  # empty when the image has another base
-    system: tuple[DebPackage, ...]
-
-    def text(self) -> str:
-        lines = [f"{LOCK_HEADER}: release {self.release}, architecture {self.architecture}", "[base]",
-                 *(p.lock_line() for p in self.base), "[system]", *(p.lock_line() for p in self.system)]
-        return "\n".join(lines) + "\n"
-
-    @classmethod
-    def parse(cls, text: str) -> DebianLock:
-        lines = text.splitlines()
-        if not lines or not lines[0].startswith(LOCK_HEADER):
-            raise DebianError("not an ocibuild Debian lock")
-        release, architecture = (part.split()[-1] for part in lines[0].split(":", 1)[1].split(","))
-        sections: dict[str, list[DebPackage]] = {"base": [], "system": []}
-        current = None
-        for line in lines[1:]:
-            if line.startswith("["):
-                current = line.strip("[]")
-            elif line.strip():
-                name, version, arch, sha256, size, filename = line.split()
-                sections[current].append(DebPackage(name, version, arch, filename, sha256, int(size)))
-        return cls(release, architecture, tuple(sections["base"]), tuple(sections["system"]))
 
 
 def lock_packages(python_version: str, system: list[str], architecture: str, settings: DebianSettings,

@@ -65,7 +65,7 @@ def parse_python_lock(text: str) -> tuple[PythonPackage, ...]:
 
 
 def read_locks(bento: Bento, platform: Platform) -> Locks:
-    from ocibuild.debian.base import DebianLock
+    from ocibuild.debian.lock import DebianLock
 
     multi = bento.info.platforms is not None
     python_path = bento.path / python_lock(str(platform), multi)

@@ -1,6 +1,7 @@
 import io
 import os
 import re
+import shutil
 import stat
 import tarfile
 from pathlib import Path
@@ -301,3 +302,24 @@ def test_export_to_a_missing_directory_is_one_line(built, tmp_path, ocibuild):
     assert result.exit_code == 1
     assert result.output.startswith("error: cannot write") and result.output.count("\n") == 1
     assert not (tmp_path / "missing").exists()
+
+
+def test_import_refuses_a_debian_lock_whose_hash_walks_out(built, tmp_path):
+    """The lock's sha256 names the cached `.deb`: a path in its place never reaches the store."""
+    store, bento = built
+    copy = tmp_path / "copy"
+    shutil.copytree(bento.path, copy, symlinks=True)
+    lock = copy / "env/debian/packages.lock"
+    lines = lock.read_text().splitlines()
+    first = next(i for i, line in enumerate(lines) if line.count(" ") == 5)
+    fields = lines[first].split()
+    fields[3] = "../../../../../../../../" + str(tmp_path / "escaped").lstrip("/")
+    lines[first] = " ".join(fields)
+    lock.write_text("\n".join(lines) + "\n")
+    archive = tmp_path / "hostile.bento"
+    export_dir(copy, archive)
+    other = BentoStore(tmp_path / "other-home")
+    with pytest.raises(ArchiveError, match=rf"refusing the bento: env/debian/packages.lock: the Debian lock's line {first + 1} "):
+        import_bento(other, archive)
+    assert other.list() == []
+    assert not (tmp_path / "escaped").exists() and not (tmp_path / "escaped.deb").exists()

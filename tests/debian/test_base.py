@@ -18,7 +18,7 @@ from ocibuild.base import Sources
 from ocibuild.containerize import ContainerizeOptions, containerize as containerize_bento
 from ocibuild.debian.archive import DebianArchive, DebianSettings
 from ocibuild.errors import DebianError
-from ocibuild.debian.base import DebianLock
+from ocibuild.debian.lock import DebianLock
 from ocibuild.debian.installed import read_base_system
 from ocibuild.errors import SpecError
 from ocibuild.store.blobs import BlobStore
