@@ -36,6 +36,17 @@ def test_pyc_is_checked_hash_named_for_the_image_and_deterministic(tmp_path):
     assert compile_one(tmp_path, "two") == data
 
 
+def test_a_prestarted_compiler_is_taken_once_and_gives_the_same_bytes(tmp_path):
+    fresh = compile_one(tmp_path, "fresh")
+    compiler = bc.bytecode_for("3.11")
+    compiler.prestart()
+    spare = bc._SPARE[compiler.interpreter]
+    compiler.prestart()  # one spare per interpreter
+    assert bc._SPARE[compiler.interpreter] is spare
+    assert compile_one(tmp_path, "prestarted") == fresh
+    assert compiler.interpreter not in bc._SPARE and spare.returncode == 0  # it was the one that compiled
+
+
 def test_uncompilable_sources_are_skipped_and_select_limits_what_is_compiled(tmp_path):
     (tmp_path / "good.py").write_text("x = 1\n")
     (tmp_path / "bad.py").write_text("print 'python 2'\n")

@@ -108,3 +108,20 @@ def test_a_failing_stage_reaches_the_writer(tmp_path):
     entries = sample_tree(tmp_path)
     with pytest.raises(OSError, match="No space left"):
         write_layer(entries, Full(), Compression.GZIP, 0)
+
+
+def test_gzip_is_written_at_its_level_and_the_cache_key_names_it(tmp_path, monkeypatch):
+    """Another level is another blob: a key without the level would hand a blob of the old level
+    to a build of the new one, and the digest would depend on the cache."""
+    from ocibuild.layers import compression
+    from ocibuild.layers.writer import LayerWriter
+    from ocibuild.store.blobs import BlobStore
+
+    _, data = write(sample_tree(tmp_path))
+    assert data[8] == 4  # gzip's XFL: "fastest" (level 1)
+    writer = LayerWriter(BlobStore(tmp_path / "cache"), Compression.GZIP, 0)
+    fast = writer.key("x")
+    monkeypatch.setattr(compression, "GZIP_LEVEL", 6)
+    assert writer.key("x") != fast
+    _, data = write(sample_tree(tmp_path / "again"))
+    assert data[8] == 0
