@@ -53,6 +53,7 @@ from ocibuild.registry.session import Registries
 from ocibuild.store.atomic import temp_dir
 from ocibuild.store.blobs import BlobStore
 from ocibuild.store.extract import ExtractLimits, extract
+from ocibuild.store.tarread import open_tar
 
 SCHEME = "oci://"
 BENTO_TYPE = "application/vnd.ocibuild.bento.v1"
@@ -150,7 +151,7 @@ def _extract_layer(repo: Repository, layer: Descriptor, blobs: BlobStore, dest: 
         raise ArchiveError(f"{repo}: layer {layer.digest[:19]} declares {layer.size} bytes: refusing it")
     path = repo.fetch_blob(layer.digest, layer.size, blobs)  # verified against digest and size
     try:
-        with tarfile.open(path, "r:*") as tar:
+        with open_tar(path, "r:*") as tar:
             extract(tar, dest, limits)
     except (tarfile.TarError, EOFError, OSError) as exc:
         raise ArchiveError(f"cannot read layer {layer.digest[:19]} of {repo}: {exc}") from None

@@ -68,6 +68,24 @@ def lying_size_tar(name: str, claimed: int, actual: bytes) -> bytes:
     return gzip.compress(info.tobuf(tarfile.USTAR_FORMAT) + body + b"\0" * 1024)
 
 
+def header_bomb(path: Path, size: int, kind: bytes = tarfile.XHDTYPE) -> Path:
+    """A gzip'd tar whose first header (PAX by default, or a GNU long name) claims and holds `size`
+    bytes of zeros (a few KiB on disk), then a normal file: `tarfile` alone reads the whole header
+    into memory before it reaches that file."""
+    import gzip
+
+    info = tarfile.TarInfo("././@LongLink" if kind == tarfile.GNUTYPE_LONGNAME else "././@PaxHeader")
+    info.type, info.size = kind, size
+    with gzip.open(path, "wb", compresslevel=1) as out:
+        out.write(info.tobuf(tarfile.GNU_FORMAT if kind == tarfile.GNUTYPE_LONGNAME else tarfile.USTAR_FORMAT))
+        zeros = b"\0" * (1 << 20)
+        for start in range(0, size, len(zeros)):
+            out.write(zeros[:min(len(zeros), size - start)])
+        out.write(b"\0" * (-size % 512))
+        out.write(make_tar([file("hello.txt", b"hello\n")], mode="w"))
+    return path
+
+
 def cve_2025_4517_chain(up: int, into: str, dest_len: int = 60) -> list[tarfile.TarInfo]:
     """The published CVE-2025-4517 archive, aimed at `../` * `up` + `into`.
 

@@ -8,6 +8,7 @@ for an `$OCIBUILD_HOME` whose files are byte-for-byte the same, and for no temp 
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import io
 import json
@@ -28,7 +29,7 @@ import pytest
 
 from ocibuild.oci import mediatypes
 from tests.conftest import ECHO, copy_service, free_port, need, run_process
-from tests.hostile import make_victim, snapshot
+from tests.hostile import header_bomb, make_victim, snapshot
 from tests.registry.conftest import plain_registry, registry_bin  # noqa: F401  (fixtures)
 
 BENTO = "echo:1"
@@ -576,6 +577,24 @@ def test_a_debian_lock_whose_hash_walks_out_of_the_cache(template, home, ocibuil
                     f"package: {lines[first][:80]!r}")
     guarded.unchanged()
     assert not list(tmp_path.glob("escaped*"))
+
+
+@pytest.mark.parametrize("transport", ["import", "oci-archive"])
+def test_a_header_bomb_is_refused_unread(guarded, ocibuild, tmp_path, transport):
+    """A 64 MiB PAX header in a few KiB of gzip: refused before it is read, whoever reads the tar."""
+    bomb = header_bomb(tmp_path / "bomb.tar.gz", 64 << 20)
+    if transport == "import":
+        result = ocibuild("import", str(bomb), ok=False)
+        line = f"cannot read {bomb}: refusing archive: a PAX header of {64 << 20} bytes at byte 0 (at most 1048576 are read)"
+    else:  # an OCI archive is read uncompressed: the same header, 2 MiB on disk
+        plain = tmp_path / "bomb.tar"
+        plain.write_bytes(gzip.decompress(header_bomb(tmp_path / "small.tar.gz", 2 << 20).read_bytes()))
+        result = ocibuild("containerize", BENTO, "--base", f"oci-archive:{plain}", "-o", str(guarded.out / "img.tar"),
+                          ok=False)
+        line = (f"{plain} is not a readable tar archive: refusing archive: a PAX header of {2 << 20} bytes at byte 0 "
+                "(at most 1048576 are read)")
+    refused(result, line)
+    guarded.unchanged()
 
 
 def test_symlink_loop_in_a_model_directory(guarded, ocibuild, tmp_path):

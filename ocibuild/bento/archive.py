@@ -20,6 +20,7 @@ from ocibuild.store.atomic import TempFile
 from ocibuild.store.extract import ExtractLimits, extract
 from ocibuild.sdk.names import Tag
 from ocibuild.store.versioned import VersionedStore
+from ocibuild.store.tarread import open_tar
 
 
 def export_dir(source: Path, dest: Path) -> None:
@@ -51,7 +52,7 @@ def import_into(store: VersionedStore, archive: Path, load: Callable[[Path], Ben
                 limits: ExtractLimits = ExtractLimits()) -> Path:
     """Extract to staging, read the manifest with `load`, `verify`, then commit under its tag."""
     def fill(staged: Path) -> None:
-        with tarfile.open(archive, "r:*") as tar:
+        with open_tar(archive, "r:*") as tar:
             try:
                 extract(tar, staged, limits)
             except ArchiveError as exc:  # the extractor names the member; say which archive it is in

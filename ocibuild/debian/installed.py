@@ -10,6 +10,7 @@ from pathlib import Path
 from ocibuild.errors import DebianError
 from ocibuild.debian.index import DebPackage
 from ocibuild.debian.resolve import installed_names
+from ocibuild.store.tarread import open_tar
 
 OS_RELEASE = ("etc/os-release", "usr/lib/os-release")
 STATUS = "var/lib/dpkg/status"
@@ -28,7 +29,7 @@ def read_base_system(layers: list[Path], name: str) -> BaseSystem:
     files: dict[str, bytes] = {}
     for layer in layers:
         try:
-            with tarfile.open(layer, "r|*") as tar:
+            with open_tar(layer, "r|*") as tar:
                 for member in tar:
                     path = member.name.removeprefix("./")
                     if member.isfile() and (path in OS_RELEASE or path == STATUS or path.startswith(STATUS_D)):

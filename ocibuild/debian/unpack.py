@@ -26,6 +26,7 @@ from debian.arfile import ArError, ArFile
 
 from ocibuild.errors import DebianError
 from ocibuild.layers.tarwriter import Entry, Member, tarinfo
+from ocibuild.store.tarread import open_tar
 
 STATUS_DIR = "var/lib/dpkg/status.d"
 CERTS_DIR = "usr/share/ca-certificates/"
@@ -46,7 +47,7 @@ def _tar(deb: ArFile, prefix: str) -> tarfile.TarFile:
     member, suffix = _member(deb, prefix)
     if suffix not in _DECOMPRESS:
         raise DebianError(f"{deb.name}: unsupported compression {prefix}{suffix}")
-    return tarfile.open(fileobj=_DECOMPRESS[suffix](member), mode="r|")
+    return open_tar(fileobj=_DECOMPRESS[suffix](member), mode="r|")
 
 
 def _control(deb: ArFile) -> str:

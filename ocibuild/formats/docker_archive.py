@@ -20,6 +20,7 @@ from ocibuild.oci.image import Image
 from ocibuild.oci.layer import FileLayer
 from ocibuild.oci.reference import Reference
 from ocibuild.store.blobs import BlobStore
+from ocibuild.store.tarread import open_tar
 
 MAX_BLOB = 1 << 40
 
@@ -43,7 +44,7 @@ def read_docker_archive(path: Path, blobs: BlobStore) -> tuple[Image, Digest]:
     if not path.is_file():
         raise ImageError(f"docker-archive:{path} is not a file")
     try:
-        with tarfile.open(path, "r:") as tar:
+        with open_tar(path, "r:") as tar:
             return _read(TarReader(tar, f"docker-archive:{path}"), blobs)
     except (tarfile.TarError, EOFError, OSError) as exc:
         if isinstance(exc, OcibuildError):

@@ -28,6 +28,7 @@ from ocibuild.oci.platform import Platform
 from ocibuild.oci.reference import Reference
 from ocibuild.store.atomic import temp_dir, umask
 from ocibuild.store.blobs import BlobStore
+from ocibuild.store.tarread import open_tar
 
 OCI_LAYOUT = canonical_json({"imageLayoutVersion": "1.0.0"})
 REF_NAME = "org.opencontainers.image.ref.name"
@@ -188,7 +189,7 @@ def open_layout(path: Path, transport: str) -> Iterator[Reader]:
     if not path.is_file():
         raise ImageError(f"{path} is not a file")
     try:
-        with tarfile.open(path, "r:") as tar:
+        with open_tar(path, "r:") as tar:
             yield TarReader(tar, str(path))
     except (tarfile.TarError, EOFError) as exc:
         raise ImageError(f"{path} is not a readable tar archive: {exc}") from None
