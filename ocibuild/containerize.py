@@ -8,6 +8,7 @@ bento; the source layer and the config use `SOURCE_DATE_EPOCH` or the bento's cr
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 from collections.abc import Callable
@@ -22,7 +23,7 @@ from ocibuild.bento.info import debian_lock as debian_lock_path
 from ocibuild.bento.store import Bento
 from ocibuild.errors import ImageError
 from ocibuild.layers.app import model_entries, runtime_entries, source_entries
-from ocibuild.layers.bytecode import bytecode_for, compiled_content
+from ocibuild.layers.bytecode import bytecode_for, compiled_content, shared_bytecode
 from ocibuild.layers.compression import Compression
 from ocibuild.layers.writer import LayerWriter
 from ocibuild.models.store import content_digest
@@ -138,9 +139,10 @@ def containerize_platforms(bento: Bento, options: ContainerizeOptions, sources: 
     itself: a single-platform bento containerizes exactly as it always did."""
     targets = list(dict.fromkeys(platforms or ([options.platform] if options.platform else locked_platforms(bento))))
     images = []
-    for platform in targets:
-        report = (lambda s, p=platform: step(f"{s} ({p})")) if len(targets) > 1 else step
-        images.append(containerize(bento, dataclasses.replace(options, platform=platform), sources, report))
+    with shared_bytecode(sources.blobs.tmp) if len(targets) > 1 else contextlib.nullcontext():
+        for platform in targets:
+            report = (lambda s, p=platform: step(f"{s} ({p})")) if len(targets) > 1 else step
+            images.append(containerize(bento, dataclasses.replace(options, platform=platform), sources, report))
     if len(images) == 1:
         return images[0]
     return Index(tuple(images))

@@ -20,6 +20,7 @@ A layer's cache key names the compiling interpreter's full version (`Bytecode.ke
 from __future__ import annotations
 
 import atexit
+import hashlib
 import json
 import os
 import shutil
@@ -28,6 +29,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -75,6 +77,42 @@ def _stop_spares() -> None:
         _SPARE.clear()
 
 
+class _Memo:
+    """Bytecode compiled during one `shared_bytecode` block, by what decides its bytes."""
+
+    def __init__(self, directory: Path):
+        self.directory = directory
+        self.compiled: set[Path] = set()
+        self.failed: set[Path] = set()
+        self._lock = threading.Lock()
+
+    def path(self, bytecode: Bytecode, source: Path, image_path: str) -> Path:
+        """Where the `.pyc` of these source bytes at this image path, by this compiler, lives."""
+        content = hashlib.sha256(source.read_bytes()).hexdigest()
+        return self.directory / (cache_key(bytecode.key, image_path, content) + ".pyc")
+
+    def remember(self, cfile: Path, compiled: bool) -> None:
+        with self._lock:
+            (self.compiled if compiled else self.failed).add(cfile)
+
+
+_MEMO: _Memo | None = None
+
+
+@contextmanager
+def shared_bytecode(tmp: Path) -> Iterator[None]:
+    """Within the block, each source is compiled once: the images of a multi-platform build ship
+    the same `.py` files (the pure-Python files of native distributions, the Debian standard
+    library), so every platform after the first compiles almost nothing. One block at a time."""
+    global _MEMO
+    with temp_dir(tmp) as directory:
+        _MEMO = _Memo(directory)
+        try:
+            yield
+        finally:
+            _MEMO = None
+
+
 @dataclass(frozen=True)
 class Bytecode:
     python_version: str  # the image's, "3.11"
@@ -97,16 +135,28 @@ class Bytecode:
 
     def compile(self, sources: Iterable[tuple[Path, str]], scratch: Path) -> dict[str, Path]:
         """Compile each (host file, image path) into `scratch`: image path of the `.pyc` -> file.
-        Sources that do not compile are left without one."""
-        jobs = []
+        Sources that do not compile are left without one. Inside `shared_bytecode`, a source
+        already compiled there (same bytes, same image path, same compiler) is not compiled again."""
+        memo, jobs, done = _MEMO, [], {}
         for source, path in sorted(sources, key=lambda s: s[1]):
-            jobs.append((str(source), str(scratch / self.pyc_path(path)), "/" + path))
-        if not jobs:
-            return {}
-        chunks = [jobs[i:i + CHUNK] for i in range(0, len(jobs), CHUNK)]
-        with ThreadPoolExecutor(max(1, min(len(chunks), os.cpu_count() or 1))) as pool:
-            failed = set().union(*pool.map(self._run, chunks))
-        return {self.pyc_path(dfile[1:]): Path(cfile) for source, cfile, dfile in jobs if source not in failed}
+            if memo is None:
+                jobs.append((str(source), str(scratch / self.pyc_path(path)), "/" + path))
+                continue
+            cfile = memo.path(self, source, path)
+            if cfile in memo.compiled:
+                done[path] = cfile
+            elif cfile not in memo.failed:
+                jobs.append((str(source), str(cfile), "/" + path))
+        if jobs:
+            chunks = [jobs[i:i + CHUNK] for i in range(0, len(jobs), CHUNK)]
+            with ThreadPoolExecutor(max(1, min(len(chunks), os.cpu_count() or 1))) as pool:
+                failed = set().union(*pool.map(self._run, chunks))
+            for source, cfile, dfile in jobs:
+                if source not in failed:
+                    done[dfile[1:]] = Path(cfile)
+                if memo is not None:
+                    memo.remember(Path(cfile), source not in failed)
+        return {self.pyc_path(path): cfile for path, cfile in sorted(done.items())}
 
     def prestart(self) -> None:
         """Start a compiler now, waiting for its sources, so that the next `compile` (after an

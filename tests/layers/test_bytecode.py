@@ -47,6 +47,30 @@ def test_a_prestarted_compiler_is_taken_once_and_gives_the_same_bytes(tmp_path):
     assert compiler.interpreter not in bc._SPARE and spare.returncode == 0  # it was the one that compiled
 
 
+def test_shared_bytecode_compiles_each_source_once(tmp_path, monkeypatch):
+    """What every platform of one build ships is compiled for the first only: same bytes, same
+    image path, same compiler; another path or other bytes are compiled again."""
+    fresh = compile_one(tmp_path, "fresh")
+    bc._stop_spares()  # every compile below starts its own compiler: counted
+    started = []
+    start = bc._start_compiler
+    monkeypatch.setattr(bc, "_start_compiler", lambda interpreter: started.append(1) or start(interpreter))
+    (tmp_path / "bad.py").write_text("def (:\n")
+    (tmp_path / "tmp").mkdir()
+    with bc.shared_bytecode(tmp_path / "tmp"):
+        assert compile_one(tmp_path, "amd64") == fresh and len(started) == 1
+        assert compile_one(tmp_path, "arm64") == fresh and len(started) == 1  # not compiled again
+        compiler = bc.bytecode_for("3.11")
+        assert compiler.compile([(tmp_path / "bad.py", "opt/app/bad.py")], tmp_path / "x") == {}
+        assert compiler.compile([(tmp_path / "bad.py", "opt/app/bad.py")], tmp_path / "y") == {}
+        assert len(started) == 2  # a source that does not compile is not tried twice
+        other = compiler.compile([(tmp_path / "mod.py", "opt/other/mod.py")], tmp_path / "z")
+        assert marshal.loads(other["opt/other/__pycache__/mod.cpython-311.pyc"].read_bytes()[16:]).co_filename \
+            == "/opt/other/mod.py" and len(started) == 3
+    assert os.listdir(tmp_path / "tmp") == []  # the block's directory is gone with it
+    assert bc._MEMO is None
+
+
 def test_uncompilable_sources_are_skipped_and_select_limits_what_is_compiled(tmp_path):
     (tmp_path / "good.py").write_text("x = 1\n")
     (tmp_path / "bad.py").write_text("print 'python 2'\n")
