@@ -8,6 +8,8 @@ listing every referrer of that subject, merged with what the tag already lists.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 from ocibuild.errors import RegistryError
 from ocibuild.oci import mediatypes
 from ocibuild.oci.descriptor import Descriptor, canonical_json, parse_json
@@ -60,9 +62,11 @@ def push_referrers(repo: Repository, referrers: tuple[Manifest, ...]) -> list[Di
     """Put each referrer; where the registry did not index them, update the subject's tag.
     Returns the digests of the referrers pushed."""
     unindexed: dict[Digest, list[Manifest]] = {}
-    for manifest in referrers:
+    with ThreadPoolExecutor(max(1, min(len(referrers), 4))) as pool:  # independent puts, at once
+        indexed = list(pool.map(lambda manifest: put_referrer(repo, manifest), referrers))
+    for manifest, by_registry in zip(referrers, indexed):
         subject = subject_of(manifest)
-        if not put_referrer(repo, manifest) and subject is not None:
+        if not by_registry and subject is not None:
             unindexed.setdefault(subject.digest, []).append(manifest)
     for subject, manifests in unindexed.items():
         listed = tagged_referrers(repo, subject)
