@@ -304,18 +304,15 @@ def containerize(obj, tag, platform, **image):
 
 def make_image(obj, bento, output, fmt, compression, image_tag, base, platform, load_platform, load, push_to,
                metadata_file, cache_from, cache_to, sbom_format, provenance, provenance_time):
-    from ocibuild.layers.bytecode import bytecode_for
-
-    bytecode_for(bento.info.python_version).prestart()  # starts while the rest is imported and looked up
+    from ocibuild.background import Background
     from ocibuild.base import Sources
-    from concurrent.futures import ThreadPoolExecutor
-
     from ocibuild.containerize import ContainerizeOptions, containerize_platforms, locked_platforms, source_date_epoch
     from ocibuild.layers.compression import Compression
     from ocibuild.oci.platform import Platform, host_platform
     from ocibuild.oci.reference import Reference
     from ocibuild.publish import ArchivePublisher, DockerPublisher, LayoutPublisher, RegistryPublisher
     from ocibuild.report import Steps, layer_records, metadata, summary
+    from ocibuild.layers.bytecode import bytecode_for
     from ocibuild.store.atomic import write_atomic
     from ocibuild.supplychain.attach import SupplyChainOptions, find_wheels, referrers, remember_wheels
 
@@ -329,6 +326,7 @@ def make_image(obj, bento, output, fmt, compression, image_tag, base, platform, 
     targets = platform_list(platform) if platform else None
     if load_platform and str(loadable) not in [str(p) for p in targets or bento.info.targets]:
         raise click.UsageError(f"--load-platform {loadable} is not one of the platforms built")
+    bytecode_for(bento.info.python_version).prestart()  # starts while the image's inputs are looked up
     steps = Steps(lambda line: click.echo(line, err=True))
     stored_before = obj.blobs.digests()
     blobs = obj.blobs
@@ -341,11 +339,12 @@ def make_image(obj, bento, output, fmt, compression, image_tag, base, platform, 
             from ocibuild.supplychain.records import restore_sbom_records
 
             restore_sbom_records(bento, obj.home, blobs.locks)
-    with ThreadPoolExecutor(1) as pool:  # the SBOM's network questions, asked while the layers are written
+    with Background(1) as pool:  # the SBOM's network questions, asked while the layers are written
         wheels = pool.submit(find_wheels, bento, targets or locked_platforms(bento),
                              obj.home if sbom_format != "none" else None)
         root = containerize_platforms(bento, options, Sources(obj.registries, blobs, obj.home), targets, steps)
-        remember_wheels(wheels.result())
+        found = wheels.result()
+        remember_wheels(found)
     images = images_of(root)
     if not any(i.platform.matches(loadable) for i in images) and images:  # not the host's: the first
         loadable = images[0].platform
@@ -358,7 +357,7 @@ def make_image(obj, bento, output, fmt, compression, image_tag, base, platform, 
         publishers.append(RegistryPublisher(Reference.parse(push_to), obj.registries, blobs))
     steps("supply chain records")
     attached = referrers(root, bento, str(name), obj.blobs, SupplyChainOptions(
-        sbom_format, provenance, epoch, base, provenance_time, {"compression": compression}, obj.home))
+        sbom_format, provenance, epoch, base, provenance_time, {"compression": compression}, obj.home, found))
     results = []
     for publisher in publishers:
         steps(f"pushing to {push_to}" if isinstance(publisher, RegistryPublisher) else f"writing {dest}")

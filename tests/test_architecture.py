@@ -10,9 +10,10 @@ import pytest
 PACKAGE = Path(__file__).resolve().parent.parent / "ocibuild"
 
 # What each part of ocibuild may import from ocibuild (besides itself).
-BASE = {"errors", "contract", "progress"}
+BASE = {"errors", "contract", "progress", "background"}
 ALLOWED = {
     "progress": set(),
+    "background": set(),
     "sdk": BASE,
     "runtime": BASE | {"sdk"},
     "oci": BASE,

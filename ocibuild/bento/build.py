@@ -6,11 +6,11 @@ import dataclasses
 import json
 import os
 import shutil
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
 import ocibuild
+from ocibuild.background import Background
 from ocibuild.base import Sources, pin, resolve_base
 from ocibuild.bento.collect import SourceFile, collect_files
 from ocibuild.bento.info import (
@@ -88,7 +88,7 @@ def build_bento(path: Path, store: BentoStore, *, entry_point: str | None = None
 
     # The Debian locks (the archive's index, over the network) resolve in a thread of their own
     # while uv resolves the Python ones: neither reads the other.
-    with ThreadPoolExecutor(1) as pool, store.staging() as staged:
+    with Background(1) as pool, store.staging() as staged:
         debian = {p: pool.submit(debian_for, p) for p in targets}
         copy_sources(root, files, staged / SRC_DIR)
         for model in models:  # hard links: a bento never duplicates model bytes on disk

@@ -63,6 +63,19 @@ def control_text(path: Path) -> str:
         return _control(ArFile(fileobj=f))
 
 
+def data_file(path: Path, wanted: str, max_size: int) -> bytes | None:
+    """One regular file of a package's `data.tar` (`usr/share/doc/NAME/copyright`), if it is
+    there and at most `max_size` bytes; read as a stream, through `open_tar`'s bounds."""
+    try:
+        with open(path, "rb") as f, _tar(ArFile(fileobj=f), "data.tar") as tar:
+            for info in tar:
+                if info.name.removeprefix("./") == wanted and info.isreg() and info.size <= max_size:
+                    return tar.extractfile(info).read()
+    except _READ_ERRORS as exc:
+        raise DebianError(f"cannot read {path.name}: {exc}") from None
+    return None
+
+
 def memory_member(path: str, kind: str, mode: int, data: bytes = b"", uid: int = 0, gid: int = 0,
                   linkname: str = "") -> Member:
     """A member made here rather than read from a package (status records, the skeleton)."""

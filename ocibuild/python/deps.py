@@ -115,6 +115,11 @@ def dependency_layers(lock: Path, python_version: str, platform: Platform,
         # start last and run alone; listed in the planned order
         with ThreadPoolExecutor(max(1, min(len(groups), os.cpu_count() or 1))) as pool:
             started = {i: pool.submit(write, groups[i]) for i in sorted(range(len(groups)), key=lambda i: -groups[i].size)}
-            layers = [started[i].result() for i in range(len(groups))]
+            try:
+                layers = [started[i].result() for i in range(len(groups))]
+            except BaseException:  # the groups not started yet are not written; the running ones end
+                for future in started.values():  # before the directories they read are removed
+                    future.cancel()
+                raise
     writer.blobs.store_set(set_key, layers)
     return layers

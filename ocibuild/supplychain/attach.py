@@ -31,6 +31,7 @@ class SupplyChainOptions:
     provenance_time: bool = False  # stamp the provenance with the time (only without SOURCE_DATE_EPOCH)
     parameters: dict | None = None  # containerize's options, for the provenance
     home: object = None  # $OCIBUILD_HOME: Debian licenses read from the locked .debs (None: not read)
+    wheels: dict | None = None  # what `find_wheels` found: {platform: (record, facts or None)}
 
 
 def images_of(root: Manifest) -> tuple[Image, ...]:
@@ -49,13 +50,15 @@ def base_ref(bento: Bento, image: Image, base_option: str | None) -> BaseRef | N
 
 
 def sbom_bytes(bento: Bento, platform, fmt: str, base: BaseRef | None, source_date_epoch: int | None,
-               home=None) -> tuple[bytes, str]:
+               home=None, found: dict | None = None) -> tuple[bytes, str]:
     """(document, media type) of the SBOM in `fmt`; with `home` (the Debian archive's settings and
     cache), Debian packages carry the licenses their copyright files name and Python distributions
-    the one wheel installed for the platform."""
+    the one wheel installed for the platform (`found`: what `find_wheels` already asked uv)."""
     locks = read_locks(bento, platform)
     wheels = None
-    if home is not None:
+    if home is not None and str(platform) in (found or {}):
+        wheels = found[str(platform)][1] or {}  # uv could not say: not asked twice
+    elif home is not None:
         from ocibuild.supplychain.wheels import selected_wheels
 
         wheels = selected_wheels(locks.python_path, bento.info.python_version, platform, home / "cache")
@@ -74,29 +77,30 @@ def sbom_bytes(bento: Bento, platform, fmt: str, base: BaseRef | None, source_da
     return spdx.spdx_bytes(document), spdx.MEDIA_TYPE
 
 
-def find_wheels(bento: Bento, platforms, home) -> list[tuple[object, dict]]:
-    """(record, facts) of which wheel each platform installs, for the platforms not yet
-    remembered: asked of uv (over the network) in a thread beside the layers, so the SBOM costs
-    the build no time. Nothing is written: `remember_wheels` keeps them once the image is made,
-    so a build that fails leaves the cache as it was."""
+def find_wheels(bento: Bento, platforms, home) -> dict[str, tuple[object, dict | None]]:
+    """`{platform: (record, facts)}` of which wheel each platform installs, for the platforms not
+    yet remembered (facts None: uv could not say): asked of uv (over the network) in a thread
+    beside the layers, so the SBOM costs the build no time. Nothing is written: `remember_wheels`
+    keeps them once the image is made, so a build that fails leaves the cache as it was."""
     if home is None:
-        return []
+        return {}
     from ocibuild.supplychain import wheels
 
-    found = []
+    found = {}
     for platform in platforms:
         lock = read_locks(bento, platform).python_path
         record = wheels.wheels_record(lock, bento.info.python_version, platform, home / "cache")
-        if not record.is_file() and (facts := wheels.find_wheels(lock, bento.info.python_version, platform)) is not None:
-            found.append((record, facts))
+        if not record.is_file():
+            found[str(platform)] = (record, wheels.find_wheels(lock, bento.info.python_version, platform))
     return found
 
 
-def remember_wheels(found: list[tuple[object, dict]]) -> None:
+def remember_wheels(found: dict[str, tuple[object, dict | None]]) -> None:
     from ocibuild.supplychain.wheels import remember
 
-    for record, facts in found:
-        remember(record, facts)
+    for record, facts in found.values():
+        if facts is not None:
+            remember(record, facts)
 
 
 def _artifact(blobs: BlobStore, subject: Image, artifact_type: str, data: bytes, created: str) -> Artifact:
@@ -116,7 +120,8 @@ def referrers(root: Manifest, bento: Bento, image_name: str, blobs: BlobStore,
         locks = read_locks(bento, platform)
         base = base_ref(bento, image, options.base)
         if options.sbom != "none":
-            data, media_type = sbom_bytes(bento, platform, options.sbom, base, options.source_date_epoch, options.home)
+            data, media_type = sbom_bytes(bento, platform, options.sbom, base, options.source_date_epoch, options.home,
+                                          options.wheels)
             out.append(_artifact(blobs, image, media_type, data, created))
         if options.provenance:
             started = None

@@ -23,15 +23,10 @@ def stated_licenses(copyright_text: str) -> tuple[str, ...]:
 
 
 def read_deb_licenses(deb: Path, name: str) -> tuple[str, ...]:
-    from debian.debfile import DebFile
+    from ocibuild.debian.unpack import data_file
 
-    wanted = f"usr/share/doc/{name}/copyright"
-    with DebFile(str(deb)) as package:
-        tar = package.data.tgz()
-        for member in tar:
-            if member.name.removeprefix("./") == wanted and member.isreg() and member.size < 4 << 20:
-                return stated_licenses(tar.extractfile(member).read().decode("utf-8", "replace"))
-    return ()
+    text = data_file(deb, f"usr/share/doc/{name}/copyright", 4 << 20)
+    return stated_licenses(text.decode("utf-8", "replace")) if text is not None else ()
 
 
 def license_record(cache: Path, package: DebPackage) -> Path:

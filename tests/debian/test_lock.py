@@ -47,3 +47,16 @@ def replace_line(old: str, new: str) -> str:
 def test_hostile_locks_are_refused(text):
     with pytest.raises(DebianError, match="Debian lock"):
         DebianLock.parse(text)
+
+
+@pytest.mark.parametrize("package", [
+    DebPackage("libc6", "2.36-9+deb12u10", "arm64", "pool/main/g/glibc/libc6_2.36-9+deb12u10_arm64.deb", SHA, 1),
+    DebPackage("tzdata", "2025b-0+deb12u1", "all", "pool/main/t/tzdata/tzdata_2025b-0+deb12u1_all.deb", SHA, 1),
+    DebPackage("libstd-rust-1.63", "1.63.0+dfsg1-2", "amd64",
+               "pool/main/r/rustc/libstd-rust-1.63_1.63.0+dfsg1-2_amd64.deb", SHA, 1),
+    DebPackage("firmware-misc-nonfree", "1:20230210-5~bpo11+1", "all",
+               "pool/non-free-firmware/f/firmware-nonfree/firmware-misc-nonfree_20230210-5~bpo11+1_all.deb", SHA, 1),
+])
+def test_real_packages_are_accepted(package):
+    lock = DebianLock("bookworm", package.architecture, (), (package,))
+    assert DebianLock.parse(lock.text()) == lock
