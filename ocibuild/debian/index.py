@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bisect
 import re
+import weakref
 from collections import defaultdict
 from dataclasses import dataclass
 from functools import cmp_to_key
@@ -185,7 +186,9 @@ class _LazyProviders:
     """`PackageIndex.providers`, computed per virtual name on first use."""
 
     def __init__(self, index: LazyPackageIndex):
-        self.index = index
+        # a weak reference: a cycle would keep the index's 50 MB text alive until a full garbage
+        # collection, so a multi-platform build held one index per architecture at once
+        self.index = weakref.proxy(index)
         self.cache: dict[str, list[tuple[DebPackage, str | None]]] = {}
 
     def get(self, name: str, default=None):

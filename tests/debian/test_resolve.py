@@ -178,3 +178,20 @@ def test_other_architectures_are_ignored(kind):
     index = make_index(kind, "arm64")
     assert names(resolve(index, ["libc6"])) == ["libc6=2.40-1"]
     assert not index.knows("app")
+
+
+def test_a_lazy_index_is_freed_as_soon_as_it_is_dropped():
+    """No reference cycle: an index (50 MB of text for a real archive) must not wait for the cyclic
+    garbage collector, or a multi-platform build holds one per architecture at once."""
+    import gc
+    import weakref
+
+    lazy = LazyPackageIndex(PACKAGES, "amd64")
+    resolve(lazy, ["app"])  # fills the providers' cache too
+    gone = weakref.ref(lazy)
+    gc.disable()
+    try:
+        del lazy
+        assert gone() is None
+    finally:
+        gc.enable()
