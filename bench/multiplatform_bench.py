@@ -8,13 +8,14 @@ the SPDX SBOM and the provenance, as it does by default.
 
 usage: .venv/bin/python bench/multiplatform_bench.py
 
-Measured (2 cores shared with other jobs, Debian 12, warm .deb and uv caches; every containerize
-attaches SBOM + provenance, and a cold one also asks uv which wheels the platform gets and reads
-their license metadata), a quiet run; under load, multi cold took 20-28 s:
+Measured (2 cores, Debian 12, warm .deb and uv caches; every containerize attaches SBOM +
+provenance, and a cold one also asks uv which wheels the platform gets and reads their license
+metadata), 2026-11-25, gzip level 1, bytecode shared across the platforms of one build:
 
-    single  linux/amd64             build 1.71 s   cold  5.98 s   warm 0.35 s   rebuild 1.66 s   edit 0.37 s   40 MB
-    multi   linux/amd64,linux/arm64 build 2.96 s   cold 11.81 s   warm 0.40 s   rebuild 3.29 s   edit 0.41 s   79 MB
-    peak RSS: containerize 38 MB warm, 60-63 MB cold; build 205 MB (single) / 236 MB (multi)
+    single  linux/amd64             build 1.31 s   cold  7.61 s   warm 0.23 s   rebuild 0.15 s   edit 0.25 s
+    multi   linux/amd64,linux/arm64 build 3.00 s   cold 12.39 s   warm 0.31 s   rebuild 0.21 s   edit 0.39 s
+    peak RSS: build 152 MB (single) / 166 MB (multi; 235 MB before the Debian index was freed
+    when dropped); containerize 27 MB warm, 84-99 MB cold
 """
 
 from __future__ import annotations
