@@ -137,6 +137,8 @@ def scan(text: bytes) -> dict:
     provides: dict[str, list[tuple[int, int]]] = defaultdict(list)
     for match in _PROVIDES.finditer(text):
         at = bisect.bisect_right(starts, match.start() + 1) - 1
+        if at < 0:  # before any paragraph: belongs to none
+            continue
         for item in match.group(1).decode().replace("\n", " ").split(","):
             virtual = item.strip().split(" ", 1)[0].split("(", 1)[0]
             if virtual:

@@ -195,3 +195,8 @@ def test_a_lazy_index_is_freed_as_soon_as_it_is_dropped():
         assert gone() is None
     finally:
         gc.enable()
+
+
+def test_a_provides_line_before_any_package_belongs_to_none():
+    assert scan(b"Source: x\nProvides: ghost\n\nPackage: a\nProvides: b\n") == {
+        "packages": {"a": [(27, 50)]}, "provides": {"b": [(27, 50)]}}
