@@ -314,7 +314,7 @@ def make_image(obj, bento, output, fmt, compression, image_tag, base, platform, 
     from ocibuild.report import Steps, layer_records, metadata, summary
     from ocibuild.layers.bytecode import bytecode_for
     from ocibuild.store.atomic import write_atomic
-    from ocibuild.supplychain.attach import SupplyChainOptions, find_wheels, referrers, remember_wheels
+    from ocibuild.supplychain.attach import SupplyChainOptions, find_wheels, finish_wheels, referrers, remember_wheels
 
     fmt = FORMATS[fmt]
     if load and fmt != "oci-archive":
@@ -343,7 +343,7 @@ def make_image(obj, bento, output, fmt, compression, image_tag, base, platform, 
         wheels = pool.submit(find_wheels, bento, targets or locked_platforms(bento),
                              obj.home if sbom_format != "none" else None)
         root = containerize_platforms(bento, options, Sources(obj.registries, blobs, obj.home), targets, steps)
-        found = wheels.result()
+        found = finish_wheels(bento, wheels.result(), obj.home)
         remember_wheels(found)
     images = images_of(root)
     if not any(i.platform.matches(loadable) for i in images) and images:  # not the host's: the first

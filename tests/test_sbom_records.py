@@ -24,3 +24,32 @@ def test_a_record_naming_a_wheel_the_lock_does_not_accept_is_skipped(example, tm
     restore_sbom_records(bento, tmp_path, {key: {"kind": WHEELS, "text": json.dumps(truth)}})
     assert json.loads(path.read_text()) == truth
     assert sbom_records(bento, tmp_path)[key]["kind"] == WHEELS
+
+
+def test_licenses_come_from_what_the_dependency_install_recorded(tmp_path, monkeypatch):
+    """The dependency layers' install keeps each METADATA header: the SBOM reads the licenses from
+    there, and installs the lock again only when no record exists."""
+    from ocibuild.python import deps
+    from ocibuild.store.blobs import BlobStore
+    from ocibuild.supplychain.wheels import installed_licenses
+
+    lock = tmp_path / "requirements.lock.txt"
+    lock.write_text("six==1.16.0 \\\n    --hash=sha256:" + "a" * 64 + "\n")
+    platform, cache = Platform.target("linux/amd64"), tmp_path / "cache"
+    installs = []
+
+    def install(lock, target, python_version, platform):
+        installs.append(target)
+        (target / "six-1.16.0.dist-info").mkdir(parents=True)
+        (target / "six-1.16.0.dist-info" / "METADATA").write_text(
+            "Metadata-Version: 2.1\nName: six\nLicense: MIT\n\nSix is a Python 2 and 3 compatibility library.\n")
+
+    monkeypatch.setattr(deps, "install", install)
+    assert installed_licenses(lock, "3.11", platform, cache) == {"six": {"license": "MIT"}}
+    assert len(installs) == 1  # no record: installed once, in a temporary directory
+    BlobStore(cache).remember(deps.METADATA, deps.metadata_key(lock, "3.11", platform),
+                              {"six-1.16.0.dist-info": "Metadata-Version: 2.1\nName: six\nLicense-Expression: MIT"})
+    assert installed_licenses(lock, "3.11", platform, cache) == {"six": {"expression": "MIT"}}
+    assert len(installs) == 1  # the record answered
+    assert installed_licenses(lock, "3.11", Platform.target("linux/arm64"), cache) == {"six": {"license": "MIT"}}
+    assert len(installs) == 2  # another platform: another install

@@ -28,8 +28,23 @@ from ocibuild.python.plan import (
     record_files,
 )
 from ocibuild.store.atomic import temp_dir
-from ocibuild.store.blobs import LayerBlob
+from ocibuild.store.blobs import LayerBlob, cache_key
 SHEBANG = b"#!/usr/bin/env python3"
+METADATA = "python-metadata"  # blob store records: the METADATA headers of each installed lock
+
+
+def metadata_key(lock: Path, python_version: str, platform: Platform) -> str:
+    return cache_key(METADATA, requirement_lines(lock), python_version, str(platform))
+
+
+def installed_metadata(target: Path) -> dict[str, str]:
+    """`{dist-info directory: the header part of its METADATA}` (licenses and classifiers live
+    there; the long description after it is left out)."""
+    found = {}
+    for metadata in sorted(target.glob("*.dist-info/METADATA")):
+        text = metadata.read_text(encoding="utf-8", errors="replace")
+        found[metadata.parent.name] = text.split("\n\n", 1)[0][:64 << 10]
+    return found
 
 
 def install(lock: Path, target: Path, python_version: str, platform: Platform) -> None:
@@ -101,6 +116,8 @@ def dependency_layers(lock: Path, python_version: str, platform: Platform,
         return cached
     with temp_dir(writer.blobs.tmp) as target, temp_dir(writer.blobs.tmp) as scratch:
         install(lock, target, python_version, platform)
+        # what the SBOM says of each distribution's license, kept now rather than installed again
+        writer.blobs.remember(METADATA, metadata_key(lock, python_version, platform), installed_metadata(target))
         rewrite_shebangs(target / "bin")
         dists, unclaimed = read_distributions(target)
         groups = group_distributions(dists, unclaimed, split_native=split_native)

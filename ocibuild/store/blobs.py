@@ -162,6 +162,15 @@ class BlobStore:
         data = self._read_json("origins", Digest(digest).encoded)
         return [o for o in data if isinstance(o, str)] if isinstance(data, list) else []
 
+    def remember(self, kind: str, key: str, data) -> None:
+        """Keep a small JSON record under `kind/key` (facts computed once, such as what an install
+        held); `kind` is one of ocibuild's own names, `key` a `cache_key`."""
+        self._write_json(kind, key, data)
+
+    def recall(self, kind: str, key: str):
+        """The record `remember` kept, or None (a damaged record reads as none)."""
+        return self._read_json(kind, key)
+
     def _read_json(self, kind: str, key: str):
         try:
             return json.loads((self.root / kind / f"{key}.json").read_text())

@@ -77,11 +77,10 @@ def sbom_bytes(bento: Bento, platform, fmt: str, base: BaseRef | None, source_da
     return spdx.spdx_bytes(document), spdx.MEDIA_TYPE
 
 
-def find_wheels(bento: Bento, platforms, home) -> dict[str, tuple[object, dict | None]]:
-    """`{platform: (record, facts)}` of which wheel each platform installs, for the platforms not
-    yet remembered (facts None: uv could not say): asked of uv (over the network) in a thread
-    beside the layers, so the SBOM costs the build no time. Nothing is written: `remember_wheels`
-    keeps them once the image is made, so a build that fails leaves the cache as it was."""
+def find_wheels(bento: Bento, platforms, home) -> dict[str, tuple[object, list | None]]:
+    """`{platform: (record, packages)}`: the wheel uv resolves each locked pin to, for the platforms
+    whose facts are not yet remembered (packages None: uv could not say). Index metadata only,
+    asked in a thread beside the layers; `finish_wheels` adds the license metadata afterwards."""
     if home is None:
         return {}
     from ocibuild.supplychain import wheels
@@ -91,8 +90,24 @@ def find_wheels(bento: Bento, platforms, home) -> dict[str, tuple[object, dict |
         lock = read_locks(bento, platform).python_path
         record = wheels.wheels_record(lock, bento.info.python_version, platform, home / "cache")
         if not record.is_file():
-            found[str(platform)] = (record, wheels.find_wheels(lock, bento.info.python_version, platform))
+            found[str(platform)] = (record, wheels.wheel_files(lock, bento.info.python_version, platform))
     return found
+
+
+def finish_wheels(bento: Bento, found: dict[str, tuple[object, list | None]], home) -> dict[str, tuple[object, dict | None]]:
+    """`find_wheels`' answers completed with each wheel's license metadata, once the image's
+    layers are made: what their install recorded (or, when they came from the cache, an install
+    that uv then links from its own cache rather than downloading the wheels a second time)."""
+    from ocibuild.oci.platform import Platform
+    from ocibuild.supplychain import wheels
+
+    done = {}
+    for platform, (record, packages) in found.items():
+        target = Platform.target(platform)
+        lock = read_locks(bento, target).python_path
+        done[platform] = (record, None if packages is None else
+                          wheels.wheel_facts(lock, bento.info.python_version, target, packages, home / "cache"))
+    return done
 
 
 def remember_wheels(found: dict[str, tuple[object, dict | None]]) -> None:

@@ -39,18 +39,20 @@ def license_metadata(metadata: str) -> dict:
     return {k: v for k, v in out.items() if v}
 
 
-def installed_licenses(lock: Path, python_version: str, platform: Platform) -> dict[str, dict]:
-    """License metadata of each distribution, from the METADATA of the wheels uv installs for
-    the platform (into a temporary directory, from its cache when warm)."""
-    from ocibuild.python.deps import install
+def installed_licenses(lock: Path, python_version: str, platform: Platform, cache: Path) -> dict[str, dict]:
+    """License metadata of each distribution, from the METADATA of the wheels uv installs for the
+    platform: as the dependency layers' install recorded it, else from an install of its own
+    (into a temporary directory, from uv's cache when warm)."""
+    from ocibuild.python.deps import METADATA, install, installed_metadata, metadata_key
+    from ocibuild.store.blobs import BlobStore
 
-    found = {}
-    with tempfile.TemporaryDirectory(prefix="ocibuild-metadata-") as tmp:
-        install(lock, Path(tmp), python_version, platform)
-        for metadata in sorted(Path(tmp).glob("*.dist-info/METADATA")):
-            name = _normalize(metadata.parent.name.removesuffix(".dist-info").rsplit("-", 1)[0])
-            found[name] = license_metadata(metadata.read_text(encoding="utf-8", errors="replace"))
-    return found
+    recorded = BlobStore(cache).recall(METADATA, metadata_key(lock, python_version, platform))
+    if not isinstance(recorded, dict):
+        with tempfile.TemporaryDirectory(prefix="ocibuild-metadata-") as tmp:
+            install(lock, Path(tmp), python_version, platform)
+            recorded = installed_metadata(Path(tmp))
+    return {_normalize(str(name).removesuffix(".dist-info").rsplit("-", 1)[0]): license_metadata(text)
+            for name, text in recorded.items() if isinstance(text, str)}
 
 
 def wheels_record(lock: Path, python_version: str, platform: Platform, cache: Path) -> Path:
@@ -66,7 +68,7 @@ def selected_wheels(lock: Path, python_version: str, platform: Platform, cache: 
     remembered = wheels_record(lock, python_version, platform, cache)
     if remembered.is_file():
         return json.loads(remembered.read_text())
-    found = find_wheels(lock, python_version, platform)
+    found = find_wheels(lock, python_version, platform, cache)
     if found is None:
         return {}
     remember(remembered, found)
@@ -80,28 +82,40 @@ def remember(record: Path, found: dict[str, dict]) -> None:
     tmp_file.replace(record)
 
 
-def find_wheels(lock: Path, python_version: str, platform: Platform) -> dict[str, dict] | None:
+def find_wheels(lock: Path, python_version: str, platform: Platform, cache: Path) -> dict[str, dict] | None:
     """What `selected_wheels` returns, asked of uv (None when it cannot say); nothing is written."""
+    files = wheel_files(lock, python_version, platform)
+    return wheel_facts(lock, python_version, platform, files, cache) if files is not None else None
+
+
+def wheel_files(lock: Path, python_version: str, platform: Platform) -> list[dict] | None:
+    """The PEP 751 packages uv resolves the lock's pins to for `platform`, one wheel each (index
+    metadata only: nothing is downloaded); None when uv cannot say."""
     from plumbum import ProcessExecutionError
 
-    from ocibuild.python.inputs import read_indexes, uv_index_environment
     from ocibuild.python.lock import uv_command
 
-    indexes, build_envs = read_indexes(lock.parent / "indexes.json")
-    environ = {**build_envs, **os.environ}
-    env = {**environ, **uv_index_environment(indexes, environ)}
     with tempfile.TemporaryDirectory(prefix="ocibuild-wheels-") as tmp:
         out = Path(tmp) / "pylock.toml"
         try:
             uv_command()("pip", "compile", str(lock), "--format", "pylock.toml", "--python-platform",
                          platform.uv_platform, "--python-version", python_version, "--only-binary", ":all:",
-                         "--no-deps", "--quiet", "--no-header", "-o", str(out), env=env)
-            packages = tomllib.loads(out.read_text()).get("packages", [])
-            licenses = installed_licenses(lock, python_version, platform)
+                         "--no-deps", "--quiet", "--no-header", "-o", str(out), env=_uv_env(lock))
+            return tomllib.loads(out.read_text()).get("packages", [])
         except (ProcessExecutionError, OSError, tomllib.TOMLDecodeError, OcibuildError) as exc:
-            log.warning("cannot tell which wheels uv installs for %s (%s): the SBOM lists every locked hash",
-                        platform, type(exc).__name__)
+            _cannot_tell(platform, exc)
             return None
+
+
+def wheel_facts(lock: Path, python_version: str, platform: Platform, packages: list[dict],
+                cache: Path) -> dict[str, dict] | None:
+    """`selected_wheels`' answer from `wheel_files`' packages and the license metadata of the
+    wheels uv installs (see `installed_licenses`); None when uv cannot say."""
+    try:
+        licenses = installed_licenses(lock, python_version, platform, cache)
+    except (OcibuildError, OSError) as exc:
+        _cannot_tell(platform, exc)
+        return None
     found = {}
     for package in packages:
         wheels = package.get("wheels") or []
@@ -115,3 +129,16 @@ def find_wheels(lock: Path, python_version: str, platform: Platform) -> dict[str
                 stated["spdx"] = valid_spdx_expression(stated["expression"])
             found[name] = {"file": url.rsplit("/", 1)[-1], "sha256": wheels[0]["hashes"]["sha256"], "license": stated}
     return found
+
+
+def _uv_env(lock: Path) -> dict:
+    from ocibuild.python.inputs import read_indexes, uv_index_environment
+
+    indexes, build_envs = read_indexes(lock.parent / "indexes.json")
+    environ = {**build_envs, **os.environ}
+    return {**environ, **uv_index_environment(indexes, environ)}
+
+
+def _cannot_tell(platform: Platform, exc: Exception) -> None:
+    log.warning("cannot tell which wheels uv installs for %s (%s): the SBOM lists every locked hash",
+                platform, type(exc).__name__)

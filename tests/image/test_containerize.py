@@ -41,6 +41,18 @@ def test_layer_order_and_config(example):
     assert image.annotations["org.opencontainers.image.version"] == example.bento.info.version
 
 
+def test_the_dependency_install_keeps_each_metadata_header_for_the_sbom(example):
+    from ocibuild.containerize import lock_path
+    from ocibuild.python.deps import METADATA, metadata_key
+
+    platform = Platform.target(example.bento.info.platform)
+    recorded = example.cache.recall(METADATA, metadata_key(lock_path(example.bento), example.bento.info.python_version,
+                                                           platform))
+    numpy = next(text for name, text in recorded.items() if name.startswith("numpy-"))
+    assert "\nName: numpy\n" in numpy and "License" in numpy and "\n\n" not in numpy  # headers only
+    assert any(name.startswith("uvicorn-") for name in recorded)
+
+
 def test_same_bento_same_digest_in_fresh_caches_and_directories(example, tmp_path):
     again = containerize(example, cache=BlobStore(tmp_path / "fresh-cache"))
     assert again.digest == example.image.digest
