@@ -307,12 +307,12 @@ def make_image(obj, bento, output, fmt, compression, image_tag, base, platform, 
     from ocibuild.background import Background
     from ocibuild.base import Sources
     from ocibuild.containerize import ContainerizeOptions, containerize_platforms, locked_platforms, source_date_epoch
+    from ocibuild.layers.bytecode import bytecode_for
     from ocibuild.layers.compression import Compression
     from ocibuild.oci.platform import Platform, host_platform
     from ocibuild.oci.reference import Reference
     from ocibuild.publish import ArchivePublisher, DockerPublisher, LayoutPublisher, RegistryPublisher
     from ocibuild.report import Steps, layer_records, metadata, summary
-    from ocibuild.layers.bytecode import bytecode_for
     from ocibuild.store.atomic import write_atomic
     from ocibuild.supplychain.attach import SupplyChainOptions, find_wheels, finish_wheels, referrers, remember_wheels
 

@@ -58,7 +58,6 @@ json.dump(failed, sys.stdout)
 
 _SPARE: dict[str, subprocess.Popen] = {}  # interpreter -> a started compiler nobody took yet
 _SPARE_LOCK = threading.Lock()
-_SPARE_EXIT: list[bool] = []  # whether `_stop_spares` is registered
 
 
 def _start_compiler(interpreter: str) -> subprocess.Popen:
@@ -75,6 +74,9 @@ def _stop_spares() -> None:
             process.kill()
             process.wait()
         _SPARE.clear()
+
+
+atexit.register(_stop_spares)  # a spare nobody took dies with the command
 
 
 class _Memo:
@@ -163,9 +165,6 @@ class Bytecode:
         edit, the one source file) finds it running: its start-up overlaps the work before it."""
         with _SPARE_LOCK:
             if self.interpreter not in _SPARE:
-                if not _SPARE and not _SPARE_EXIT:
-                    atexit.register(_stop_spares)
-                    _SPARE_EXIT.append(True)
                 _SPARE[self.interpreter] = _start_compiler(self.interpreter)
 
     def _run(self, jobs: list[tuple[str, str, str]]) -> set[str]:
