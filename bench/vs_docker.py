@@ -36,19 +36,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+sys.path.insert(0, str(ROOT / "bench"))
+from containerize_bench import HEAVY, run  # noqa: E402
 from tests.registry.fixtures import start_registry  # noqa: E402
 
-ML = '''
-import ocibuild
-
-image = ocibuild.images.PythonImage(python_version="3.11").python_packages("numpy", "pandas", "scipy", "scikit-learn")
-
-@ocibuild.service(image=image)
-class Ml:
-    @ocibuild.api
-    def predict(self, x: list[float]) -> float:
-        return sum(x)
-'''
 IMPORTS = {"small": "import numpy", "ml": "import pandas, scipy.stats, sklearn.linear_model"}
 BASE_TAG = "ocibuild-bench/python:3.11-slim"
 PIP_TAG = "ocibuild-bench/python-pip:3.11"
@@ -66,15 +57,9 @@ PEAK_RSS: dict[str, float] = {}
 def ocibuild(args: list[str], env: dict) -> float:
     """Seconds of one `ocibuild` process; its peak RSS is recorded."""
     os.sync()  # the previous command's writes (docker's saves) are not timed here
-    started = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "ocibuild", *args], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    elapsed = time.perf_counter() - started
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"ocibuild {' '.join(args)} failed: {proc.stderr.read().decode()[-2000:]}")
-    PEAK_RSS[" ".join([args[0], Path(args[1]).name, *args[2:4]])] = usage.ru_maxrss / 1024
-    return elapsed
+    seconds, rss = run(args, env)
+    PEAK_RSS[" ".join([args[0], Path(args[1]).name, *args[2:4]])] = rss
+    return seconds
 
 
 def sh(*cmd: str, quiet: bool = True, **kw) -> subprocess.CompletedProcess:
@@ -183,8 +168,8 @@ def bench(label: str, service: Path, layout: Path, registry: str, work: Path, ru
         shutil.rmtree(out)
         return seconds
 
-    for name, run in (("edit -> tarball", edit_tarball), ("edit -> registry", edit_registry)):
-        pairs = [run(i) for i in range(runs)]
+    for name, edit_path in (("edit -> tarball", edit_tarball), ("edit -> registry", edit_registry)):
+        pairs = [edit_path(i) for i in range(runs)]
         rows.append((f"{label}: {name} (median of {runs})", statistics.median(m for m, _ in pairs),
                      statistics.median(t for _, t in pairs)))
     rows.append((f"{label}: edit -> OCI layout (median of {runs})", statistics.median(edit_layout(i) for i in range(runs)),
@@ -222,7 +207,7 @@ def main() -> None:
             prepare_docker_base(layout, work)
             ml = work / "ml-src"
             ml.mkdir()
-            (ml / "service.py").write_text(ML)
+            (ml / "service.py").write_text(HEAVY)
             rows = []
             for label, service in (("small", ROOT / "examples/summarization"), ("ml", ml)):
                 if args.only in (None, label):

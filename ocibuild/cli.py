@@ -343,7 +343,7 @@ def make_image(obj, bento, output, fmt, compression, image_tag, base, platform, 
         wheels = pool.submit(find_wheels, bento, targets or locked_platforms(bento),
                              obj.home if sbom_format != "none" else None)
         root = containerize_platforms(bento, options, Sources(obj.registries, blobs, obj.home), targets, steps)
-        found = finish_wheels(bento, wheels.result(), obj.home)
+        found = finish_wheels(wheels.result(), obj.home)
         remember_wheels(found)
     images = images_of(root)
     if not any(i.platform.matches(loadable) for i in images) and images:  # not the host's: the first

@@ -29,7 +29,7 @@ import pytest
 
 from ocibuild.oci import mediatypes
 from tests.conftest import ECHO, copy_service, free_port, need, run_process
-from tests.hostile import header_bomb, make_victim, snapshot
+from tests.hostile import file, header_bomb, make_tar, make_victim, snapshot
 from tests.registry.conftest import plain_registry, registry_bin  # noqa: F401  (fixtures)
 
 BENTO = "echo:1"
@@ -304,11 +304,7 @@ def docker_archive(dest: Path, manifest: object, extra: dict[str, bytes] | None 
                          "rootfs": {"type": "layers", "diff_ids": ["sha256:" + hashlib.sha256(layer).hexdigest()]}})
     members = {"manifest.json": json.dumps(manifest).encode(), "config.json": config.encode(), "layer.tar": layer,
                **(extra or {})}
-    with tarfile.open(dest, "w") as tar:
-        for name, data in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
+    dest.write_bytes(make_tar([file(name, data) for name, data in members.items()], mode="w"))
     return dest
 
 

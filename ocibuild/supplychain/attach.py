@@ -31,7 +31,7 @@ class SupplyChainOptions:
     provenance_time: bool = False  # stamp the provenance with the time (only without SOURCE_DATE_EPOCH)
     parameters: dict | None = None  # containerize's options, for the provenance
     home: object = None  # $OCIBUILD_HOME: Debian licenses read from the locked .debs (None: not read)
-    wheels: dict | None = None  # what `find_wheels` found: {platform: (record, facts or None)}
+    wheels: dict | None = None  # what `finish_wheels` found: {platform: Wheels}
 
 
 def images_of(root: Manifest) -> tuple[Image, ...]:
@@ -53,11 +53,11 @@ def sbom_bytes(bento: Bento, platform, fmt: str, base: BaseRef | None, source_da
                home=None, found: dict | None = None) -> tuple[bytes, str]:
     """(document, media type) of the SBOM in `fmt`; with `home` (the Debian archive's settings and
     cache), Debian packages carry the licenses their copyright files name and Python distributions
-    the one wheel installed for the platform (`found`: what `find_wheels` already asked uv)."""
+    the one wheel installed for the platform (`found`: what `finish_wheels` already asked uv)."""
     locks = read_locks(bento, platform)
     wheels = None
     if home is not None and str(platform) in (found or {}):
-        wheels = found[str(platform)][1] or {}  # uv could not say: not asked twice
+        wheels = found[str(platform)].facts or {}  # uv could not say: not asked twice
     elif home is not None:
         from ocibuild.supplychain.wheels import selected_wheels
 
@@ -77,10 +77,11 @@ def sbom_bytes(bento: Bento, platform, fmt: str, base: BaseRef | None, source_da
     return spdx.spdx_bytes(document), spdx.MEDIA_TYPE
 
 
-def find_wheels(bento: Bento, platforms, home) -> dict[str, tuple[object, list | None]]:
-    """`{platform: (record, packages)}`: the wheel uv resolves each locked pin to, for the platforms
-    whose facts are not yet remembered (packages None: uv could not say). Index metadata only,
-    asked in a thread beside the layers; `finish_wheels` adds the license metadata afterwards."""
+def find_wheels(bento: Bento, platforms, home) -> dict:
+    """`{platform: Wheels}` for the platforms whose wheel facts are not yet remembered: which wheel
+    uv resolves each locked pin to (index metadata only), asked in a thread beside the layers.
+    Nothing is written: `finish_wheels` adds the licenses once the image's layers are made, and
+    `remember_wheels` keeps the facts, so a build that fails leaves the cache as it was."""
     if home is None:
         return {}
     from ocibuild.supplychain import wheels
@@ -90,32 +91,20 @@ def find_wheels(bento: Bento, platforms, home) -> dict[str, tuple[object, list |
         lock = read_locks(bento, platform).python_path
         record = wheels.wheels_record(lock, bento.info.python_version, platform, home / "cache")
         if not record.is_file():
-            found[str(platform)] = (record, wheels.wheel_files(lock, bento.info.python_version, platform))
+            found[str(platform)] = wheels.ask(record, lock, bento.info.python_version, platform)
     return found
 
 
-def finish_wheels(bento: Bento, found: dict[str, tuple[object, list | None]], home) -> dict[str, tuple[object, dict | None]]:
-    """`find_wheels`' answers completed with each wheel's license metadata, once the image's
-    layers are made: what their install recorded (or, when they came from the cache, an install
-    that uv then links from its own cache rather than downloading the wheels a second time)."""
-    from ocibuild.oci.platform import Platform
-    from ocibuild.supplychain import wheels
-
-    done = {}
-    for platform, (record, packages) in found.items():
-        target = Platform.target(platform)
-        lock = read_locks(bento, target).python_path
-        done[platform] = (record, None if packages is None else
-                          wheels.wheel_facts(lock, bento.info.python_version, target, packages, home / "cache"))
-    return done
+def finish_wheels(found: dict, home) -> dict:
+    """`find_wheels`' answers with each wheel's license metadata: what the dependency layers'
+    install recorded (or, when they all came from the cache, an install that uv then links from
+    its own cache rather than downloading the wheels a second time)."""
+    return {platform: asked.with_licenses(home / "cache") for platform, asked in found.items()}
 
 
-def remember_wheels(found: dict[str, tuple[object, dict | None]]) -> None:
-    from ocibuild.supplychain.wheels import remember
-
-    for record, facts in found.values():
-        if facts is not None:
-            remember(record, facts)
+def remember_wheels(found: dict) -> None:
+    for asked in found.values():
+        asked.keep()
 
 
 def _artifact(blobs: BlobStore, subject: Image, artifact_type: str, data: bytes, created: str) -> Artifact:

@@ -5,6 +5,7 @@ SBOM keeps its bytes; nothing is written into the bento (its digest stays what i
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -12,6 +13,7 @@ import os
 import re
 import tempfile
 import tomllib
+from dataclasses import dataclass
 from pathlib import Path
 
 from ocibuild.errors import OcibuildError
@@ -68,24 +70,43 @@ def selected_wheels(lock: Path, python_version: str, platform: Platform, cache: 
     remembered = wheels_record(lock, python_version, platform, cache)
     if remembered.is_file():
         return json.loads(remembered.read_text())
-    found = find_wheels(lock, python_version, platform, cache)
-    if found is None:
-        return {}
-    remember(remembered, found)
-    return found
+    asked = ask(remembered, lock, python_version, platform).with_licenses(cache)
+    asked.keep()
+    return asked.facts or {}
 
 
-def remember(record: Path, found: dict[str, dict]) -> None:
-    record.parent.mkdir(parents=True, exist_ok=True)
-    tmp_file = record.with_suffix(f".tmp{os.getpid()}")
-    tmp_file.write_text(json.dumps(found, sort_keys=True))
-    tmp_file.replace(record)
+@dataclass(frozen=True)
+class Wheels:
+    """What uv says of one lock for one platform, asked in two steps so that the first (index
+    metadata) can run beside the layers and the second (licenses) after them."""
+
+    record: Path  # where the facts are remembered
+    lock: Path
+    python_version: str
+    platform: Platform
+    packages: list[dict] | None  # the pylock packages, one wheel each; None: uv could not say
+    facts: dict[str, dict] | None = None  # what `selected_wheels` returns, once `with_licenses`
+
+    def with_licenses(self, cache: Path) -> Wheels:
+        if self.packages is None:
+            return self
+        return dataclasses.replace(self, facts=wheel_facts(self.lock, self.python_version, self.platform,
+                                                           self.packages, cache))
+
+    def keep(self) -> None:
+        """Remember the facts (nothing when uv could not say: it is asked again next time)."""
+        if self.facts is None:
+            return
+        self.record.parent.mkdir(parents=True, exist_ok=True)
+        tmp_file = self.record.with_suffix(f".tmp{os.getpid()}")
+        tmp_file.write_text(json.dumps(self.facts, sort_keys=True))
+        tmp_file.replace(self.record)
 
 
-def find_wheels(lock: Path, python_version: str, platform: Platform, cache: Path) -> dict[str, dict] | None:
-    """What `selected_wheels` returns, asked of uv (None when it cannot say); nothing is written."""
-    files = wheel_files(lock, python_version, platform)
-    return wheel_facts(lock, python_version, platform, files, cache) if files is not None else None
+def ask(record: Path, lock: Path, python_version: str, platform: Platform) -> Wheels:
+    """The first step: which wheel uv resolves each pin to (`record`: `wheels_record`'s answer);
+    nothing is written."""
+    return Wheels(record, lock, python_version, platform, wheel_files(lock, python_version, platform))
 
 
 def wheel_files(lock: Path, python_version: str, platform: Platform) -> list[dict] | None:

@@ -1,7 +1,6 @@
 """The default base and system_packages from real Debian packages, verified and run in Docker."""
 
 import http.server
-import io
 import lzma
 import shutil
 import subprocess
@@ -26,6 +25,7 @@ from ocibuild.registry.auth import Keychain
 from ocibuild.registry.config import RegistryConfig
 from ocibuild.registry.session import Registries
 from tests.builds import write
+from tests.hostile import file, make_tar
 from tests.conftest import FIXTURES, copy_service, free_port, need
 
 GOMP = FIXTURES / "services" / "gomp"
@@ -220,11 +220,7 @@ def test_system_packages_on_a_debian_based_base(python_base, docker_engine, tmp_
 
 def layer_with(tmp_path, files: dict[str, bytes]) -> Path:
     path = tmp_path / f"layer-{len(list(tmp_path.iterdir()))}.tar"
-    with tarfile.open(path, "w") as tar:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
+    path.write_bytes(make_tar([file(name, data) for name, data in files.items()], mode="w"))
     return path
 
 
