@@ -42,8 +42,30 @@ def _try_lock(fd: int) -> bool:
         return False
 
 
+@contextmanager
+def _directory_lock(directory: Path) -> Iterator[None]:
+    """Held (an `flock` on the directory) while a temp entry is created and locked by its writer,
+    and while `sweep` decides: without it, a sweep in another thread or process could take the
+    lock of an entry created an instant earlier, before its writer locked it, and delete it."""
+    try:
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:  # a directory we may write but not read: nothing to sweep there either
+        yield
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
 def sweep(directory: Path, prefix: str = PREFIX) -> None:
     """Remove temp files and directories under `directory` whose writer is gone."""
+    with _directory_lock(directory):
+        _sweep(directory, prefix)
+
+
+def _sweep(directory: Path, prefix: str) -> None:
     try:
         names = [n for n in os.listdir(directory) if n.startswith(prefix)]
     except OSError:
@@ -69,9 +91,10 @@ class TempFile:
 
     def __init__(self, directory: Path, prefix: str = PREFIX, mode: int = 0o666):
         directory.mkdir(parents=True, exist_ok=True)
-        sweep(directory, prefix)
-        fd, name = tempfile.mkstemp(dir=directory, prefix=prefix)
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        with _directory_lock(directory):
+            _sweep(directory, prefix)
+            fd, name = tempfile.mkstemp(dir=directory, prefix=prefix)
+            fcntl.flock(fd, fcntl.LOCK_EX)
         self.path = Path(name)
         self.mode = mode
         self.file: BinaryIO = os.fdopen(fd, "wb")
@@ -104,10 +127,11 @@ def temp_dir(parent: Path, prefix: str = PREFIX) -> Iterator[Path]:
     """A fresh directory in `parent`, locked while this process lives, removed on exit unless it
     was renamed away (committed)."""
     parent.mkdir(parents=True, exist_ok=True)
-    sweep(parent, prefix)
-    path = Path(tempfile.mkdtemp(dir=parent, prefix=prefix))
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    fcntl.flock(fd, fcntl.LOCK_EX)
+    with _directory_lock(parent):
+        _sweep(parent, prefix)
+        path = Path(tempfile.mkdtemp(dir=parent, prefix=prefix))
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+        fcntl.flock(fd, fcntl.LOCK_EX)
     try:
         yield path
     finally:
