@@ -6,6 +6,7 @@ import dataclasses
 import json
 import os
 import shutil
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -61,15 +62,20 @@ CONSTRAINTS = "env/python/constraints.txt"  # the pins of locked inputs, for uv 
 def build_bento(path: Path, store: BentoStore, *, entry_point: str | None = None,
                 version: str | None = None, platform: Platform = DEFAULT_PLATFORM,
                 now: datetime | None = None, platforms: tuple[Platform, ...] | None = None,
-                refresh: bool = False, registry_locks=None) -> Bento:
+                refresh: bool = False, registry_locks=None,
+                loaded_hook: Callable[[ServiceSpec], None] | None = None) -> Bento:
     """`platforms` (several): one Python and one Debian lock per platform, the first being `platform`.
     `refresh`: resolve the locks again even when their inputs are those of a previous build.
     `registry_locks` (`bento.lockcache.LockCache`): locks recorded in a registry cache, reused
-    when their inputs are unchanged, so a fresh runner does not resolve again."""
+    when their inputs are unchanged, so a fresh runner does not resolve again.
+    `loaded_hook` gets the service's spec as soon as it is known (`build --containerize` starts
+    the image's bytecode compiler there, so its start-up overlaps the rest of the build)."""
     targets = list(dict.fromkeys(platforms)) if platforms else [platform]
     platform, multi = targets[0], len(targets) > 1
     root = Path(path).resolve()
     loaded = load_service(root, entry_point)
+    if loaded_hook is not None:
+        loaded_hook(loaded.spec)
     moment = now or datetime.now(UTC)
     tag = Tag(loaded.spec.name, validate_version(version) if version else new_version(moment))
     files = collect_files(root)

@@ -59,6 +59,14 @@ def test_same_requirements_give_the_same_lock(home, tmp_path):
     assert str(home) not in lock and "# via -r requirements.txt" in lock
 
 
+def test_the_loaded_hook_gets_the_spec_before_anything_is_written(home, tmp_path):
+    store = BentoStore(home)
+    seen = []
+    hook = lambda spec: seen.append((spec.name, spec.image.python_version, [str(b.tag) for b in store.list()]))  # noqa: E731
+    bento = build_bento(tiny_service(tmp_path), store, version="1", loaded_hook=hook)
+    assert seen == [("tiny", "3.11", [])] and [str(b.tag) for b in store.list()] == [str(bento.tag)]
+
+
 def test_lock_is_for_the_target_platform_not_the_host(home, tmp_path):
     """Markers are evaluated for the target: on this x86_64 host, only the arm64 lock has six."""
     from ocibuild.oci.platform import Platform
