@@ -335,7 +335,6 @@ def make_image(obj, bento, output, fmt, compression, image_tag, base, platform, 
         raise click.UsageError(f"--load-platform {loadable} is not one of the platforms built")
     bytecode_for(bento.info.python_version).prestart()  # starts while the image's inputs are looked up
     steps = Steps(lambda line: click.echo(line, err=True))
-    stored_before = obj.blobs.digests()
     blobs = obj.blobs
     local_output = bool(output or load or not push_to)
     if cache_from or cache_to:
@@ -380,7 +379,7 @@ def make_image(obj, bento, output, fmt, compression, image_tag, base, platform, 
         blobs.locks.update(sbom_records(bento, obj.home))
         click.echo(f"Cache: {write_cache(blobs, cache_to, obj.registries).summary()}", err=True)
     steps.end()
-    layers = layer_records(root, stored_before, {d: o for r in results for d, o in r.blobs.items()})
+    layers = layer_records(root, obj.blobs.created, {d: o for r in results for d, o in r.blobs.items()})
     for result in results:
         click.echo(result.message, err=True)
     click.echo(summary(layers, steps.seconds), err=True)

@@ -53,9 +53,10 @@ class Steps:
         return time.perf_counter() - self.started
 
 
-def layer_records(root: Manifest, existing: set[Digest], pushed: dict[str, str]) -> list[dict]:
-    """Every layer of every image under `root`, once: built now, reused from the blob store, or
-    still in a registry (a base never downloaded); and what the push did with it."""
+def layer_records(root: Manifest, built: set[Digest], pushed: dict[str, str]) -> list[dict]:
+    """Every layer of every image under `root`, once: built now (`built`: the blobs this command
+    wrote, known without listing the store, so an edit's cost does not grow with it), reused from
+    the blob store, or still in a registry (a base never downloaded); and what the push did with it."""
     records, seen = [], set()
     for image in walk(root):
         if not isinstance(image, Image):
@@ -65,7 +66,7 @@ def layer_records(root: Manifest, existing: set[Digest], pushed: dict[str, str])
             if digest in seen:
                 continue
             seen.add(digest)
-            source = "registry" if layer.origin else "reused" if digest in existing else "built"
+            source = "registry" if layer.origin else "built" if digest in built else "reused"
             records.append({"digest": str(digest), "diffId": str(layer.diff_id), "size": layer.descriptor.size,
                             "mediaType": layer.descriptor.media_type, "createdBy": history.get("created_by", ""),
                             "source": source, "push": pushed.get(digest)})

@@ -217,6 +217,7 @@ def test_a_fresh_runner_builds_an_edit_from_the_registry_cache(example, plain_re
     # their empty config); every other layer is mounted from the cache
     assert re.search(r"\(5 uploaded, [1-9]\d* mounted, 0 already there, 2 referrers\)", out), out
     assert "1 layers uploaded (" in out.splitlines()[-2], out
+    assert "1 layers built (" in out.splitlines()[-2], out  # the edit, written through the cache's store
     wheels = [p for p in uv_cache.rglob("*") if p.suffix == ".whl" or p.name.endswith(".dist-info")]
     assert wheels == []
     assert not uv_cache.exists() or not any(p.is_file() for p in uv_cache.rglob("*"))  # uv never ran

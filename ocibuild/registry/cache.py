@@ -122,6 +122,7 @@ class RegistryCacheStore(BlobStore):
 
     def __init__(self, local: BlobStore, sources: list[CacheSource], needs_bytes: bool):
         super().__init__(local.root)
+        self.created = local.created  # one store on disk: one record of what the command wrote
         self.needs_bytes = needs_bytes
         self.layers: dict[str, tuple[LayerBlob, CacheSource]] = {}
         self.sets: dict[str, tuple[Set, CacheSource]] = {}

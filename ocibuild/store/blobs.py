@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import threading
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -59,14 +58,10 @@ class BlobStore:
     def __init__(self, root: Path):
         self.root = root
         self.tmp = root / "tmp"
+        self.created: set[Digest] = set()  # blobs this object put in the store: what a report calls built
 
     def blob_path(self, digest: Digest) -> Path:
         return self.root / Digest(digest).blob_name
-
-    def digests(self) -> set[Digest]:
-        """Every stored sha256 blob (a directory listing: to tell built layers from reused ones)."""
-        directory = self.root / "blobs" / "sha256"
-        return {Digest(f"sha256:{name}") for name in os.listdir(directory)} if directory.is_dir() else set()
 
     def has_blob(self, digest: Digest) -> bool:
         return self.blob_path(digest).is_file()
@@ -101,6 +96,7 @@ class BlobStore:
             target = self.blob_path(blob.digest)
             target.parent.mkdir(parents=True, exist_ok=True)
             tmp.commit(target)
+        self.created.add(blob.digest)
         self._write_json("layers", key, _json(blob))
         return blob
 
@@ -137,13 +133,16 @@ class BlobStore:
                 raise ImageError(f"blob {digest} is corrupt: its content hashes to {actual}")
             target = self.blob_path(actual)
             target.parent.mkdir(parents=True, exist_ok=True)
-            return tmp.commit(target)
+            path = tmp.commit(target)
+        self.created.add(actual)
+        return path
 
     def add_bytes(self, data: bytes) -> Path:
         digest = Digest.of(data)
         if not self.has_blob(digest):
             self.blob_path(digest).parent.mkdir(parents=True, exist_ok=True)
             write_atomic(self.blob_path(digest), data, mode=0o644)
+            self.created.add(digest)
         return self.blob_path(digest)
 
     def add_origin(self, digest: Digest, origin: str) -> None:

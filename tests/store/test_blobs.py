@@ -84,6 +84,29 @@ def test_a_lookup_needs_the_blob_itself(tmp_path):
                                            Compression.NONE, 0)) is None
 
 
+def test_a_store_knows_which_blobs_it_wrote_without_listing_them(tmp_path):
+    """`created` is what a report calls built: blobs written through this object, never those
+    that were there already (an edit's report must not list a store that only grows)."""
+    source = tmp_path / "f"
+    source.write_bytes(b"content")
+    entries = [Entry("f", "file", 0o644, source=source, size=7)]
+    before = BlobStore(tmp_path / "store")
+    before.add_bytes(b"config")
+    layer = LayerWriter(before, Compression.GZIP, 0).content("t", entries)
+    assert before.created == {Digest.of(b"config"), layer.digest}
+    blobs = BlobStore(tmp_path / "store")
+    assert LayerWriter(blobs, Compression.GZIP, 0).content("t", entries) == layer  # a cache hit
+    blobs.add_bytes(b"config")
+    blobs.add_blob(io.BytesIO(b"config"), Digest.of(b"config"), 6)
+    assert blobs.created == set()
+    blobs.add_blob(io.BytesIO(b"new"), None)
+    blobs.add_bytes(b"newer")
+    assert blobs.created == {Digest.of(b"new"), Digest.of(b"newer")}
+    with pytest.raises(ImageError):
+        blobs.add_blob(io.BytesIO(b"hellO"), Digest.of(b"hello"), 5)
+    assert Digest.of(b"hello") not in blobs.created and Digest.of(b"hellO") not in blobs.created
+
+
 def test_committed_files_get_the_umask_modes(tmp_path):
     old = os.umask(0o027)
     try:
