@@ -10,8 +10,10 @@ quadratic in its size when its records do not end where their lengths say.
 Every tar ocibuild reads from an archive, a layout or a layer (bento and model archives, OCI and
 docker archives, image layers, `.deb` data) is opened through `open_tar`, which refuses, before
 reading them: a header over `MAX_HEADER_BYTES`, a PAX header whose records are not well formed,
-more than `MAX_CHAINED_HEADERS` headers in front of one member, and sparse members (GNU or PAX
-sparse maps grow with the archive; no image layer or bento holds one). Malformed numbers are a
+more than `MAX_CHAINED_HEADERS` headers in front of one member, global PAX headers holding more
+than `MAX_GLOBAL_KEYS` keys in all (tarfile copies them into every member that follows, so a small
+global header times many members is memory the archive's size does not show), and sparse members
+(GNU or PAX sparse maps grow with the archive; no image layer or bento holds one). Malformed numbers are a
 `TarError` like any other damage, never a traceback.
 """
 
@@ -19,10 +21,12 @@ from __future__ import annotations
 
 import tarfile
 from pathlib import Path
+from tarfile import XGLTYPE
 from typing import BinaryIO
 
 MAX_HEADER_BYTES = 1 << 20  # long paths and extended attributes take a few KiB
 MAX_CHAINED_HEADERS = 8  # a global header, a PAX header, GNU long name and link: 4 at most in practice
+MAX_GLOBAL_KEYS = 8  # `git archive` writes one (its commit); nothing ocibuild reads needs more
 
 
 class HeaderRefused(tarfile.TarError):
@@ -39,9 +43,13 @@ class _BoundedTarInfo(tarfile.TarInfo):
         tarfile.fileobj = _Replay(buf, fileobj)  # tarfile's own parser reads it from there
         try:
             with _chained(tarfile, self):
-                return super()._proc_pax(tarfile)
+                member = super()._proc_pax(tarfile)
         finally:
             tarfile.fileobj = fileobj
+        if self.type == XGLTYPE and len(tarfile.pax_headers) > MAX_GLOBAL_KEYS:
+            raise HeaderRefused(f"refusing archive: global PAX headers with more than {MAX_GLOBAL_KEYS} keys "
+                                f"at byte {self.offset}")
+        return member
 
     def _proc_gnulong(self, tarfile):
         _bounded(self, "GNU long name")

@@ -126,3 +126,22 @@ def _gnu(members) -> bytes:
         for info in members:
             tar.addfile(info, io.BytesIO(info.data) if getattr(info, "data", None) is not None else None)
     return buf.getvalue()
+
+
+def test_global_headers_with_many_keys_are_refused(tmp_path):
+    """tarfile copies the global keys into every later member: 40 keys over 2,000 members would be
+    80,000 dict entries from a small archive (and gigabytes at a real member count)."""
+    members = [file(f"f{i}", b"") for i in range(2000)]
+    many = io.BytesIO()
+    with tarfile.open(fileobj=many, mode="w:gz", format=tarfile.PAX_FORMAT,
+                      pax_headers={f"k{i}": "v" for i in range(40)}) as tar:
+        for info in members:
+            tar.addfile(info, io.BytesIO(b""))
+    with pytest.raises(HeaderRefused, match="global PAX headers with more than"):
+        with open_tar(fileobj=io.BytesIO(many.getvalue()), mode="r:gz") as tar:
+            list(tar)
+    commit = io.BytesIO()  # what `git archive` writes: one global comment
+    with tarfile.open(fileobj=commit, mode="w:gz", format=tarfile.PAX_FORMAT, pax_headers={"comment": "0" * 40}) as tar:
+        tar.addfile(file("a", b"data"), io.BytesIO(b"data"))
+    with open_tar(fileobj=io.BytesIO(commit.getvalue()), mode="r:gz") as tar:
+        assert [m.name for m in tar] == ["a"]
