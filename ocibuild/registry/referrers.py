@@ -42,7 +42,8 @@ def put_referrer(repo: Repository, manifest: Manifest) -> bool:
 
 
 def tagged_referrers(repo: Repository, subject: Digest) -> list[dict]:
-    """What the fallback tag lists now (nothing if it does not exist)."""
+    """What the fallback tag lists now (nothing if it does not exist), each entry checked as a
+    descriptor: it is the registry's answer, merged into what this push writes back."""
     response = repo.transport.request("GET", f"/v2/{repo.name}/manifests/{referrers_tag(subject)}", repo.push,
                                       expected=(200, 404), headers={"Accept": mediatypes.INDEX}, stream=True,
                                       what=f"read the referrers of {subject} in {repo.name}")
@@ -54,8 +55,11 @@ def tagged_referrers(repo: Repository, subject: Digest) -> list[dict]:
         response.close()
     if len(data) > MAX_MANIFEST:
         raise RegistryError(f"{repo}: the referrers index of {subject} is too large")
-    manifests = parse_json(data, f"the referrers index of {subject}").get("manifests")
-    return [m for m in manifests if isinstance(m, dict)] if isinstance(manifests, list) else []
+    where = f"the referrers index of {subject} in {repo.name}"
+    manifests = parse_json(data, where).get("manifests")
+    if not isinstance(manifests, list):
+        return []
+    return [Descriptor.from_json(m, f"{where}, entry {i}").to_json() for i, m in enumerate(manifests)]
 
 
 def push_referrers(repo: Repository, referrers: tuple[Manifest, ...]) -> list[Digest]:

@@ -245,3 +245,44 @@ def test_pull_accepts_docker_v2_manifests_and_picks_the_platform_from_an_index(e
     with pytest.raises(ImageError, match="has no image for linux/arm64 .it has linux/amd64."):
         pull_base(Reference.parse(f"{host}/formats/app:multi"), regs, BlobStore(tmp_path / "c3"),
                   Platform.parse("linux/arm64"))
+
+
+def test_a_malformed_referrers_tag_is_one_error_not_a_traceback(tmp_path):
+    """The `sha256-<hex>` tag is the registry's answer, merged into what a push writes back: each
+    entry is checked as a descriptor. A stand-in registry on loopback serves the tag."""
+    import http.server
+    import threading
+
+    from ocibuild.errors import ImageError
+    from ocibuild.oci.digest import Digest
+    from ocibuild.registry.referrers import referrers_tag, tagged_referrers
+
+    subject = Digest.of(b"subject")
+    good = {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": str(Digest.of(b"sbom")), "size": 5,
+            "artifactType": "application/spdx+json"}
+    served = {"body": b""}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):
+            found = self.path == f"/v2/r/manifests/{referrers_tag(subject)}"
+            body = served["body"] if found else b""
+            self.send_response(200 if found or self.path == "/v2/" else 404)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        repo = Registries(RegistryConfig(), Keychain([])).repository(f"127.0.0.1:{server.server_address[1]}", "r")
+        served["body"] = json.dumps({"schemaVersion": 2, "manifests": [good]}).encode()
+        assert tagged_referrers(repo, subject) == [good]
+        for entry in ({**good, "digest": ["sha256:x"]}, "not a descriptor", {**good, "size": -1}):
+            served["body"] = json.dumps({"schemaVersion": 2, "manifests": [good, entry]}).encode()
+            with pytest.raises(ImageError, match=f"the referrers index of {subject} in r, entry 1"):
+                tagged_referrers(repo, subject)
+    finally:
+        server.shutdown()
