@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import click
+from click.core import ParameterSource
 
 import ocibuild
 from ocibuild.contract import ocibuild_home
@@ -146,8 +147,9 @@ def build(obj, path, entry_point, version, platform, refresh, cache_from, quiet,
     from ocibuild.bento.build import build_bento
     from ocibuild.oci.platform import host_platform
 
-    given = [f"--{name.replace('_', '-')}" for name, value in image.items()
-             if value not in (None, False, (), True, "oci-archive", "gzip", "spdx")]
+    context = click.get_current_context()
+    given = [flag_given(param, image[param.name]) for param in context.command.params
+             if param.name in image and context.get_parameter_source(param.name) != ParameterSource.DEFAULT]
     if given and not then_containerize:
         raise click.UsageError(f"{', '.join(given)} only apply with --containerize")
     registry_locks = None
@@ -590,6 +592,11 @@ def delete_entries(store, tags, yes: bool) -> None:
     for entry in entries:
         store.delete(entry.tag)
         click.echo(f"Deleted {store.kind} {entry.tag}")
+
+
+def flag_given(param: click.Parameter, value) -> str:
+    """The flag as the user typed it: `--no-provenance` for a false `--provenance/--no-provenance`."""
+    return param.secondary_opts[0] if param.secondary_opts and not value else param.opts[-1]
 
 
 def platform_list(text: str):

@@ -66,3 +66,9 @@ def test_build_containerize_in_one_process(home, tmp_path, python_base):
     assert out.is_file()
     usage = run_process("build", str(root), "--version", "2", "--image-output", str(out))
     assert usage.returncode == 2 and "only apply with --containerize" in usage.stderr
+    # flags whose value is a boolean, or the default typed out, are refused too, by the name typed
+    usage = run_process("build", str(root), "--version", "2", "--load", "--no-provenance", "--format", "oci-archive",
+                        "--push", "localhost:5000/x:1")
+    assert usage.returncode == 2, usage.stderr
+    assert "--format, --load, --push, --no-provenance only apply with --containerize" in usage.stderr
+    assert [p.name for p in (home / "bentos" / "tiny").iterdir()] == ["1"]
