@@ -61,7 +61,7 @@ def layer_records(root: Manifest, built: set[Digest], pushed: dict[str, str]) ->
     for image in walk(root):
         if not isinstance(image, Image):
             continue
-        for layer, history in zip(image.layers, image.history[len(image.history) - len(image.layers):]):
+        for layer, history in zip(image.layers, layer_history(image)):
             digest = layer.descriptor.digest
             if digest in seen:
                 continue
@@ -71,6 +71,13 @@ def layer_records(root: Manifest, built: set[Digest], pushed: dict[str, str]) ->
                             "mediaType": layer.descriptor.media_type, "createdBy": history.get("created_by", ""),
                             "source": source, "push": pushed.get(digest)})
     return records
+
+
+def layer_history(image: Image) -> list[dict]:
+    """Each layer's history entry: the entries not marked `empty_layer` (a `CMD`, an `ENV`), in
+    order; a base whose history names fewer than its layers leaves its first layers an empty one."""
+    entries = [h for h in image.history if not h.get("empty_layer")][-len(image.layers):] if image.layers else []
+    return [{}] * (len(image.layers) - len(entries)) + entries
 
 
 def metadata(root: Manifest, bento: str, references: list[str], outputs: list[str], layers: list[dict],
