@@ -28,6 +28,7 @@ import yaml
 from ocibuild.debian.index import DebPackage, LazyPackageIndex
 from ocibuild.errors import DebianError
 from ocibuild.progress import task
+from ocibuild.store.atomic import TempFile, write_atomic
 
 KEYRING = Path("/usr/share/keyrings/debian-archive-keyring.gpg")
 APT_SOURCES = (Path("/etc/apt/sources.list.d"), Path("/etc/apt/sources.list"))
@@ -92,7 +93,12 @@ class DebianArchive:
 
     @property
     def session(self):
-        return self._thread_session()
+        """A `requests.Session` per thread (requests is imported only when the archive is read)."""
+        import requests
+
+        if not hasattr(self._local, "session"):
+            self._local.session = requests.Session()
+        return self._local.session
 
     def _get(self, url: str) -> bytes:
         import requests
@@ -104,14 +110,6 @@ class DebianArchive:
         if response.status_code != 200:
             raise DebianError(f"the Debian mirror answered HTTP {response.status_code} for {url}")
         return response.content
-
-    def _thread_session(self):
-        """A `requests.Session` per thread (requests is imported only when the archive is read)."""
-        import requests
-
-        if not hasattr(self._local, "session"):
-            self._local.session = requests.Session()
-        return self._local.session
 
     def release(self):
         from debian.deb822 import Release
@@ -164,8 +162,8 @@ class DebianArchive:
         del data
         index = LazyPackageIndex(text, self.architecture)
         text_path.parent.mkdir(parents=True, exist_ok=True)
-        _atomic_write(text_path, text)
-        _atomic_write(spans_path, json.dumps(index.spans()).encode())
+        write_atomic(text_path, text, 0o644)
+        write_atomic(spans_path, json.dumps(index.spans()).encode(), 0o644)
         return index
 
     def deb(self, package: DebPackage) -> Path:
@@ -181,7 +179,7 @@ class DebianArchive:
         path.parent.mkdir(parents=True, exist_ok=True)
         url = f"{self.settings.mirror}/{package.filename}"
         try:
-            response = self._thread_session().get(url, stream=True, timeout=(10, 120))
+            response = self.session.get(url, stream=True, timeout=(10, 120))
         except requests.RequestException as exc:
             raise DebianError(f"cannot download {package.name}: {type(exc).__name__}") from None
         if response.status_code == 404:
@@ -189,20 +187,19 @@ class DebianArchive:
                               "OCIBUILD_DEBIAN_MIRROR at a snapshot archive from when the bento was built")
         if response.status_code != 200:
             raise DebianError(f"the Debian mirror answered HTTP {response.status_code} for {url}")
-        fd, tmp = tempfile.mkstemp(dir=path.parent)
-        sha = hashlib.sha256()
-        try:
-            with os.fdopen(fd, "wb") as f, task(f"{package.name}.deb", package.size) as progress:
-                for chunk in response.iter_content(CHUNK):
-                    sha.update(chunk)
-                    f.write(chunk)
-                    progress.advance(len(chunk))
+        sha, received = hashlib.sha256(), 0
+        with TempFile(path.parent, mode=0o644) as tmp, task(f"{package.name}.deb", package.size) as progress:
+            for chunk in response.iter_content(CHUNK):
+                received += len(chunk)
+                if received > package.size:  # an endless answer is cut here, not at the end of the disk
+                    raise DebianError(f"{package.name}_{package.version}.deb from the mirror is larger than the "
+                                      f"{package.size} bytes Packages declares")
+                sha.update(chunk)
+                tmp.file.write(chunk)
+                progress.advance(len(chunk))
             if sha.hexdigest() != package.sha256:
                 raise DebianError(f"{package.name}_{package.version}.deb from the mirror does not match its SHA256 in Packages")
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+            tmp.commit(path)
         return path
 
 
@@ -217,10 +214,3 @@ def _strip_signature(signed: bytes) -> bytes:
         return signed
     body = text.split("\n\n", 1)[1].split("-----BEGIN PGP SIGNATURE-----")[0]
     return body.encode()
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)

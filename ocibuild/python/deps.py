@@ -42,8 +42,8 @@ def installed_metadata(target: Path) -> dict[str, str]:
     there; the long description after it is left out)."""
     found = {}
     for metadata in sorted(target.glob("*.dist-info/METADATA")):
-        text = metadata.read_text(encoding="utf-8", errors="replace")
-        found[metadata.parent.name] = text.split("\n\n", 1)[0][:64 << 10]
+        with open(metadata, encoding="utf-8", errors="replace") as f:  # never a whole file a wheel ships
+            found[metadata.parent.name] = f.read(64 << 10).split("\n\n", 1)[0]
     return found
 
 

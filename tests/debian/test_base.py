@@ -185,6 +185,23 @@ def test_a_tampered_release_is_refused(mirror, tmp_path):
         DebianArchive(settings, "bookworm", "amd64", tmp_path / "cache").index()
 
 
+def test_a_deb_larger_than_packages_declares_is_cut_off(tmp_path):
+    """An endless answer stops at the size the (signed) index declares; nothing is left behind."""
+    from ocibuild.debian.index import DebPackage
+
+    (tmp_path / "mirror" / "pool").mkdir(parents=True)
+    (tmp_path / "mirror" / "pool" / "big.deb").write_bytes(b"x" * (4 << 20))
+    local = LocalMirror(tmp_path / "mirror")
+    try:
+        package = DebPackage("big", "1", "amd64", "pool/big.deb", "0" * 64, 100)
+        cache = tmp_path / "cache"
+        with pytest.raises(DebianError, match="big_1.deb from the mirror is larger than the 100 bytes Packages declares"):
+            DebianArchive(DebianSettings(local.url), "bookworm", "amd64", cache).deb(package)
+        assert [p for p in cache.rglob("*") if p.is_file()] == []
+    finally:
+        local.httpd.shutdown()
+
+
 def test_unknown_package_and_unshipped_python(home, tmp_path):
     src = copy_service(GOMP, tmp_path / "bad")
     (src / "service.py").write_text((src / "service.py").read_text().replace("libgomp1", "no-such-package-zz"))

@@ -128,3 +128,28 @@ def test_sdk_methods_and_their_record():
         PythonImage().lock_file("requirements.lock")
     with pytest.raises(SpecError, match="invalid index URL 'ftp://x'"):
         PythonImage().index_url("ftp://x")
+
+
+def test_installed_metadata_keeps_the_headers_and_reads_no_more_than_64_kib(tmp_path, monkeypatch):
+    import builtins
+
+    from ocibuild.python.deps import installed_metadata
+
+    (tmp_path / "a-1.dist-info").mkdir()
+    (tmp_path / "a-1.dist-info" / "METADATA").write_text("Name: a\nLicense: MIT\n\n" + "long description\n" * 600_000)
+    (tmp_path / "b-1.dist-info").mkdir()
+    (tmp_path / "b-1.dist-info" / "METADATA").write_text("Name: b\nClassifier: " + "x" * (100 << 10))
+    reads = []
+    real_open = builtins.open
+
+    def counting_open(*args, **kwargs):
+        f = real_open(*args, **kwargs)
+        read = f.read
+        f.read = lambda n=-1: reads.append(n) or read(n)
+        return f
+
+    monkeypatch.setattr(builtins, "open", counting_open)
+    found = installed_metadata(tmp_path)
+    assert found["a-1.dist-info"] == "Name: a\nLicense: MIT"
+    assert len(found["b-1.dist-info"]) == 64 << 10 and found["b-1.dist-info"].startswith("Name: b\n")
+    assert reads == [64 << 10, 64 << 10]
