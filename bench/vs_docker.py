@@ -62,7 +62,7 @@ def ocibuild(args: list[str], env: dict) -> float:
     return seconds
 
 
-def sh(*cmd: str, quiet: bool = True, **kw) -> subprocess.CompletedProcess:
+def sh(*cmd: str, **kw) -> subprocess.CompletedProcess:
     out = subprocess.run(cmd, capture_output=True, text=True, **kw)
     if out.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed: {out.stderr[-2000:]}")

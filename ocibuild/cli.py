@@ -159,15 +159,14 @@ def build(obj, path, entry_point, version, platform, refresh, cache_from, quiet,
 
         registry_locks = LockCache(open_cache(obj.blobs, obj.registries, list(cache_from), needs_bytes=False).locks)
     targets = platform_list(platform) if platform else [host_platform()]
-    prestart = None
-    if then_containerize:
+
+    def prestart(spec):  # the image's compiler starts while the bento is written
         from ocibuild.layers.bytecode import bytecode_for
 
-        def prestart(spec):  # the image's compiler starts while the bento is written
-            bytecode_for(spec.image.python_version).prestart()
+        bytecode_for(spec.image.python_version).prestart()
     bento = build_bento(path, obj.bentos(), entry_point=entry_point, version=version, platform=targets[0],
                         platforms=tuple(targets), refresh=refresh, registry_locks=registry_locks,
-                        loaded_hook=prestart)
+                        loaded_hook=prestart if then_containerize else None)
     if quiet:
         click.echo(str(bento.tag))
     elif output_format == "json":

@@ -16,7 +16,6 @@ from ocibuild.base import Sources, pin, resolve_base
 from ocibuild.bento.collect import SourceFile, collect_files
 from ocibuild.bento.info import (
     BENTO_FILE,
-    LOCK,
     MODEL_COPIES,
     OPENAPI,
     REQUIREMENTS,
@@ -125,7 +124,7 @@ def requirements_text(root: Path, image: PythonImage, inputs: PythonInputs | Non
 
 
 def lock_python(staged: Path, inputs: PythonInputs, environ: dict, spec: ServiceSpec, platform: Platform,
-                lock: str = LOCK, locks: LockCache | None = None, registry_locks=None) -> None:
+                lock: str, locks: LockCache, registry_locks=None) -> None:
     """The bento's lock: locked inputs as given, the rest resolved by uv within their pins."""
     constraints = None
     if inputs.locked:
@@ -149,13 +148,11 @@ def lock_python(staged: Path, inputs: PythonInputs, environ: dict, spec: Service
                           scrub=lambda text: scrub(text, env, inputs.indexes))
         resolved.write_text(merge_lock(inputs, resolved.read_text()))
 
-    if locks is None:
-        resolve()
-    else:  # what uv reads, and how it is told to resolve: the same inputs give the same lock
-        locks.file("python", [file_input(staged / REQUIREMENTS), file_input(constraints), file_input(pyproject),
-                              merge_lock(inputs, ""), ",".join(inputs.extras), spec.image.python_version,
-                              platform.uv_platform, *(repr(index) for index in inputs.indexes), *uv_settings(env)],
-                   resolved, resolve)
+    # what uv reads, and how it is told to resolve: the same inputs give the same lock
+    locks.file("python", [file_input(staged / REQUIREMENTS), file_input(constraints), file_input(pyproject),
+                          merge_lock(inputs, ""), ",".join(inputs.extras), spec.image.python_version,
+                          platform.uv_platform, *(repr(index) for index in inputs.indexes), *uv_settings(env)],
+               resolved, resolve)
     defaults = {e.name: e.value for e in spec.build_envs() if e.value is not None}
     if inputs.indexes or defaults:
         write_indexes(staged / INDEXES, inputs.indexes, defaults)
@@ -178,7 +175,7 @@ def build_sources(home: Path) -> Sources:
 
 
 def lock_debian(image: PythonImage, platform: Platform, sources: Sources, pinned,
-                locks: LockCache | None = None) -> object | None:
+                locks: LockCache) -> object | None:
     """Debian packages pinned for the default base and `system_packages` (None: nothing to pin).
 
     On a `base_image`, only the packages it lacks are locked, from its release: both are read
@@ -191,7 +188,7 @@ def lock_debian(image: PythonImage, platform: Platform, sources: Sources, pinned
         return None
     settings = DebianSettings.load(sources.home)
     resolve = lambda: _lock_debian(image, platform, sources, pinned, settings).text()  # noqa: E731
-    if locks is None or (image.base_image is not None and pinned is None):  # a local base: its content is unknown here
+    if image.base_image is not None and pinned is None:  # a local base: its content is unknown here
         return DebianLock.parse(resolve())
     return DebianLock.parse(locks.text("debian", [image.python_version, platform.architecture, settings.mirror,
                                                   str(settings.require_signature), image.base_image or "",

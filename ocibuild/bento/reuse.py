@@ -14,11 +14,11 @@ Environment variables that change how uv resolves (`UV_*`) are inputs; credentia
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from ocibuild.store.atomic import write_atomic
+from ocibuild.store.blobs import cache_key
 
 FORMAT = "locks-1"
 _SECRET_WORDS = ("PASSWORD", "USERNAME", "TOKEN", "AUTH", "CREDENTIAL", "KEY")
@@ -30,11 +30,7 @@ class LockCache:
         self.refresh = refresh
 
     def path(self, kind: str, inputs: Iterable[str | bytes]) -> Path:
-        sha = hashlib.sha256()
-        for part in (FORMAT, kind, *inputs):
-            data = part if isinstance(part, bytes) else part.encode()
-            sha.update(len(data).to_bytes(8, "big") + data)
-        return self.root / f"{kind}-{sha.hexdigest()}"
+        return self.root / f"{kind}-{cache_key(FORMAT, kind, *inputs)}"
 
     def text(self, kind: str, inputs: Iterable[str | bytes], resolve: Callable[[], str]) -> str:
         """The text `resolve` gave for the same inputs before, else (or with refresh) its new answer."""

@@ -188,11 +188,6 @@ class Bytecode:
         added = [Entry(path, "file", 0o644, source=file, size=file.stat().st_size) for path, file in compiled.items()]
         return with_parents([*entries, *added]) if added else entries
 
-    def members(self, compiled: dict[str, Path]) -> Iterator[tuple[str, bytes]]:
-        """(image path, bytes) of compiled files, sorted by path."""
-        for path in sorted(compiled):
-            yield path, compiled[path].read_bytes()
-
 
 def compiled_content(writer: LayerWriter, kind: str, entries: list[Entry], bytecode: Bytecode,
                      select: Callable[[str], bool] = lambda path: True) -> LayerBlob:

@@ -16,7 +16,6 @@ from ocibuild.supplychain import provenance, spdx
 from ocibuild.supplychain.locks import read_locks
 from ocibuild.supplychain.spdx import BaseRef
 
-SBOM_FORMATS = ("spdx", "cyclonedx", "none")
 BASE_DIGEST = "org.opencontainers.image.base.digest"
 BASE_NAME = "org.opencontainers.image.base.name"
 CREATED = "org.opencontainers.image.created"
@@ -24,7 +23,7 @@ CREATED = "org.opencontainers.image.created"
 
 @dataclass(frozen=True)
 class SupplyChainOptions:
-    sbom: str = "spdx"  # one of SBOM_FORMATS
+    sbom: str = "spdx"  # spdx, cyclonedx or none
     provenance: bool = True
     source_date_epoch: int | None = None
     base: str | None = None  # the --base given to containerize

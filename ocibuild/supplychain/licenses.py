@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ocibuild.debian.index import DebPackage
+from ocibuild.store.atomic import write_atomic
 
 _LICENSE = re.compile(r"^License:[ \t]*(\S[^\n]*)$", re.MULTILINE)
 FORMAT = "1"  # bump when what is extracted changes
@@ -49,10 +50,7 @@ def deb_license_finder(home: Path, release: str, architecture: str) -> Callable[
         if archive is None:
             archive = DebianArchive(DebianSettings.load(home), release, architecture, cache)
         found = read_deb_licenses(archive.deb(package), package.name)
-        remembered.parent.mkdir(parents=True, exist_ok=True)
-        tmp = remembered.with_suffix(f".tmp{id(found)}")
-        tmp.write_text(json.dumps(list(found)))
-        tmp.replace(remembered)
+        write_atomic(remembered, json.dumps(list(found)).encode(), 0o644)
         return found
 
     return licenses

@@ -48,10 +48,9 @@ def _purl_version(version: str) -> str:
 
 
 def _package(spdx_id: str, name: str, version: str, purl: str | None, *, checksums=(), supplier: str | None = None,
-             purpose: str | None = None, source: str | None = None, comment: str | None = None,
-             license_declared: str = "NOASSERTION") -> dict:
+             purpose: str | None = None, source: str | None = None, comment: str | None = None) -> dict:
     package = {"SPDXID": spdx_id, "name": name, "versionInfo": version, "downloadLocation": "NOASSERTION",
-               "filesAnalyzed": False, "licenseConcluded": "NOASSERTION", "licenseDeclared": license_declared,
+               "filesAnalyzed": False, "licenseConcluded": "NOASSERTION", "licenseDeclared": "NOASSERTION",
                "copyrightText": "NOASSERTION"}
     if purl:
         package["externalRefs"] = [{"referenceCategory": "PACKAGE-MANAGER", "referenceType": "purl",

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from ocibuild.errors import OcibuildError
 from ocibuild.oci.platform import Platform
+from ocibuild.store.atomic import write_atomic
 
 log = logging.getLogger(__name__)
 FORMAT = "3"
@@ -97,10 +98,7 @@ class Wheels:
         """Remember the facts (nothing when uv could not say: it is asked again next time)."""
         if self.facts is None:
             return
-        self.record.parent.mkdir(parents=True, exist_ok=True)
-        tmp_file = self.record.with_suffix(f".tmp{os.getpid()}")
-        tmp_file.write_text(json.dumps(self.facts, sort_keys=True))
-        tmp_file.replace(self.record)
+        write_atomic(self.record, json.dumps(self.facts, sort_keys=True).encode(), 0o644)
 
 
 def ask(record: Path, lock: Path, python_version: str, platform: Platform) -> Wheels:
