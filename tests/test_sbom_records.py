@@ -53,3 +53,13 @@ def test_licenses_come_from_what_the_dependency_install_recorded(tmp_path, monke
     assert len(installs) == 1  # the record answered
     assert installed_licenses(lock, "3.11", Platform.target("linux/arm64"), cache) == {"six": {"license": "MIT"}}
     assert len(installs) == 2  # another platform: another install
+
+
+def test_a_base_purl_names_the_repository_and_never_a_local_base():
+    from ocibuild.supplychain.spdx import BaseRef, base_purl
+
+    digest = "sha256:" + "a" * 64
+    purl = "pkg:oci/python@sha256%3A" + "a" * 64
+    assert base_purl(BaseRef(f"localhost:5000/team/python@{digest}", digest)) == purl  # the port is no tag
+    assert base_purl(BaseRef("registry.example:5000/python:3.11", digest)) == purl
+    assert base_purl(BaseRef("local base image", digest)) is None

@@ -18,7 +18,9 @@ from urllib.parse import quote
 
 import ocibuild
 from ocibuild.bento.store import Bento
+from ocibuild.errors import TagError
 from ocibuild.oci.platform import Platform
+from ocibuild.oci.reference import Reference
 from ocibuild.supplychain.locks import Locks, read_locks
 
 MEDIA_TYPE = "application/spdx+json"
@@ -81,6 +83,16 @@ def valid_spdx_expression(expression: str) -> bool:
         return False
 
 
+def base_purl(base: BaseRef) -> str | None:
+    """`pkg:oci/NAME@DIGEST` for a base named by a registry reference (the port of its registry is
+    not a tag); a local base, named without its path, has none."""
+    try:
+        repository = Reference.parse(base.name).repository
+    except TagError:
+        return None
+    return f"pkg:oci/{quote(repository.rsplit('/', 1)[-1])}@{quote(base.digest)}"
+
+
 def source_package(filename: str, name: str) -> str:
     """A pool path is `pool/COMPONENT/PREFIX/SOURCE/FILE.deb`: the directory is the source package."""
     parts = filename.split("/")
@@ -113,9 +125,7 @@ def spdx_document(bento: Bento, platform: Platform, *, base: BaseRef | None = No
                       comment=f"ocibuild bento {info.name}:{info.version}, service {info.service}"))
     if base is not None:
         algorithm, _, hexdigest = base.digest.partition(":")
-        repository = base.name.split("@")[0].rsplit(":", 1)[0] if not base.name.startswith(("oci-", "docker-")) else None
-        purl = f"pkg:oci/{quote(repository.rsplit('/', 1)[-1])}@{quote(base.digest)}" if repository else None
-        packages.append(_package(_id("Base", hexdigest[:16]), base.name, base.digest, purl,
+        packages.append(_package(_id("Base", hexdigest[:16]), base.name, base.digest, base_purl(base),
                                  checksums=[hexdigest] if algorithm == "sha256" else (), purpose="CONTAINER",
                                  comment="the base image"))
         relationships.append({"spdxElementId": image_id, "relationshipType": "DESCENDANT_OF",
