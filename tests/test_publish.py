@@ -89,3 +89,26 @@ def test_layout_output_is_readable_as_the_umask_allows_and_replaces_only_layouts
     assert (tmp_path / "precious" / "file").read_text() == "keep"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["amd64.tar", "arm64.tar", "layout", "precious",
                                                           "shared.tar"]
+
+
+def test_reading_referrers_copies_only_the_artifacts_whose_subject_is_inside(index, tmp_path):
+    """An artifact of something else in the same layout is never loaded: its blobs are not copied
+    into the store (nor read at all: here one is missing)."""
+    from ocibuild.formats.layout import read_with_referrers
+    from ocibuild.oci.index import Artifact
+    from ocibuild.oci.layer import FileBlob
+
+    def blob(name: str, data: bytes) -> FileBlob:
+        (tmp_path / name).write_bytes(data)
+        return FileBlob(Descriptor.of("application/json", data), tmp_path / name)
+
+    ours = Artifact("application/spdx+json", (blob("sbom", b'{"sbom": 1}'),), subject=index.descriptor())
+    other = Artifact("application/spdx+json", (blob("orphan", b'{"sbom": 2}'),),
+                     subject=Descriptor.of(mediatypes.MANIFEST, b"another image"))
+    layout = tmp_path / "layout"
+    LayoutPublisher(layout, NAME).publish(index, (ours, other))
+    (layout / Digest.of(b'{"sbom": 2}').blob_name).unlink()
+    store = BlobStore(tmp_path / "store")
+    root, referrers = read_with_referrers(layout, "oci-layout", store)
+    assert root.digest == index.digest and [r.digest for r in referrers] == [ours.digest]
+    assert store.has_blob(Digest.of(b'{"sbom": 1}')) and not store.has_blob(Digest.of(b'{"sbom": 2}'))

@@ -216,13 +216,12 @@ def read_with_referrers(path: Path, transport: str, blobs: BlobStore) -> tuple[M
             root = load(reader, select(reader, descriptors, None, None), blobs)
             inside = {m.digest for m in walk(root)}
             found = []
-            for d in descriptors:
-                if d.digest == root.digest or not d.artifact_type:
+            for d in descriptors:  # an artifact's blobs are copied only once its subject says it belongs
+                if d.digest in inside or not d.artifact_type:
                     continue
-                artifact = load(reader, d, blobs)
-                subject = parse_json(artifact.manifest_bytes(), f"{reader.where}@{d.digest}").get("subject")
+                subject = parse_json(read_blob(reader, d), f"{reader.where}@{d.digest}").get("subject")
                 if isinstance(subject, dict) and Descriptor.from_json(subject, f"subject of {d.digest}").digest in inside:
-                    found.append(artifact)
+                    found.append(load(reader, d, blobs))
             return root, tuple(found)
     except (OSError, tarfile.TarError, EOFError) as exc:
         if isinstance(exc, OcibuildError):
