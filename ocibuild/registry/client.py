@@ -8,6 +8,7 @@ whose digest we computed.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 from ocibuild.errors import ImageError, RegistryError
@@ -161,7 +162,9 @@ class Repository:
                                       headers={"Content-Length": "0"}, what=what)
         done.close()
 
-    def put_manifest(self, reference: str, data: bytes, media_type: str) -> Digest:
+    def put_manifest(self, reference: str, data: bytes, media_type: str) -> Mapping[str, str]:
+        """Put `data` under `reference` (a tag or its digest); the answer's headers (a registry
+        with the referrers API says `OCI-Subject` there)."""
         digest = Digest.of(data)
         response = self.transport.request("PUT", f"/v2/{self.name}/manifests/{reference}", self.push, expected=(201,),
                                           headers={"Content-Type": media_type}, body=data, size=len(data),
@@ -170,7 +173,7 @@ class Repository:
         claimed = response.headers.get("Docker-Content-Digest")
         if claimed and claimed != digest:
             raise RegistryError(f"{self}: stored the manifest as {claimed}, but its bytes hash to {digest}")
-        return digest
+        return response.headers
 
 
 def _with_digest(location: str, digest: str) -> str:

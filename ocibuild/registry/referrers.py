@@ -30,15 +30,8 @@ def subject_of(manifest: Manifest) -> Descriptor | None:
 
 def put_referrer(repo: Repository, manifest: Manifest) -> bool:
     """Put `manifest` by digest; True when the registry says it indexed the subject itself."""
-    data = manifest.manifest_bytes()
-    response = repo.transport.request("PUT", f"/v2/{repo.name}/manifests/{manifest.digest}", repo.push,
-                                      expected=(201,), headers={"Content-Type": manifest.media_type}, body=data,
-                                      size=len(data), what=f"push the referrer {manifest.digest} to {repo.name}")
-    response.close()
-    claimed = response.headers.get("Docker-Content-Digest")
-    if claimed and claimed != manifest.digest:
-        raise RegistryError(f"{repo}: stored the referrer as {claimed}, but its bytes hash to {manifest.digest}")
-    return bool(response.headers.get("OCI-Subject"))
+    headers = repo.put_manifest(str(manifest.digest), manifest.manifest_bytes(), manifest.media_type)
+    return bool(headers.get("OCI-Subject"))
 
 
 def tagged_referrers(repo: Repository, subject: Digest) -> list[dict]:
