@@ -116,8 +116,11 @@ class TempFile:
             self.path.unlink(missing_ok=True)
 
 
-def write_atomic(target: Path, data: bytes, mode: int = 0o666) -> Path:
-    with TempFile(target.parent, mode=mode) as tmp:
+def write_atomic(target: Path, data: bytes, mode: int = 0o666, staging: Path | None = None) -> Path:
+    """`staging`: where the temp file is made (same file system as `target`) when not beside it. A
+    directory that only ever holds temp files keeps each write's sweep small: a store's blob and
+    record directories grow with every build, and sweeping them would make each write O(store)."""
+    with TempFile(staging or target.parent, mode=mode) as tmp:
         tmp.file.write(data)
         return tmp.commit(target)
 

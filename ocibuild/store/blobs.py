@@ -141,7 +141,7 @@ class BlobStore:
         digest = Digest.of(data)
         if not self.has_blob(digest):
             self.blob_path(digest).parent.mkdir(parents=True, exist_ok=True)
-            write_atomic(self.blob_path(digest), data, mode=0o644)
+            write_atomic(self.blob_path(digest), data, mode=0o644, staging=self.tmp)
             self.created.add(digest)
         return self.blob_path(digest)
 
@@ -179,7 +179,7 @@ class BlobStore:
     def _write_json(self, kind: str, key: str, data) -> None:
         directory = self.root / kind
         directory.mkdir(parents=True, exist_ok=True)
-        write_atomic(directory / f"{key}.json", json.dumps(data).encode())
+        write_atomic(directory / f"{key}.json", json.dumps(data).encode(), staging=self.tmp)
 
 
 def _json(blob: LayerBlob) -> dict:

@@ -107,6 +107,26 @@ def test_a_store_knows_which_blobs_it_wrote_without_listing_them(tmp_path):
     assert Digest.of(b"hello") not in blobs.created and Digest.of(b"hellO") not in blobs.created
 
 
+def test_a_write_into_the_store_sweeps_only_its_temp_directory(tmp_path, monkeypatch):
+    """Each write sweeps the directory its temp file is made in. The blob and record directories
+    grow with every build; sweeping them made every write, and so every edit, O(store)."""
+    blobs = BlobStore(tmp_path / "store")
+    blobs.add_bytes(b"seed")
+    blobs.remember("layers", "0" * 64, {})
+    listed = []
+    real = os.listdir
+    monkeypatch.setattr(os, "listdir", lambda path=".": listed.append(os.fspath(path)) or real(path))
+    blobs.add_bytes(b"config")
+    blobs.remember("layers", "1" * 64, {"x": 1})
+    blobs.add_origin(Digest.of(b"config"), "registry.example/repo")
+    source = tmp_path / "f"
+    source.write_bytes(b"x")
+    LayerWriter(blobs, Compression.GZIP, 0).content("t", [Entry("f", "file", 0o644, source=source, size=1)])
+    assert listed and set(listed) == {os.fspath(blobs.tmp)}
+    assert blobs.recall("layers", "1" * 64) == {"x": 1} and blobs.origins(Digest.of(b"config")) == ["registry.example/repo"]
+    assert list(blobs.tmp.iterdir()) == []
+
+
 def test_committed_files_get_the_umask_modes(tmp_path):
     old = os.umask(0o027)
     try:
