@@ -22,3 +22,10 @@ def test_building_and_containerizing_need_no_http_stack_until_a_registry_is_used
     modules = imported_by("import ocibuild.bento.build, ocibuild.containerize, ocibuild.debian.archive, "
                           "ocibuild.registry.session, ocibuild.publish")
     assert not [m for m in ("requests", "urllib3", "debian.deb822", "plumbum") if m in modules]
+
+
+def test_the_registry_client_loads_oras_only_when_a_registry_challenges():
+    """oras is used to parse a Bearer challenge; importing it loads every auth backend it has, which
+    a push to a registry that asks for no token never needs."""
+    modules = imported_by("import ocibuild.registry.push, ocibuild.registry.transport, ocibuild.registry.referrers")
+    assert "requests" in modules and not [m for m in modules if m == "oras" or m.startswith("oras.")]

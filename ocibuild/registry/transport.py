@@ -19,7 +19,6 @@ from typing import Callable
 from urllib.parse import urljoin
 
 import requests
-from oras.auth.utils import parse_auth_header
 
 from ocibuild.errors import AuthError, RegistryError
 from ocibuild.registry.auth import Credential
@@ -150,6 +149,8 @@ class Transport:
             return
         if scheme != "bearer":
             raise AuthError(f"{self.host} asked for unsupported authentication {scheme or '(none)'!r}")
+        from oras.auth.utils import parse_auth_header  # oras loads all its auth backends: only once a registry asks
+
         parsed = parse_auth_header(challenge)
         if not parsed.realm:
             raise AuthError(f"{self.host} sent a Bearer challenge without a realm")
