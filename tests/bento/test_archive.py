@@ -7,6 +7,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
+import yaml
 
 from ocibuild.bento.archive import export_bento, export_dir, import_bento, import_model
 from ocibuild.bento.build import build_bento
@@ -117,6 +118,23 @@ def test_archive_with_hostile_name_in_manifest(built, tmp_path):
     with pytest.raises(ArchiveError, match="invalid tag '../../etc:1'"):
         import_bento(BentoStore(tmp_path / "other"), path)
     assert not (tmp_path / "etc").exists()
+
+
+def test_archive_whose_bento_yaml_is_an_alias_bomb(built, tmp_path):
+    """A few hundred bytes that `get` or `list --json` would expand to 9^9 items: refused at import."""
+    from tests.store.test_records import alias_bomb
+
+    store, bento = built
+    yaml_text = alias_bomb(yaml.safe_load((bento.path / "bento.yaml").read_text()))
+    path = tmp_path / "bomb.tar.gz"
+    with tarfile.open(path, "w:gz") as tar:
+        info = tarfile.TarInfo("bento.yaml")
+        info.size = len(yaml_text)
+        tar.addfile(info, io.BytesIO(yaml_text.encode()))
+    other = BentoStore(tmp_path / "other")
+    with pytest.raises(OcibuildError, match="YAML aliases are not allowed"):
+        import_bento(other, path)
+    assert other.list() == [] and not (tmp_path / "other" / "bentos").exists()
 
 
 def test_corrupt_archive(home, tmp_path):

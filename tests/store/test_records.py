@@ -50,6 +50,24 @@ def test_missing_field_and_not_a_mapping():
         BentoInfo.from_dict(["x"], "bento.yaml")
 
 
+def alias_bomb(record: dict) -> str:
+    """`record` as YAML whose `image` holds nine nested aliases of nine items: 9^9 once expanded."""
+    levels = ["  l0: &l0 [" + ", ".join(["lol"] * 9) + "]"]
+    levels += [f"  l{i}: &l{i} [" + ", ".join([f"*l{i - 1}"] * 9) + "]" for i in range(1, 9)]
+    text = yaml.safe_dump(record, sort_keys=False)
+    return text.replace("image:\n", "image:\n" + "\n".join(levels) + "\n", 1)
+
+
+def test_a_record_with_yaml_aliases_is_refused_before_anything_expands_it(tmp_path):
+    path = tmp_path / "bento.yaml"
+    path.write_text(alias_bomb(GOOD))
+    with pytest.raises(RecordError, match="YAML aliases are not allowed") as refused:
+        BentoInfo.load(path)
+    assert "\n" not in str(refused.value)
+    path.write_text("name: &n echo\n" + yaml.safe_dump({k: v for k, v in GOOD.items() if k != "name"}))
+    assert BentoInfo.load(path).name == "echo"  # an aliased scalar expands to nothing: harmless
+
+
 def test_a_damaged_bento_in_the_store_is_skipped_by_list(home, tmp_path, caplog, ocibuild):
     store = BentoStore(home)
     root = copy_service(ECHO, tmp_path / "echo")
