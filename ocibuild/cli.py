@@ -249,7 +249,7 @@ class Size(click.ParamType):
 
 def extract_limits(command):
     """`--max-archive-size/-members/-file-size`: the ceilings an archive import enforces."""
-    from ocibuild.store.extract import ExtractLimits
+    from ocibuild.store.limits import ExtractLimits
 
     default = ExtractLimits()
     options = [
@@ -266,7 +266,7 @@ def extract_limits(command):
 
 
 def limits_of(max_archive_size: int, max_archive_members: int, max_archive_file_size: int):
-    from ocibuild.store.extract import ExtractLimits
+    from ocibuild.store.limits import ExtractLimits
 
     return ExtractLimits(max_members=max_archive_members, max_file_bytes=max_archive_file_size,
                          max_total_bytes=max_archive_size)

@@ -1,10 +1,10 @@
 """Start-up imports only what the command uses: `ocibuild --help` loads no HTTP stack, no YAML, no
-Debian parser, no uv wrapper and not the SDK; an edit-loop build loads no HTTP stack either."""
+Debian parser, no uv wrapper, not the SDK and no `tarfile`; an edit-loop build loads no HTTP stack either."""
 
 import subprocess
 import sys
 
-HEAVY = ("requests", "urllib3", "yaml", "debian.deb822", "plumbum", "packaging.requirements", "ocibuild.sdk")
+HEAVY = ("requests", "urllib3", "yaml", "debian.deb822", "plumbum", "packaging.requirements", "ocibuild.sdk", "tarfile")
 
 
 def imported_by(code: str) -> set[str]:

@@ -26,28 +26,13 @@ from __future__ import annotations
 import os
 import tarfile
 import zlib
-from dataclasses import dataclass
 from pathlib import Path
 
 from ocibuild.errors import ArchiveError
+from ocibuild.store.limits import ExtractLimits, GiB
 
-GiB = 1 << 30
 CHUNK = 1 << 20
 MAX_SYMLINK_HOPS = 40  # what Linux allows before ELOOP
-
-
-@dataclass(frozen=True)
-class ExtractLimits:
-    """Ceilings that stop an archive bomb but let multi-GB model files through.
-
-    64 GiB per file holds the largest single weight files in common use (safetensors shards
-    are a few GB, big GGUF files tens of GB); 256 GiB in all and 100 000 members are far above
-    any bento or model we build, and low enough to fail long before most disks fill.
-    """
-
-    max_members: int = 100_000
-    max_file_bytes: int = 64 * GiB
-    max_total_bytes: int = 256 * GiB
 
 
 _FILE, _DIR, _SYMLINK = "file", "dir", "symlink"
