@@ -19,7 +19,7 @@ from ocibuild.layers.bytecode import bytecode_for
 from ocibuild.layers.tarwriter import Entry, with_parents
 from ocibuild.layers.writer import LayerWriter
 from ocibuild.oci.platform import Platform
-from ocibuild.python.inputs import read_indexes, scrub, uv_index_environment
+from ocibuild.python.inputs import install_environment, scrub
 from ocibuild.python.lock import uv_command, uv_reason
 from ocibuild.python.plan import (
     DependencyGroup,
@@ -54,9 +54,7 @@ def install(lock: Path, target: Path, python_version: str, platform: Platform) -
             "--python-version", python_version, "--only-binary", ":all:", "--no-deps",
             "--no-installer-metadata", "--no-compile-bytecode", "--require-hashes", "--quiet", "-r", str(lock)]
     # The bento's indexes (no credentials in it): credentials come from this environment only.
-    indexes, build_envs = read_indexes(lock.parent / "indexes.json")
-    environ = {**build_envs, **os.environ}
-    env = {**environ, **uv_index_environment(indexes, environ)}
+    indexes, env = install_environment(lock.parent / "indexes.json")
     try:
         uv_command()(*args, env=env)
     except ProcessExecutionError as exc:

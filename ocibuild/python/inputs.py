@@ -21,13 +21,17 @@ from urllib.parse import unquote, urlsplit
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
-from ocibuild.errors import LockError, SpecError
+from ocibuild.errors import LockError, RecordError, SpecError
 from ocibuild.sdk.images import PythonImage, strip_credentials
 from ocibuild.sdk.service import ServiceSpec
 
 INDEXES = "env/python/indexes.json"  # beside the lock: what `uv pip install` needs at containerize
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)")
 _INDEX_NAME = re.compile(r"[^A-Za-z0-9]")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_INDEX_FIELDS = {"url", "name", "default", "from_pyproject"}
+_UV_INDEX_VARIABLES = ("UV_INDEX", "UV_DEFAULT_INDEX", "UV_INDEX_URL", "UV_EXTRA_INDEX_URL", "UV_FIND_LINKS")
+_UV_INDEX_CREDENTIAL = re.compile(r"UV_INDEX_[A-Z0-9_]+_(USERNAME|PASSWORD)")
 
 
 @dataclass(frozen=True)
@@ -282,10 +286,41 @@ def write_indexes(path: Path, indexes: list[Index], build_envs: dict[str, str]) 
 
 
 def read_indexes(path: Path) -> tuple[list[Index], dict[str, str]]:
+    """The indexes and build-env defaults `write_indexes` recorded in a bento, checked: the bento
+    may have been imported from anyone."""
     if not path.is_file():
         return [], {}
-    data = json.loads(path.read_text())
-    return [Index(**i) for i in data.get("indexes", [])], dict(data.get("build_envs", {}))
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise RecordError(f"unreadable {path}: {' '.join(str(exc).split())}") from None
+    indexes, envs = (data.get("indexes", []), data.get("build_envs", {})) if isinstance(data, dict) else (None, None)
+    if not isinstance(indexes, list) or not all(isinstance(i, dict) and set(i) <= _INDEX_FIELDS
+                                                and isinstance(i.get("url"), str)
+                                                and isinstance(i.get("name"), str | None)
+                                                and all(isinstance(i.get(f, False), bool) for f in ("default", "from_pyproject"))
+                                                for i in indexes):
+        raise RecordError(f"malformed {path}: `indexes` must be a list of indexes (url, name, default, from_pyproject)")
+    if not isinstance(envs, dict) or not all(isinstance(k, str) and _ENV_NAME.fullmatch(k) and isinstance(v, str)
+                                             for k, v in envs.items()):
+        raise RecordError(f"malformed {path}: `build_envs` must map environment variable names to strings")
+    return [Index(**i) for i in indexes], envs
+
+
+def install_environment(indexes_file: Path, environ=os.environ) -> tuple[list[Index], dict[str, str]]:
+    """The bento's indexes, and the environment uv installs its lock with: this one, plus those of
+    the bento's recorded build-env defaults that say where the locked wheels are, and nothing else:
+    a `${VAR}` its index URLs use, uv's own index variables and per-index credentials.
+
+    A bento can come from anyone (`ocibuild import`), and containerizing it runs nothing of its
+    own: a default such as LD_PRELOAD, naming a library the bento itself ships, would otherwise run
+    its code in uv. What passes can only move where wheels come from, and their hashes are locked.
+    """
+    indexes, recorded = read_indexes(indexes_file)
+    used = {m.group(1) or m.group(2) for index in indexes for m in _ENV_REF.finditer(index.url)}
+    defaults = {k: v for k, v in recorded.items() if k in used or k in _UV_INDEX_VARIABLES or _UV_INDEX_CREDENTIAL.fullmatch(k)}
+    env = {**defaults, **environ}
+    return indexes, {**env, **uv_index_environment(indexes, env)}
 
 
 def index_names(indexes: list[Index]) -> list[str]:

@@ -9,7 +9,6 @@ import dataclasses
 import hashlib
 import json
 import logging
-import os
 import re
 import tempfile
 import tomllib
@@ -151,11 +150,9 @@ def wheel_facts(lock: Path, python_version: str, platform: Platform, packages: l
 
 
 def _uv_env(lock: Path) -> dict:
-    from ocibuild.python.inputs import read_indexes, uv_index_environment
+    from ocibuild.python.inputs import install_environment
 
-    indexes, build_envs = read_indexes(lock.parent / "indexes.json")
-    environ = {**build_envs, **os.environ}
-    return {**environ, **uv_index_environment(indexes, environ)}
+    return install_environment(lock.parent / "indexes.json")[1]
 
 
 def _cannot_tell(platform: Platform, exc: Exception) -> None:

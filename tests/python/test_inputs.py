@@ -153,3 +153,45 @@ def test_installed_metadata_keeps_the_headers_and_reads_no_more_than_64_kib(tmp_
     assert found["a-1.dist-info"] == "Name: a\nLicense: MIT"
     assert len(found["b-1.dist-info"]) == 64 << 10 and found["b-1.dist-info"].startswith("Name: b\n")
     assert reads == [64 << 10, 64 << 10]
+
+
+def test_the_install_environment_takes_only_what_says_where_the_wheels_are(tmp_path):
+    """A bento's recorded build-env defaults reach uv at containerize time only if its indexes
+    need them: a `${VAR}` in an index URL, uv's index variables, per-index credentials."""
+    import json
+
+    from ocibuild.python.inputs import install_environment
+
+    recorded = tmp_path / "indexes.json"
+    recorded.write_text(json.dumps({
+        "indexes": [{"url": "http://${HOST}/simple/", "name": "private", "default": False, "from_pyproject": False}],
+        "build_envs": {"HOST": "index.example", "UV_INDEX_PRIVATE_USERNAME": "builder", "UV_EXTRA_INDEX_URL": "http://x/",
+                       "LD_PRELOAD": "/bento/src/evil.so", "PYTHONPATH": "/bento/src", "UV_CONFIG_FILE": "/bento/uv.toml",
+                       "SUMMARY_SENTENCES": "2"}}))
+    indexes, env = install_environment(recorded, {"PATH": "/usr/bin", "HOST": "mine.example"})
+    assert [i.name for i in indexes] == ["private"]
+    assert env == {"PATH": "/usr/bin", "HOST": "mine.example", "UV_INDEX_PRIVATE_USERNAME": "builder",
+                   "UV_EXTRA_INDEX_URL": "http://x/", "UV_INDEX": "private=http://mine.example/simple/"}
+    assert install_environment(tmp_path / "absent.json", {"PATH": "/usr/bin"}) == ([], {"PATH": "/usr/bin"})
+
+
+@pytest.mark.parametrize("content, message", [
+    ("[" * 100_000 + "]" * 100_000, "unreadable"),
+    ("not json", "unreadable"),
+    ('["x"]', "`indexes` must be"),
+    ('{"indexes": [{"url": "http://x/", "command": "rm"}]}', "`indexes` must be"),
+    ('{"indexes": [{"url": 1}]}', "`indexes` must be"),
+    ('{"indexes": [{"url": "http://x/", "default": "yes"}]}', "`indexes` must be"),
+    ('{"build_envs": {"A=B": "c"}}', "`build_envs` must"),
+    ('{"build_envs": {"A": 1}}', "`build_envs` must"),
+    ('{"build_envs": []}', "`build_envs` must"),
+])
+def test_a_malformed_indexes_record_is_one_line(tmp_path, content, message):
+    from ocibuild.errors import RecordError
+    from ocibuild.python.inputs import read_indexes
+
+    recorded = tmp_path / "indexes.json"
+    recorded.write_text(content)
+    with pytest.raises(RecordError, match=message) as refused:
+        read_indexes(recorded)
+    assert "\n" not in str(refused.value)

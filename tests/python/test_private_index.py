@@ -167,6 +167,40 @@ def test_private_package_in_a_working_image_and_no_secret_anywhere(home, tmp_pat
         subprocess.run(["docker", "rmi", "-f", "ocibuild-test/private:1"], capture_output=True)
 
 
+def test_an_imported_bento_cannot_run_its_own_code_in_uv(home, tmp_path, private_index, clean_env):
+    """indexes.json carries build-env defaults to the install at containerize time. A bento from
+    elsewhere that recorded LD_PRELOAD, naming a library it ships itself, ran that library in
+    every uv process; now only what says where the wheels are reaches uv (PRIV_USER here)."""
+    import json
+    import shutil
+
+    from ocibuild.oci.platform import host_platform
+    from ocibuild.python.deps import install
+    from tests.conftest import need
+
+    need(shutil.which("gcc") is not None, "gcc is not installed")
+    marker = tmp_path / "ran"
+    source = tmp_path / "preload.c"
+    source.write_text('#include <stdio.h>\n__attribute__((constructor)) static void ran(void) '
+                      f'{{ FILE *f = fopen("{marker}", "a"); if (f) fclose(f); }}\n')
+    library = tmp_path / "preload.so"
+    subprocess.run(["gcc", "-shared", "-fPIC", "-o", str(library), str(source)], check=True)
+    subprocess.run(["true"], env={"LD_PRELOAD": str(library)}, check=True)
+    assert marker.exists()  # the library does run wherever LD_PRELOAD reaches
+    marker.unlink()
+
+    clean_env.setenv("PRIV_TOKEN", private_index.password)
+    bento = build_bento(sdk_service(tmp_path, private_index), BentoStore(home))
+    recorded = bento.path / "env/python/indexes.json"
+    data = json.loads(recorded.read_text())
+    data["build_envs"]["LD_PRELOAD"] = str(library)
+    recorded.write_text(json.dumps(data))
+    clean_env.delenv("LD_PRELOAD", raising=False)
+    install(bento.path / "env/python/requirements.lock.txt", tmp_path / "target", "3.11", host_platform())
+    assert (tmp_path / "target" / MODULE / "__init__.py").is_file()
+    assert not marker.exists()
+
+
 def assert_nowhere(secret: str, directory) -> None:
     data = secret.encode()
     for path in directory.rglob("*"):
