@@ -214,7 +214,7 @@ def import_bento_artifact(store: BentoStore, target: str, registries: Registries
         raise ArchiveError(f"{target}: a bento artifact has at least one layer")
     try:
         claimed = json.loads((document.get("annotations") or {}).get(MODELS, "[]"))
-    except ValueError:
+    except (ValueError, RecursionError):
         raise ArchiveError(f"{target}: the {MODELS} annotation is not JSON") from None
 
     def fill(staged: Path) -> None:

@@ -226,6 +226,8 @@ def _digest_of(root: Path, n: int = 0) -> str:
 # (id, make(root) -> layout, expected line for a layout at W: `{W}` is the path as given)
 LAYOUTS = [
     ("index-null", lambda r: _bad_index(r, None), "{W}: index.json is not a JSON object"),
+    ("index-nested-deep", lambda r: _bad_index(r, b'{"manifests": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"),
+     "{W}: index.json is not valid JSON: nested too deeply"),
     ("index-string", lambda r: _bad_index(r, "x"), "{W}: index.json is not a JSON object"),
     ("index-list", lambda r: _bad_index(r, []), "{W}: index.json is not a JSON object"),
     ("index-empty", lambda r: _bad_index(r, {}), "{W}: index.json has no list of manifests"),
@@ -254,6 +256,8 @@ LAYOUTS = [
 
 
 def _expected(line: str, layout: Path, where: str) -> str:
+    if "{M}" not in line and "{L}" not in line:
+        return line.replace("{W}", where)
     index = json.loads((layout / "index.json").read_text() or "null")
     manifests = index.get("manifests") if isinstance(index, dict) else None
     first = manifests[0]["digest"][7:] if isinstance(manifests, list) and manifests else ""
@@ -483,6 +487,18 @@ def test_registry_base_that_never_answers(guarded, silent_host):
                     "/v2/x/y/manifests/tag: ReadTimeout (tried 1 times in 3 s)")
     assert elapsed < 10, elapsed
     guarded.unchanged()
+
+
+def test_a_registry_error_body_nested_too_deep_adds_nothing_to_the_message():
+    import requests
+
+    from ocibuild.registry.transport import registry_error_detail
+
+    response = requests.Response()
+    response._content = b'{"errors": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    assert registry_error_detail(response) == ""
+    response._content = b'{"errors": [{"code": "DENIED", "message": "no"}]}'
+    assert registry_error_detail(response) == " DENIED: no"
 
 
 def test_retry_policy_defaults():

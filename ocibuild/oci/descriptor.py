@@ -22,6 +22,8 @@ def parse_json(data: bytes, where: str, expected: type = dict):
         value = json.loads(data)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ImageError(f"{where} is not valid JSON: {exc}") from None
+    except RecursionError:  # json's decoder recurses per level: `[[[[...` a few KB deep
+        raise ImageError(f"{where} is not valid JSON: nested too deeply") from None
     if not isinstance(value, expected):
         raise ImageError(f"{where} is not a JSON {'object' if expected is dict else expected.__name__}")
     return value

@@ -213,5 +213,5 @@ def registry_error_detail(response: requests.Response) -> str:
     try:
         errors = json.loads(response.content or b"{}").get("errors") or []
         return "".join(f" {e.get('code', '')}: {e.get('message', '')}".rstrip(": ") for e in errors[:3])
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError, RecursionError):
         return ""

@@ -92,6 +92,8 @@ def arguments(api: ApiSpec, body: bytes) -> dict:
         data = json.loads(body or b"{}")
     except ValueError as exc:
         raise BadRequest(f"body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise BadRequest("body is not valid JSON: nested too deeply") from None
     if not isinstance(data, dict):
         raise BadRequest("body must be a JSON object of the endpoint's parameters")
     known = {p.name for p in api.parameters}

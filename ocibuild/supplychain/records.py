@@ -71,7 +71,7 @@ def restore_sbom_records(bento: Bento, home: Path, records: dict[str, dict]) -> 
                     raise ValueError("a wheel the lock does not accept")
             elif not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 raise ValueError("not a list of license names")
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # a registry's answer: `[[[[...` deep is not JSON either
             log.warning("the cached SBOM record %s is not used (%s)", path.name, exc)
             continue
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -50,6 +50,7 @@ def test_endpoints_answer(server):
 
 @pytest.mark.parametrize("body, message", [
     ("not json", "not valid JSON"),
+    ('{"text": ' + "[" * 100_000 + "]" * 100_000 + "}", "nested too deeply"),
     ("[1, 2]", "must be a JSON object"),
     ("{}", "missing field: text"),
     ('{"text": 1}', "text: expected string"),
