@@ -22,6 +22,7 @@ from ocibuild.errors import OcibuildError, RecordError
 # and `list` or `NAME:latest` reads the record of every version in the store
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
+
 class YamlRecord:
     """Base for a frozen dataclass stored as one YAML file."""
 
@@ -38,7 +39,7 @@ class YamlRecord:
     def load(cls, path: Path):
         try:
             data = yaml.load(path.read_text(), Loader=_LOADER)
-        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        except (OSError, UnicodeDecodeError, yaml.YAMLError, RecursionError) as exc:  # libyaml bounds nesting; the pure loader recurses
             raise RecordError(f"unreadable {path}: {' '.join(str(exc).split())}") from None
         refuse_aliases(data, str(path))
         return cls.from_dict(data, str(path))
