@@ -295,16 +295,19 @@ def read_indexes(path: Path) -> tuple[list[Index], dict[str, str]]:
     except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise RecordError(f"unreadable {path}: {' '.join(str(exc).split())}") from None
     indexes, envs = (data.get("indexes", []), data.get("build_envs", {})) if isinstance(data, dict) else (None, None)
-    if not isinstance(indexes, list) or not all(isinstance(i, dict) and set(i) <= _INDEX_FIELDS
-                                                and isinstance(i.get("url"), str)
-                                                and isinstance(i.get("name"), str | None)
-                                                and all(isinstance(i.get(f, False), bool) for f in ("default", "from_pyproject"))
-                                                for i in indexes):
+    if not isinstance(indexes, list) or not all(map(_is_index, indexes)):
         raise RecordError(f"malformed {path}: `indexes` must be a list of indexes (url, name, default, from_pyproject)")
     if not isinstance(envs, dict) or not all(isinstance(k, str) and _ENV_NAME.fullmatch(k) and isinstance(v, str)
                                              for k, v in envs.items()):
         raise RecordError(f"malformed {path}: `build_envs` must map environment variable names to strings")
     return [Index(**i) for i in indexes], envs
+
+
+def _is_index(value: object) -> bool:
+    """One entry of `write_indexes`' list: an `Index` as a mapping, and nothing else."""
+    return (isinstance(value, dict) and set(value) <= _INDEX_FIELDS and isinstance(value.get("url"), str)
+            and isinstance(value.get("name"), str | None)
+            and isinstance(value.get("default", False), bool) and isinstance(value.get("from_pyproject", False), bool))
 
 
 def install_environment(indexes_file: Path, environ=os.environ) -> tuple[list[Index], dict[str, str]]:
