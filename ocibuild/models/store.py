@@ -159,7 +159,7 @@ class ModelStore(VersionedStore):
                 files.mkdir()
                 shutil.copy2(source, files / source.name)
             content = content_digest(files)
-            newest = self.get(name) if self._entries(name) else None
+            newest = self.newest(name)
             if newest is not None and newest.info.digest == content[0]:
                 return newest, False
             return self._commit(staged, name, labels or {}, {}, content), True

@@ -43,10 +43,11 @@ def _try_lock(fd: int) -> bool:
 
 
 @contextmanager
-def _directory_lock(directory: Path) -> Iterator[None]:
+def directory_lock(directory: Path) -> Iterator[None]:
     """Held (an `flock` on the directory) while a temp entry is created and locked by its writer,
     and while `sweep` decides: without it, a sweep in another thread or process could take the
-    lock of an entry created an instant earlier, before its writer locked it, and delete it."""
+    lock of an entry created an instant earlier, before its writer locked it, and delete it.
+    Stores hold it on their root while they change which entry is whose newest."""
     try:
         fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
     except OSError:  # a directory we may write but not read: nothing to sweep there either
@@ -61,7 +62,7 @@ def _directory_lock(directory: Path) -> Iterator[None]:
 
 def sweep(directory: Path, prefix: str = PREFIX) -> None:
     """Remove temp files and directories under `directory` whose writer is gone."""
-    with _directory_lock(directory):
+    with directory_lock(directory):
         _sweep(directory, prefix)
 
 
@@ -91,7 +92,7 @@ class TempFile:
 
     def __init__(self, directory: Path, prefix: str = PREFIX, mode: int = 0o666):
         directory.mkdir(parents=True, exist_ok=True)
-        with _directory_lock(directory):
+        with directory_lock(directory):
             _sweep(directory, prefix)
             fd, name = tempfile.mkstemp(dir=directory, prefix=prefix)
             fcntl.flock(fd, fcntl.LOCK_EX)
@@ -130,7 +131,7 @@ def temp_dir(parent: Path, prefix: str = PREFIX) -> Iterator[Path]:
     """A fresh directory in `parent`, locked while this process lives, removed on exit unless it
     was renamed away (committed)."""
     parent.mkdir(parents=True, exist_ok=True)
-    with _directory_lock(parent):
+    with directory_lock(parent):
         _sweep(parent, prefix)
         path = Path(tempfile.mkdtemp(dir=parent, prefix=prefix))
         fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)

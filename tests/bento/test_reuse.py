@@ -71,4 +71,4 @@ def test_build_containerize_in_one_process(home, tmp_path, python_base):
                         "--push", "localhost:5000/x:1")
     assert usage.returncode == 2, usage.stderr
     assert "--format, --load, --push, --no-provenance only apply with --containerize" in usage.stderr
-    assert [p.name for p in (home / "bentos" / "tiny").iterdir()] == ["1"]
+    assert [p.name for p in (home / "bentos" / "tiny").iterdir() if p.is_dir()] == ["1"]  # no bento 2
