@@ -31,6 +31,7 @@ from ocibuild.oci.image import Image
 from ocibuild.oci.index import Index
 from ocibuild.oci.platform import Platform
 from ocibuild.python.deps import dependency_layers
+from ocibuild.python.lock import read_lock
 from ocibuild.store.blobs import LayerBlob
 
 ENTRYPOINT = ["python3", "-m", "ocibuild.runtime.entrypoint"]
@@ -85,6 +86,8 @@ def containerize(bento: Bento, options: ContainerizeOptions, sources: Sources,
     if str(platform) not in info.targets:
         raise ImageError(f"bento {bento.tag} was locked for {', '.join(info.targets)}, not {platform}: "
                          f"build it with `ocibuild build --platform {platform}`")
+    python_lock_path = lock_path(bento, platform)
+    read_lock(python_lock_path, f"bento {bento.tag}, {python_lock_path.relative_to(bento.path)}")  # before uv sees it
     pinned = options.source_date_epoch is not None
     epoch = options.source_date_epoch if pinned else int(info.created_at.timestamp())
     created = datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -113,7 +116,7 @@ def containerize(bento: Bento, options: ContainerizeOptions, sources: Sources,
         layers.append(shared.layer(blob, history("ocibuild: Debian packages " + " ".join(p.name for p in lock.system))))
     step("python dependencies")
     layers += [shared.layer(blob, history(f"ocibuild: {description}"))
-               for blob, description in dependency_layers(lock_path(bento, platform), info.python_version, platform, shared,
+               for blob, description in dependency_layers(python_lock_path, info.python_version, platform, shared,
                                                                    split_native=info.platforms is not None)]
     step("serving runtime")
     bytecode = bytecode_for(info.python_version)

@@ -294,6 +294,9 @@ def test_a_key_collision_is_an_error(example, plain_registry, tmp_path):
     ("numpy==1.20.0 --hash=sha256:" + "a" * 64 + "\n", "does not satisfy"),
     ("scipy==1.0 --hash=sha256:" + "a" * 64 + "\n", "numpy is not in it"),
     ("numpy>=1 --hash=sha256:" + "a" * 64 + "\n", "not pinned"),
+    # an option uv would obey, indented so that it reads as a continuation of numpy's entry
+    ("numpy==2.0.0 \\\n    --hash=sha256:" + "a" * 64 + "\n    --extra-index-url http://127.0.0.1:9/simple\n",
+     "line 3 is neither a hash nor a comment"),
 ])
 def test_a_cached_python_lock_must_hash_every_entry_and_satisfy_the_requirements(lock, problem):
     from ocibuild.bento.lockcache import python_lock_problem

@@ -591,6 +591,44 @@ def test_a_debian_lock_whose_hash_walks_out_of_the_cache(template, home, ocibuil
     assert not list(tmp_path.glob("escaped*"))
 
 
+INDEX_OPTION = "    --extra-index-url http://127.0.0.1:9/simple"  # indented: read as a continuation
+
+
+def _poison_python_lock(bento_dir: Path) -> int:
+    """Append an index option to the bento's Python lock; the number of the line it is on."""
+    lock = bento_dir / "env" / "python" / "requirements.lock.txt"
+    lines = lock.read_text().splitlines() + [INDEX_OPTION]
+    lock.write_text("\n".join(lines) + "\n")
+    return len(lines)
+
+
+def test_a_bento_archive_whose_python_lock_adds_an_index_is_refused(template, home, ocibuild, tmp_path):
+    """uv reads every option of the lock it installs: one in an imported bento would make it take
+    packages from another index. The archive is refused before anything is stored."""
+    shutil.copytree(template, home, symlinks=True)
+    staged = tmp_path / "echo-1"
+    shutil.copytree(home / "bentos" / "echo" / "1", staged)
+    number = _poison_python_lock(staged)
+    archive = tmp_path / "poisoned.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(staged, arcname=".")
+    ocibuild("delete", BENTO, "-y")
+    guarded = Guard(home, tmp_path)
+    result = ocibuild("import", str(archive), ok=False)
+    refused(result, f"refusing the bento: env/python/requirements.lock.txt: line {number} is neither a hash "
+                    "nor a comment")
+    guarded.unchanged()
+
+
+def test_a_python_lock_edited_in_the_store_never_reaches_uv(template, home, ocibuild, tmp_path):
+    shutil.copytree(template, home, symlinks=True)
+    number = _poison_python_lock(home / "bentos" / "echo" / "1")
+    guarded = Guard(home, tmp_path)
+    result = ocibuild("containerize", BENTO, "-o", str(guarded.out / "img.tar"), ok=False)
+    refused(result, f"bento {BENTO}, env/python/requirements.lock.txt: line {number} is neither a hash nor a comment")
+    guarded.unchanged()
+
+
 @pytest.mark.parametrize("transport", ["import", "oci-archive"])
 def test_a_header_bomb_is_refused_unread(guarded, ocibuild, tmp_path, transport):
     """A 64 MiB PAX header in a few KiB of gzip: refused before it is read, whoever reads the tar."""

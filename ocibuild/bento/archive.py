@@ -90,11 +90,13 @@ def export_bento(bento: Bento, dest: Path) -> None:
 
 def verify_bento(staged: Path, info: object) -> None:
     """Before a bento is committed: every carried model must match its digest and have a valid
-    name and version, and every Debian lock must parse (its hashes later name cache files), so
-    that a bento refused later is never left in the store."""
+    name and version, every Debian lock must parse (its hashes later name cache files), and every
+    Python lock must hold only hashed pins (uv reads any option it holds), so that a bento refused
+    later is never left in the store."""
     from ocibuild.debian.lock import DebianLock
     from ocibuild.errors import DebianError
     from ocibuild.models.store import verify_model
+    from ocibuild.python.lock import lock_problem
 
     for model_dir in sorted((staged / MODEL_COPIES).glob("*/*")):
         verify_model(model_dir)
@@ -103,6 +105,9 @@ def verify_bento(staged: Path, info: object) -> None:
             DebianLock.parse(lock.read_text(errors="replace"))
         except DebianError as exc:
             raise ArchiveError(f"refusing the bento: {lock.relative_to(staged)}: {exc}") from None
+    for lock in sorted((staged / "env" / "python").glob("*.lock.txt")):
+        if problem := lock_problem(lock.read_text(errors="replace")):
+            raise ArchiveError(f"refusing the bento: {lock.relative_to(staged)}: {problem}")
 
 
 def import_bento(store: BentoStore, archive: Path, limits: ExtractLimits = ExtractLimits()) -> Bento:

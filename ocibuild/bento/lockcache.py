@@ -8,7 +8,8 @@ The inputs are what the bento records of them, read the same way on both sides: 
 index URLs, system packages, base), the target platform, the requirements uv resolves
 (`env/python/requirements.txt`), the pins and entries of locked inputs, the pyproject given to
 uv, and for Debian the base's pinned digest. A lock read from a registry is not trusted: a
-Python lock must hash every entry and satisfy every direct requirement's specifier; a Debian lock
+Python lock must hold nothing but hashed pins (`lock_problem`: no options for uv) and satisfy
+every direct requirement's specifier; a Debian lock
 must be for the release and architecture asked and hold every system package asked. A lock that
 fails is ignored with a warning and resolved as usual.
 """
@@ -108,21 +109,18 @@ class LockCache:
 
 def python_lock_problem(lock: str, requirements: str, locked: str) -> str | None:
     """Why a lock does not satisfy these inputs (None: it does, as far as can be told offline)."""
+    from ocibuild.python.lock import lock_problem
+
+    if problem := lock_problem(lock):
+        return problem
     if locked and not lock.startswith(locked):
         return "its locked entries differ"
     pins, entry = {}, None
     for line in lock.splitlines():
         if line and not line[0].isspace() and not line.startswith("#"):
-            spec = line.split(" --", 1)[0].rstrip(" \\").strip()
-            try:
-                req = Requirement(spec)
-            except InvalidRequirement:
-                return f"unreadable entry {spec[:60]!r}"
-            versions = [s.version for s in req.specifier if s.operator == "=="]
-            if len(versions) != 1:
-                return f"{req.name} is not pinned"
+            req = Requirement(line.split(" --", 1)[0].rstrip(" \\").strip())  # pinned: lock_problem said
             entry = canonicalize_name(req.name)
-            pins[entry] = (versions[0], "--hash=" in line)
+            pins[entry] = (next(iter(req.specifier)).version, "--hash=" in line)
         elif entry and "--hash=" in line:
             pins[entry] = (pins[entry][0], True)
     unhashed = sorted(name for name, (_, hashed) in pins.items() if not hashed)

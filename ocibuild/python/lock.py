@@ -6,10 +6,14 @@ wheels are admitted (`--only-binary :all:`): nothing is ever built on the host f
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from ocibuild.errors import LockError
 from ocibuild.oci.platform import Platform
+
+_HASH = re.compile(r"hash=(sha256:[0-9a-f]{64}|sha384:[0-9a-f]{96}|sha512:[0-9a-f]{128})")
+_CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 def uv_command():
@@ -49,3 +53,47 @@ def uv_reason(stderr: str) -> str:
     lines = [line.strip() for line in stderr.splitlines() if line.strip()]
     text = " ".join(lines)
     return text.removeprefix("error: ") or "uv failed without a message"
+
+
+def lock_problem(text: str) -> str | None:
+    """Why a lock is not one that `uv pip install --require-hashes -r` may be given (None: it is).
+
+    A lock from a bento archive or a registry cache is input from elsewhere, and uv reads every
+    option a requirements file holds: an `--extra-index-url` line, indented as a continuation or
+    not, would make it fetch the packages from another index. So a lock holds only what `lock`
+    writes: pinned requirements (`name[extras]==version ; marker`), each followed by its hashes
+    on the same line or on continuation lines, comments and blank lines. Control characters are
+    refused, so no line can break where uv would break it and this check would not.
+    """
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    if _CONTROL.search(text):
+        return "it holds a control character"
+    for number, line in enumerate(text.split("\n"), 1):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        body = stripped.removesuffix("\\").rstrip()
+        if line[0].isspace():
+            if not (body.startswith("--") and _HASH.fullmatch(body[2:])):
+                return f"line {number} is neither a hash nor a comment"
+            continue
+        requirement, *options = body.split(" --")
+        try:
+            req = Requirement(requirement)
+        except InvalidRequirement:
+            return f"line {number} is not a pinned requirement"
+        if req.url or [s.operator for s in req.specifier] != ["=="]:
+            return f"line {number}: {req.name} is not pinned to one version"
+        if not all(_HASH.fullmatch(option.strip()) for option in options):
+            return f"line {number}: {req.name} has an option other than --hash"
+    return None
+
+
+def read_lock(path: Path, where: str) -> str:
+    """A bento's Python lock, refused before uv or anything else reads it unless `lock_problem`
+    accepts it (`where` names it in the error: the bento and the file)."""
+    text = path.read_text(errors="replace")
+    if problem := lock_problem(text):
+        raise LockError(f"{where}: {problem}")
+    return text

@@ -10,6 +10,7 @@ from pathlib import Path
 from ocibuild.bento.info import debian_lock, python_lock
 from ocibuild.bento.store import Bento
 from ocibuild.oci.platform import Platform
+from ocibuild.python.lock import read_lock
 
 _REQUIREMENT = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?==([^\s;\\]+)")
 _HASH = re.compile(r"--hash=sha256:([0-9a-f]{64})")
@@ -71,8 +72,8 @@ def read_locks(bento: Bento, platform: Platform) -> Locks:
     python_path = bento.path / python_lock(str(platform), multi)
     debian_path = bento.path / debian_lock(str(platform), multi)
     debian = DebianLock.parse(debian_path.read_text()) if debian_path.is_file() else None
-    return Locks(bento.path, platform, python_path, debian_path if debian else None,
-                 parse_python_lock(python_path.read_text()), debian)
+    python = read_lock(python_path, f"bento {bento.tag}, {python_path.relative_to(bento.path)}")
+    return Locks(bento.path, platform, python_path, debian_path if debian else None, parse_python_lock(python), debian)
 
 
 def default_platform(bento: Bento, host: Platform) -> Platform:

@@ -13,6 +13,7 @@ import pytest
 from ocibuild.bento.build import build_bento
 from ocibuild.bento.store import BentoStore
 from ocibuild.errors import LockError
+from ocibuild.python.lock import lock_problem
 from tests.conftest import ECHO, EXAMPLE, copy_service, import_example_model, run_process
 
 SERVICE = '''
@@ -44,6 +45,7 @@ def test_build_writes_a_complete_bento(home, tmp_path):
     assert sorted(p.name for p in (bento.path / "src").iterdir()) == [".bentoignore", "README.md", "service.py"]
     lock = (bento.path / "env/python/requirements.lock.txt").read_text()
     assert "numpy==" in lock and "--hash=sha256:" in lock and "uvicorn==" in lock
+    assert lock_problem(lock) is None  # what uv writes is what an imported or cached lock may hold
     assert "numpy>=1.26" in (bento.path / "env/python/requirements.txt").read_text()
     openapi = json.loads((bento.path / "apis/openapi.json").read_text())
     assert set(openapi["paths"]) >= {"/summarize", "/stats", "/healthz"}
