@@ -5,18 +5,25 @@ Bearer with a token from the realm for exactly the scopes the request needs (a p
 not serve a push, so tokens are cached per scope set). Connection resets, timeouts, 5xx and 429
 are retried with exponential backoff (429 and 503 honour `Retry-After`); a body is re-opened for
 each attempt, so uploads stream from disk and survive a retry. Messages never carry secrets.
+
+A registry's answers are input from elsewhere. Credentials and tokens go only to the endpoint's
+own origin (scheme, host and port): an upload `Location` may name another host, and requests
+strips `Authorization` on redirects but not on a URL we were told to use. A token realm is not
+taken over plain HTTP for an HTTPS registry. Every answer streams, and a body is read only as
+far as its reader asks: an error body or a token answer at most `MAX_ANSWER` bytes.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import threading
 import time
 from dataclasses import dataclass
 from typing import Callable
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 import requests
 
@@ -26,6 +33,8 @@ from ocibuild.registry.config import Endpoint
 
 log = logging.getLogger(__name__)
 Body = bytes | Callable[[], object] | None
+MAX_ANSWER = 64 * 1024  # an error body or a token answer; manifests and blobs have their own bounds
+MAX_TOKEN_LIFE = 24 * 3600
 
 
 @dataclass(frozen=True)
@@ -82,16 +91,18 @@ class Transport:
     def request(self, method: str, path_or_url: str, scopes: tuple[str, ...], *, expected: tuple[int, ...],
                 headers: dict | None = None, body: Body = None, size: int = 0, stream: bool = False,
                 what: str = "") -> requests.Response:
-        """Send, authenticating once on a 401 and retrying transient failures."""
+        """Send, authenticating once on a 401 and retrying transient failures. With `stream`, the
+        answer's body is left for the caller to read as far as it needs, and to close."""
         url = self.url(path_or_url)
-        authenticated = False
+        ours = _origin(url) == _origin(self.endpoint.base_url)
+        authenticated = not ours  # another origin gets no credentials, so nothing to answer a 401 with
         deadline = time.monotonic() + self.retry.deadline
         for attempt in range(self.retry.attempts):
             data = body() if callable(body) else body
+            auth = self._auth_header(scopes) if ours else {}
             try:
-                response = self.session.request(method, url, headers={**(headers or {}), **self._auth_header(scopes)},
-                                                data=data, stream=stream, timeout=self.retry.timeout,
-                                                allow_redirects=True)
+                response = self.session.request(method, url, headers={**(headers or {}), **auth}, data=data,
+                                                stream=True, timeout=self.retry.timeout, allow_redirects=True)
             except (requests.ConnectionError, requests.Timeout) as exc:
                 self._wait(attempt, f"{method} {url}: {_failure(exc)}", deadline=deadline)
                 continue
@@ -106,13 +117,16 @@ class Transport:
             status = response.status_code
             if status == 401 and not authenticated:
                 authenticated = True
+                _read_answer(response)
                 self._authenticate(response, scopes, what)
                 continue
             if status == 429 or status >= 500:
-                response.close()
+                _read_answer(response)
                 self._wait(attempt, f"{method} {url}: HTTP {status}", response.headers.get("Retry-After"), deadline)
                 continue
             if status in expected:
+                if not stream:
+                    _read_answer(response)  # read to its end (the connection is reused) unless it is long
                 return response
             raise self._error(response, what)
         raise RegistryError(f"{self.host}: {what or method} failed after {self.retry.attempts} attempts")
@@ -139,7 +153,6 @@ class Transport:
 
     def _authenticate(self, response: requests.Response, scopes: tuple[str, ...], what: str) -> None:
         challenge = response.headers.get("WWW-Authenticate", "")
-        response.close()
         scheme = challenge.split(" ", 1)[0].lower()
         if scheme == "basic":
             if not self.credential:
@@ -154,6 +167,9 @@ class Transport:
         parsed = parse_auth_header(challenge)
         if not parsed.realm:
             raise AuthError(f"{self.host} sent a Bearer challenge without a realm")
+        if self.endpoint.scheme == "https" and urlsplit(parsed.realm).scheme != "https":
+            raise AuthError(f"{self.host} named a token service that is not HTTPS ({parsed.realm}): refusing to "
+                            "send credentials there")
         wanted = list(scopes) + ([parsed.scope] if parsed.scope and parsed.scope not in scopes else [])
         token, expires_in = self._fetch_token(parsed.realm, parsed.service, wanted)
         with self._lock:
@@ -167,15 +183,16 @@ class Transport:
                 if c and c.identity_token:  # OAuth2 refresh token, as docker login stores for some registries
                     form = {"grant_type": "refresh_token", "refresh_token": c.identity_token, "client_id": "ocibuild",
                             "service": service or "", "scope": " ".join(scopes)}
-                    answer = self.session.post(realm, data=form, timeout=self.retry.timeout)
+                    answer = self.session.post(realm, data=form, timeout=self.retry.timeout, stream=True)
                 else:
                     auth = (c.username, c.password) if c and c.username else None
-                    answer = self.session.get(realm, params=params, auth=auth, timeout=self.retry.timeout)
+                    answer = self.session.get(realm, params=params, auth=auth, timeout=self.retry.timeout, stream=True)
             except (requests.ConnectionError, requests.Timeout) as exc:
                 self._wait(attempt, f"token service {realm}: {type(exc).__name__}")
                 continue
             except requests.RequestException as exc:
                 raise AuthError(f"{self.host}: the token service {realm}: {type(exc).__name__}") from None
+            body = _read_answer(answer)
             if answer.status_code == 429 or answer.status_code >= 500:
                 self._wait(attempt, f"token service {realm}: HTTP {answer.status_code}", answer.headers.get("Retry-After"))
                 continue
@@ -185,17 +202,12 @@ class Transport:
                                 f"for {', '.join(scopes)} (HTTP {answer.status_code}); check `ocibuild login {self.host}`")
             if answer.status_code != 200:
                 raise AuthError(f"{self.host}: the token service answered HTTP {answer.status_code}")
-            try:
-                data = answer.json()
-                token = data.get("token") or data["access_token"]
-            except (ValueError, KeyError):
-                raise AuthError(f"{self.host}: the token service sent no token") from None
-            return token, int(data.get("expires_in") or 60)
+            return _token(body, self.host)
         raise AuthError(f"{self.host}: the token service did not answer")
 
     def _error(self, response: requests.Response, what: str) -> RegistryError:
         status = response.status_code
-        detail = registry_error_detail(response)
+        detail = registry_error_detail(_read_answer(response))
         subject = what or f"{response.request.method} {response.request.path_url}"
         if status in (401, 403):
             who = f" as {self.credential.username!r}" if self.credential and self.credential.username else " (anonymous)"
@@ -208,10 +220,44 @@ def _failure(exc: requests.RequestException) -> str:
     return "connection refused" if "Connection refused" in str(exc) else type(exc).__name__
 
 
-def registry_error_detail(response: requests.Response) -> str:
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    try:
+        port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+    except ValueError:  # not a port: no origin of ours
+        port = -1
+    return parts.scheme, (parts.hostname or "").lower(), port
+
+
+def _read_answer(response: requests.Response) -> bytes:
+    """At most MAX_ANSWER bytes of a body, and the response closed. A body read to its end lets
+    urllib3 put the connection back in its pool; a longer one is never read (it is closed)."""
+    try:
+        return response.raw.read(MAX_ANSWER, decode_content=True) or b""
+    except (OSError, ValueError):
+        return b""
+    finally:
+        response.close()
+
+
+def _token(body: bytes, host: str) -> tuple[str, int]:
+    """(token, seconds it lives) from a token service's JSON answer."""
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError):
+        data = None
+    token = (data.get("token") or data.get("access_token")) if isinstance(data, dict) else None
+    if not isinstance(token, str) or not token:
+        raise AuthError(f"{host}: the token service sent no token")
+    life = data.get("expires_in")
+    valid = isinstance(life, (int, float)) and not isinstance(life, bool) and math.isfinite(life) and life > 0
+    return token, int(min(life, MAX_TOKEN_LIFE)) if valid else 60
+
+
+def registry_error_detail(body: bytes) -> str:
     """The registry's own error codes, if it sent the standard JSON error body."""
     try:
-        errors = json.loads(response.content or b"{}").get("errors") or []
+        errors = json.loads(body or b"{}").get("errors") or []
         return "".join(f" {e.get('code', '')}: {e.get('message', '')}".rstrip(": ") for e in errors[:3])
     except (ValueError, AttributeError, RecursionError):
         return ""
