@@ -7,11 +7,13 @@ The inputs are what the bento records of them, read the same way on both sides: 
 (`bento.yaml`'s `image`: Python version, packages, requirements and lock files, pyproject extras,
 index URLs, system packages, base), the target platform, the requirements uv resolves
 (`env/python/requirements.txt`), the pins and entries of locked inputs, the pyproject given to
-uv, and for Debian the base's pinned digest. A lock read from a registry is not trusted: a
-Python lock must hold nothing but hashed pins (`lock_problem`: no options for uv) and satisfy
-every direct requirement's specifier; a Debian lock
-must be for the release and architecture asked and hold every system package asked. A lock that
-fails is ignored with a warning and resolved as usual.
+uv, and for Debian the base's pinned digest. A lock read from a registry is checked: a Python
+lock must hold nothing but hashed pins (`lock_problem`: no options for uv) and satisfy every
+direct requirement's specifier; a Debian lock must be for the release and architecture asked and
+hold every system package asked. A lock that fails is ignored with a warning and resolved as
+usual. Whether a pin is the one a resolution would choose cannot be told without resolving (a
+Debian lock's hashes would need the signed index): a cache is trusted like the build itself
+(README, "A cache in the registry").
 """
 
 from __future__ import annotations
