@@ -2,8 +2,11 @@
 
 Trust chain: `InRelease`'s signature is checked with `gpgv` against the Debian archive keyring
 (required when `OCIBUILD_DEBIAN_REQUIRE_SIGNATURE=1`, else checked whenever gpgv and the keyring
-are present); `Packages` must match the SHA256 and size `Release` lists; every `.deb` must match
-the SHA256 `Packages` lists, when downloaded and again whenever it is read from the cache.
+are present, with a warning when they are not); as apt does, a signed release must be the one
+asked for (its `Codename` or `Suite`) and not past its `Valid-Until`, or a mirror could serve
+another suite or replay an old one; `Packages` must match the SHA256 and size `Release` lists;
+every `.deb` must match the SHA256 `Packages` lists, when downloaded and again whenever it is
+read from the cache. No answer is read past the size it may have (`Release`'s for `Packages`).
 
 The mirror is the one apt uses on this machine (its sources), unless `OCIBUILD_DEBIAN_MIRROR` or
 `mirror:` in `$OCIBUILD_HOME/debian.yaml` names another (a snapshot archive URL pins time).
@@ -13,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import lzma
 import os
 import re
@@ -21,6 +25,8 @@ import subprocess
 import tempfile
 import threading
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 
 import yaml
@@ -30,9 +36,13 @@ from ocibuild.errors import DebianError
 from ocibuild.progress import task
 from ocibuild.store.atomic import TempFile, write_atomic
 
+log = logging.getLogger(__name__)
+
 KEYRING = Path("/usr/share/keyrings/debian-archive-keyring.gpg")
 APT_SOURCES = (Path("/etc/apt/sources.list.d"), Path("/etc/apt/sources.list"))
 CHUNK = 1 << 20
+MAX_RELEASE = 16 << 20  # Debian's InRelease is about 150 KB
+MAX_INDEX = 256 << 20  # bookworm's main/binary-amd64/Packages.xz is about 9 MB
 
 
 @dataclass(frozen=True)
@@ -100,22 +110,29 @@ class DebianArchive:
             self._local.session = requests.Session()
         return self._local.session
 
-    def _get(self, url: str) -> bytes:
+    def _get(self, url: str, limit: int) -> bytes:
+        """The answer's body, of at most `limit` bytes (one byte more is read to tell a longer one)."""
         import requests
 
         try:
-            response = self.session.get(url, timeout=(10, 120))
-        except requests.RequestException as exc:
+            with self.session.get(url, timeout=(10, 120), stream=True) as response:
+                if response.status_code != 200:
+                    raise DebianError(f"the Debian mirror answered HTTP {response.status_code} for {url}")
+                data = response.raw.read(limit + 1, decode_content=True)
+        except (requests.RequestException, OSError) as exc:
             raise DebianError(f"cannot reach the Debian mirror: {type(exc).__name__} for {url}") from None
-        if response.status_code != 200:
-            raise DebianError(f"the Debian mirror answered HTTP {response.status_code} for {url}")
-        return response.content
+        return data
 
     def release(self):
         from debian.deb822 import Release
 
-        data = self._get(f"{self.settings.mirror}/dists/{self.suite}/InRelease")
-        return Release(self._verified_release(data))
+        url = f"{self.settings.mirror}/dists/{self.suite}/InRelease"
+        data = self._get(url, MAX_RELEASE)
+        if len(data) > MAX_RELEASE:
+            raise DebianError(f"{url} is larger than {MAX_RELEASE} bytes: refusing it")
+        release = Release(self._verified_release(data))
+        check_release(release, self.suite, datetime.now(UTC))
+        return release
 
     def _verified_release(self, signed: bytes) -> bytes:
         gpgv = shutil.which("gpgv")
@@ -123,6 +140,8 @@ class DebianArchive:
             if self.settings.require_signature:
                 raise DebianError(f"cannot check the signature of {self.suite}'s InRelease: gpgv or "
                                   f"{self.settings.keyring} is missing")
+            log.warning("the signature of %s's InRelease is not checked (gpgv or %s is missing); "
+                        "OCIBUILD_DEBIAN_REQUIRE_SIGNATURE=1 refuses instead", self.suite, self.settings.keyring)
             return _strip_signature(signed)
         with tempfile.TemporaryDirectory() as tmp:
             (Path(tmp) / "InRelease").write_bytes(signed)
@@ -141,6 +160,9 @@ class DebianArchive:
         entry = next((e for e in self._release.get("SHA256", []) if e["name"] == wanted), None)
         if entry is None:
             raise DebianError(f"{self.suite}'s Release lists no {wanted}")
+        if not str(entry["size"]).isdigit() or int(entry["size"]) > MAX_INDEX:
+            raise DebianError(f"{self.suite}'s Release gives {wanted} a size of {str(entry['size'])[:20]!r} bytes: "
+                              f"refusing it (at most {MAX_INDEX})")
         return entry
 
     def index_digest(self, component: str = "main") -> str:
@@ -156,7 +178,7 @@ class DebianArchive:
         spans_path = self.cache / "indexes" / f"{entry['sha256']}.spans-1.json"
         if text_path.is_file() and spans_path.is_file():
             return LazyPackageIndex(text_path.read_bytes(), self.architecture, json.loads(spans_path.read_text()))
-        data = self._get(f"{self.settings.mirror}/dists/{self.suite}/{wanted}")
+        data = self._get(f"{self.settings.mirror}/dists/{self.suite}/{wanted}", int(entry["size"]))
         check_index(data, entry["sha256"], int(entry["size"]), wanted)
         text = lzma.decompress(data)
         del data
@@ -208,9 +230,28 @@ def check_index(data: bytes, sha256: str, size: int, name: str) -> None:
         raise DebianError(f"{name} does not match the SHA256 and size in Release: refusing it")
 
 
+def check_release(release, suite: str, now: datetime) -> None:
+    """A signed release is only good for the suite it names, and until its `Valid-Until`."""
+    named = [release.get("Codename"), release.get("Suite")]
+    if suite not in named:
+        raise DebianError(f"the mirror's InRelease for {suite} is that of {named[0] or named[1] or 'no suite'}: "
+                          "refusing it")
+    until = release.get("Valid-Until")
+    if until:
+        try:
+            expiry = parsedate_to_datetime(until)
+        except (TypeError, ValueError):
+            raise DebianError(f"{suite}'s InRelease has an unreadable Valid-Until {until[:40]!r}") from None
+        if expiry.tzinfo is None or expiry < now:
+            raise DebianError(f"{suite}'s InRelease expired on {until}: the mirror serves an old release")
+
+
 def _strip_signature(signed: bytes) -> bytes:
-    text = signed.decode()
+    """The signed text of an InRelease whose signature cannot be checked."""
+    text = signed.decode(errors="replace")
     if "-----BEGIN PGP SIGNED MESSAGE-----" not in text:
         return signed
-    body = text.split("\n\n", 1)[1].split("-----BEGIN PGP SIGNATURE-----")[0]
-    return body.encode()
+    _, blank, body = text.partition("\n\n")
+    if not blank:
+        raise DebianError("the mirror's InRelease is not a readable signed message")
+    return body.split("-----BEGIN PGP SIGNATURE-----")[0].encode()

@@ -185,6 +185,59 @@ def test_a_tampered_release_is_refused(mirror, tmp_path):
         DebianArchive(settings, "bookworm", "amd64", tmp_path / "cache").index()
 
 
+def test_a_signed_release_of_another_suite_is_refused(mirror, tmp_path):
+    """A validly signed bookworm InRelease served for trixie: a mirror choosing what we get."""
+    dists, settings = mirror
+    trixie = dists.parent / "trixie"
+    trixie.mkdir()
+    shutil.copy(dists / "InRelease", trixie / "InRelease")
+    with pytest.raises(DebianError, match="the mirror's InRelease for trixie is that of bookworm: refusing it"):
+        DebianArchive(settings, "trixie", "amd64", tmp_path / "cache").index()
+
+
+RELEASE = "Suite: stable\nCodename: trixie\nDate: Sat, 01 Nov 2026 09:00:00 UTC\n"
+
+
+@pytest.mark.parametrize("extra, problem", [
+    ("", None),
+    ("Valid-Until: Sat, 08 Jan 2011 00:00:00 UTC\n", "trixie's InRelease expired on Sat, 08 Jan 2011"),
+    ("Valid-Until: Sat, 08 Jan 2099 00:00:00 UTC\n", None),
+    ("Valid-Until: soon\n", "trixie's InRelease has an unreadable Valid-Until 'soon'"),
+])
+def test_a_release_is_good_until_its_valid_until(extra, problem):
+    from datetime import UTC, datetime
+
+    from debian.deb822 import Release
+
+    from ocibuild.debian.archive import check_release
+
+    release = Release(RELEASE + extra)
+    now = datetime(2026, 12, 3, tzinfo=UTC)
+    if problem is None:
+        check_release(release, "trixie", now)
+        check_release(release, "stable", now)
+    else:
+        with pytest.raises(DebianError, match=problem):
+            check_release(release, "trixie", now)
+
+
+def test_an_unchecked_signature_is_said(mirror, tmp_path, caplog):
+    dists, settings = mirror
+    unchecked = DebianSettings(settings.mirror, require_signature=False, keyring=tmp_path / "no-keyring.gpg")
+    assert DebianArchive(unchecked, "bookworm", "amd64", tmp_path / "cache").release()["Codename"] == "bookworm"
+    assert "the signature of bookworm's InRelease is not checked" in caplog.text
+    (dists / "InRelease").write_bytes(b"-----BEGIN PGP SIGNED MESSAGE-----\nHash: SHA256\nno blank line")
+    with pytest.raises(DebianError, match="the mirror's InRelease is not a readable signed message"):
+        DebianArchive(unchecked, "bookworm", "amd64", tmp_path / "cache").release()
+
+
+def test_an_endless_inrelease_is_not_read_whole(mirror, tmp_path):
+    dists, settings = mirror
+    (dists / "InRelease").write_bytes(b"x" * (17 << 20))
+    with pytest.raises(DebianError, match="InRelease is larger than 16777216 bytes: refusing it"):
+        DebianArchive(settings, "bookworm", "amd64", tmp_path / "cache").release()
+
+
 def test_a_deb_larger_than_packages_declares_is_cut_off(tmp_path):
     """An endless answer stops at the size the (signed) index declares; nothing is left behind."""
     from ocibuild.debian.index import DebPackage
