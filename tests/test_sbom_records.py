@@ -26,6 +26,27 @@ def test_a_record_naming_a_wheel_the_lock_does_not_accept_is_skipped(example, tm
     assert sbom_records(bento, tmp_path)[key]["kind"] == WHEELS
 
 
+def test_a_record_of_another_shape_is_skipped(example, tmp_path):
+    """A record that names an accepted wheel but is malformed would break every SBOM of the bento
+    once written: it is never written."""
+    bento = example.bento
+    locks = read_locks(bento, Platform.target(bento.info.platform))
+    path = wheels_record(locks.python_path, bento.info.python_version, locks.platform, tmp_path / "cache")
+    key = record_key(WHEELS, path)
+    accepted = next(line.split("sha256:")[1][:64] for line in locks.python_path.read_text().splitlines()
+                    if "--hash=sha256:" in line)
+    for fact in [{"sha256": accepted, "license": {}}, {"file": "numpy.whl", "sha256": accepted, "license": "MIT"},
+                 {"file": "numpy.whl", "sha256": accepted, "license": {"classifiers": "MIT"}},
+                 {"file": "../numpy.whl", "sha256": accepted}, {"file": "numpy.whl", "sha256": accepted, "x": 1},
+                 ["numpy.whl", accepted]]:
+        restore_sbom_records(bento, tmp_path, {key: {"kind": WHEELS, "text": json.dumps({"numpy": fact})}})
+        assert not path.exists(), fact
+    good = {"file": "numpy-2.0.0-cp311-cp311-manylinux_2_17_x86_64.whl", "sha256": accepted,
+            "license": {"expression": "BSD-3-Clause", "classifiers": ["BSD License"], "spdx": True}}
+    restore_sbom_records(bento, tmp_path, {key: {"kind": WHEELS, "text": json.dumps({"numpy": good})}})
+    assert json.loads(path.read_text()) == {"numpy": good}
+
+
 def test_licenses_come_from_what_the_dependency_install_recorded(tmp_path, monkeypatch):
     """The dependency layers' install keeps each METADATA header: the SBOM reads the licenses from
     there, and installs the lock again only when no record exists."""

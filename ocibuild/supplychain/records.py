@@ -65,9 +65,9 @@ def restore_sbom_records(bento: Bento, home: Path, records: dict[str, dict]) -> 
         try:
             value = json.loads(str(entry.get("text")))
             if kind == WHEELS:
-                if not isinstance(value, dict) or not all(
-                        isinstance(w, dict) and re.fullmatch(r"[0-9a-f]{64}", str(w.get("sha256", "")))
-                        and f"sha256:{w['sha256']}" in lock_text for w in value.values()):
+                if not isinstance(value, dict) or not all(map(_wheel_fact, value.values())):
+                    raise ValueError("not a record of wheels")
+                if not all(f"sha256:{w['sha256']}" in lock_text for w in value.values()):
                     raise ValueError("a wheel the lock does not accept")
             elif not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 raise ValueError("not a list of license names")
@@ -76,3 +76,24 @@ def restore_sbom_records(bento: Bento, home: Path, records: dict[str, dict]) -> 
             continue
         path.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(path, json.dumps(value, sort_keys=True).encode(), 0o644)
+
+
+def _wheel_fact(fact: object) -> bool:
+    """The shape `wheels.wheel_facts` writes, which the SBOM writers read without checking:
+    {"file": "NAME.whl", "sha256": HEX, "license": {"expression"|"license": str,
+    "classifiers": [str], "spdx": bool}}. A record of another shape, once written, would break
+    every later SBOM of the bento, with or without a cache."""
+    if not isinstance(fact, dict) or not set(fact) <= {"file", "sha256", "license"}:
+        return False
+    stated = fact.get("license", {})
+    return (isinstance(fact.get("file"), str) and re.fullmatch(r"[A-Za-z0-9._+!-]{1,255}\.whl", fact["file"]) is not None
+            and isinstance(fact.get("sha256"), str) and re.fullmatch(r"[0-9a-f]{64}", fact["sha256"]) is not None
+            and isinstance(stated, dict) and all(_license_field(k, v) for k, v in stated.items()))
+
+
+def _license_field(key: str, value: object) -> bool:
+    if key in ("expression", "license"):
+        return isinstance(value, str)
+    if key == "classifiers":
+        return isinstance(value, list) and all(isinstance(c, str) for c in value)
+    return key == "spdx" and isinstance(value, bool)
