@@ -65,8 +65,8 @@ def _blob(data: object, where: str) -> LayerBlob:
     if not isinstance(data, dict):
         raise ImageError(f"{where}: an entry is not an object")
     blob = LayerBlob.from_json(data)
-    if blob.media_type not in LAYER_TYPES or blob.size < 0:
-        raise ImageError(f"{where}: entry {blob.digest[:19]} has media type {blob.media_type} or size {blob.size}")
+    if blob.media_type not in LAYER_TYPES:
+        raise ImageError(f"{where}: entry {blob.digest[:19]} has media type {blob.media_type}")
     return blob
 
 

@@ -51,7 +51,12 @@ class LayerBlob:
 
     @classmethod
     def from_json(cls, data: dict) -> LayerBlob:
-        return cls(Digest(data["digest"]), Digest(data["diff_id"]), int(data["size"]), str(data["media_type"]))
+        """From a record (a registry cache's too): a size that is not a non-negative integer is a
+        ValueError, never an OverflowError from `int(1e999)`."""
+        size = data["size"]
+        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+            raise ValueError(f"a layer's size must be a non-negative integer, not {str(size)[:40]}")
+        return cls(Digest(data["digest"]), Digest(data["diff_id"]), size, str(data["media_type"]))
 
 
 class BlobStore:

@@ -72,6 +72,10 @@ def test_layer_keys_are_ours_and_a_damaged_entry_is_a_miss(tmp_path):
     entry.write_text(json.dumps({"digest": "sha256:../../../etc/passwd", "diff_id": "x", "size": 1,
                                  "media_type": "m"}))
     assert writer.blobs.lookup(key) is None  # never a path from a cache entry it did not validate
+    for size in ("1e999", "-1", "1.5", "true", '"7"'):  # 1e999 is a float infinity: int() would overflow
+        entry.write_text(f'{{"digest": "{first.digest}", "diff_id": "{first.diff_id}", "size": {size}, '
+                         f'"media_type": "{first.media_type}"}}')
+        assert writer.blobs.lookup(key) is None, size
 
 
 def test_a_lookup_needs_the_blob_itself(tmp_path):
