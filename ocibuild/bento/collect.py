@@ -64,7 +64,11 @@ def collect_files(root: Path) -> list[SourceFile]:
 def _source_file(root: Path, path: Path, rel: str) -> SourceFile | None:
     if not path.is_symlink():
         return SourceFile(rel, path.stat().st_size) if path.is_file() else None
-    target = path.resolve()
+    try:
+        target = path.resolve()
+    except (RuntimeError, OSError):  # a loop: Python 3.11 raises RuntimeError, 3.13 OSError
+        log.warning("skipping %s: symlink loop", rel)
+        return None
     if not target.exists():
         log.warning("skipping %s: broken symlink", rel)
         return None

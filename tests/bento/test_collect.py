@@ -47,3 +47,12 @@ def test_symlink_inside_kept_outside_skipped(tmp_path, caplog):
     assert files["inside.txt"].link == "data/real.txt"
     assert "escape.txt: symlink points outside" in caplog.text
     assert "escape_dir: symlink points outside" in caplog.text
+
+
+def test_a_symlink_loop_is_skipped_not_a_crash(tmp_path, caplog):
+    make(tmp_path, ["service.py"])
+    os.symlink("loop", tmp_path / "loop")
+    os.symlink("b", tmp_path / "a")
+    os.symlink("a", tmp_path / "b")
+    assert names(tmp_path) == ["service.py"]
+    assert "loop: symlink loop" in caplog.text and "a: symlink loop" in caplog.text
