@@ -56,7 +56,10 @@ def check(value: Any, hint: Any, where: str) -> Any:
         raise SchemaError(f"{where}: expected {_describe(hint)}")
     if hint is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
+            try:
+                return float(value)
+            except OverflowError:  # an integer of hundreds of digits
+                raise SchemaError(f"{where}: {str(value)[:20]}... is too large for a float") from None
     elif hint is int:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
@@ -67,7 +70,10 @@ def check(value: Any, hint: Any, where: str) -> Any:
         if isinstance(value, list):
             item = args[0] if args else Any
             items = [check(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
-            return (origin or hint)(items) if (origin or hint) is not list else items
+            try:
+                return (origin or hint)(items) if (origin or hint) is not list else items
+            except TypeError:  # a set of lists or objects: JSON arrays and objects are unhashable
+                raise SchemaError(f"{where}: expected {_describe(hint)} of hashable items") from None
     elif origin is dict or hint is dict:
         if isinstance(value, dict):
             item = args[1] if len(args) == 2 else Any

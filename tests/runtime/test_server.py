@@ -64,6 +64,12 @@ def test_bad_input_is_a_400_never_a_500(server, body, message):
     assert message in response.json()["error"]
 
 
+def test_a_number_too_large_for_a_float_is_a_400(server):
+    url, _ = server
+    response = post(f"{url}/mean", '{"values": [1' + "0" * 400 + "]}")
+    assert response.status_code == 400 and "is too large for a float" in response.json()["error"]
+
+
 def test_service_failure_is_a_500_and_routing_errors(server):
     url, _ = server
     assert post(f"{url}/boom", "{}").status_code == 500

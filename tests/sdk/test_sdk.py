@@ -123,6 +123,11 @@ def test_schema_check_converts_and_names_fields():
         check(True, int, "x")
     with pytest.raises(SchemaError):
         check("1", float, "x")
+    with pytest.raises(SchemaError, match="x: 10000000000000000000... is too large for a float"):
+        check(10 ** 400, float, "x")  # JSON admits it; float() would raise OverflowError
+    with pytest.raises(SchemaError, match="x: expected array of hashable items"):
+        check([[1]], set[list], "x")  # a set of JSON arrays: TypeError, unhashable
+    assert check([1, 2, 1], set[int], "x") == {1, 2}
     assert json_schema(int | None) == {"anyOf": [{"type": "integer"}, {"type": "null"}]}
 
 
