@@ -77,11 +77,32 @@ class Keychain:
 
 def _read(path: Path) -> dict | None:
     try:
-        return json.loads(path.read_text())
+        config = json.loads(path.read_text())
     except FileNotFoundError:
         return None
-    except (OSError, ValueError) as exc:
-        raise CredentialError(f"cannot read credentials from {path}: {exc}") from None
+    except (OSError, ValueError, RecursionError) as exc:
+        raise CredentialError(f"cannot read credentials from {path}: {' '.join(str(exc).split())[:200]}") from None
+    if problem := _config_problem(config):
+        raise CredentialError(f"cannot read credentials from {path}: {problem}")
+    return config
+
+
+def _config_problem(config: object) -> str | None:
+    """What makes `config` not a docker config file (None: nothing). Only the fields read here
+    are checked; docker's other settings are kept as they are."""
+    if not isinstance(config, dict):
+        return "not a JSON object"
+    auths, helpers = config.get("auths", {}), config.get("credHelpers", {})
+    if not isinstance(auths, dict) or not all(isinstance(v, dict) for v in auths.values()):
+        return "`auths` is not an object of objects"
+    for key, entry in auths.items():
+        if not all(isinstance(entry.get(f, ""), str) for f in ("auth", "username", "password", "identitytoken")):
+            return f"the `auths` entry of {key[:80]!r} has a field that is not a string"
+    if not isinstance(helpers, dict) or not all(isinstance(v, str) for v in helpers.values()):
+        return "`credHelpers` is not an object of strings"
+    if not isinstance(config.get("credsStore", ""), str):
+        return "`credsStore` is not a string"
+    return None
 
 
 def _from_entry(entry: dict, path: Path) -> Credential | None:
@@ -144,7 +165,9 @@ def remove_login(registry: str, path: Path) -> bool:
 
 
 def _write(path: Path, config: dict) -> None:
-    """Replace the file atomically, readable by its owner only (it holds secrets)."""
+    """Replace the file atomically, readable by its owner only (it holds secrets). A config that
+    is a symlink (dotfiles) is written where it points, as docker does, not replaced by a file."""
+    path = path.resolve()
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".config-")
     try:

@@ -87,3 +87,33 @@ def test_login_and_logout_write_the_docker_format(tmp_path):
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert remove_login("reg.example:5000", path) and not remove_login("reg.example:5000", path)
     assert "reg.example:5000" not in json.loads(path.read_text())["auths"]
+
+
+@pytest.mark.parametrize("data, problem", [
+    ([1], "not a JSON object"),
+    ({"auths": []}, "`auths` is not an object of objects"),
+    ({"auths": {"example.com": "x"}}, "`auths` is not an object of objects"),
+    ({"auths": {"example.com": {"auth": 5}}}, "the `auths` entry of 'example.com' has a field that is not a string"),
+    ({"credHelpers": {"example.com": ["x"]}}, "`credHelpers` is not an object of strings"),
+    ({"credsStore": 1}, "`credsStore` is not a string"),
+])
+def test_a_config_of_another_shape_is_one_error_for_every_command(tmp_path, data, problem):
+    config = write_config(tmp_path / "config.json", data)
+    before = config.read_text()
+    for command in (lambda: Keychain([config]).resolve("example.com"),
+                    lambda: store_login("example.com", Credential("u", "p"), config),
+                    lambda: remove_login("example.com", config)):
+        with pytest.raises(CredentialError, match=f"cannot read credentials from {config}: {problem}"):
+            command()
+    assert config.read_text() == before
+
+
+def test_login_writes_through_a_symlinked_config(tmp_path):
+    """Dotfile setups link config.json elsewhere: docker writes the file the link names."""
+    real = write_config(tmp_path / "dotfiles" / "docker.json", {"auths": {}, "detachKeys": "ctrl-x"})
+    link = tmp_path / ".docker" / "config.json"
+    link.parent.mkdir()
+    link.symlink_to(real)
+    store_login("example.com", Credential("u", "p"), link)
+    assert link.is_symlink() and stat.S_IMODE(real.stat().st_mode) == 0o600
+    assert json.loads(real.read_text()) == {"auths": {"example.com": {"auth": b64("u:p")}}, "detachKeys": "ctrl-x"}
