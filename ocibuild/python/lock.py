@@ -13,6 +13,7 @@ from ocibuild.errors import LockError
 from ocibuild.oci.platform import Platform
 
 _HASH = re.compile(r"hash=(sha256:[0-9a-f]{64}|sha384:[0-9a-f]{96}|sha512:[0-9a-f]{128})")
+_PLAIN = re.compile(r" +--" + _HASH.pattern + r"( \\)?|\s*(#.*)?")  # most lines: a hash continuation, a comment
 _CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029]")
 
 
@@ -70,8 +71,10 @@ def lock_problem(text: str) -> str | None:
     if _CONTROL.search(text):
         return "it holds a control character"
     for number, line in enumerate(text.split("\n"), 1):
+        if _PLAIN.fullmatch(line):
+            continue
         stripped = line.strip()
-        if not stripped or stripped.startswith("#"):
+        if stripped.startswith("#"):
             continue
         body = stripped.removesuffix("\\").rstrip()
         if line[0].isspace():
