@@ -7,14 +7,17 @@ skipped with a warning by `list`, never a crash for the whole store.
 
 `NAME` alone means its newest version, by the `created` time in its record. Reading every record
 to find it made `containerize NAME` and every build that names a model slower with each version
-kept (0.7 ms a version here), so `ROOT/NAME/.latest` names the newest version. Only `commit` and
-`delete` change it, under an `flock` on `ROOT`, and `commit` writes it before the entry appears:
-a crash in between leaves it naming an entry that does not exist, which a reader takes as "not
-known" and answers by reading every record, as it does for a store written before the pointer.
+kept (0.7 ms a version here), so `ROOT/.latest/NAME` names the newest version together with the
+modification time of `ROOT/NAME/` when it was written. Only `commit` and `delete` write it, under
+an `flock` on `ROOT`, after they change `ROOT/NAME/`. A reader trusts it only while that directory
+is as it was then: an entry added or removed since (by a crash before the pointer was written, an
+older ocibuild, a hand, a restored cache) changes the time, and the reader reads every record, as
+it does for a store written before pointers existed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import secrets
@@ -30,7 +33,7 @@ from ocibuild.sdk.names import Tag, validate_version
 
 log = logging.getLogger(__name__)
 
-LATEST = ".latest"  # not a valid version, so never an entry
+LATEST = ".latest"  # ROOT/.latest/NAME: "VERSION MTIME_NS"; not a valid name, so never listed as one
 
 
 class VersionedStore:
@@ -68,13 +71,9 @@ class VersionedStore:
             target.parent.mkdir(exist_ok=True)
             if target.exists():
                 raise AlreadyExistsError(f"{self.kind} {tag} already exists")
-            pointed = self._pointed(tag.name)
-            newest = pointed or self._newest_of_records(tag.name)
-            if newest is None or _newest_first(entry) > _newest_first(newest):
-                self._point(tag.name, tag.version)
-            elif pointed is None:  # a store written before the pointer, or a stale one: mend it
-                self._point(tag.name, newest.info.version)
-            os.rename(staged, target)  # if this fails, `.latest` names no entry: readers read every record
+            newest = self.newest(tag.name)
+            os.rename(staged, target)
+            self._point(tag.name, entry if newest is None or _newest_first(entry) > _newest_first(newest) else newest)
         return target
 
     def exists(self, tag: Tag) -> bool:
@@ -94,12 +93,13 @@ class VersionedStore:
         return found
 
     def list(self) -> list:
-        names = sorted(n.name for n in self.root.iterdir() if n.is_dir()) if self.root.is_dir() else []
+        names = sorted(n.name for n in self.root.iterdir() if n.is_dir() and n.name != LATEST) \
+            if self.root.is_dir() else []
         return sorted((e for name in names for e in self._entries(name)), key=_newest_first, reverse=True)
 
     def newest(self, name: str):
-        """The newest readable version of `name`, or None: the one `.latest` names when it is
-        there and readable, else the newest of every record."""
+        """The newest readable version of `name`, or None: the one the pointer names while it
+        holds, else the newest of every record."""
         return self._pointed(name) or self._newest_of_records(name)
 
     def get(self, tag: Tag | str):
@@ -115,38 +115,44 @@ class VersionedStore:
 
     def delete(self, tag: Tag | str):
         entry = self.get(tag)
-        with directory_lock(self.root), temp_dir(self.tmp, prefix=".deleted-") as trash:
-            os.rename(entry.path, trash / "entry")  # readers never see a half-deleted entry
-            pointed = self._pointed(entry.tag.name)
-            if pointed is None:  # it was the newest, or the pointer was stale: find the newest
-                newest = self._newest_of_records(entry.tag.name)
-                self._point(entry.tag.name, newest.info.version if newest else None)
-            shutil.rmtree(trash / "entry", ignore_errors=True)
-            try:
-                entry.path.parent.rmdir()
-            except OSError:
-                pass
+        name = entry.tag.name
+        with temp_dir(self.tmp, prefix=".deleted-") as trash:
+            with directory_lock(self.root):
+                pointed = self._pointed(name)
+                os.rename(entry.path, trash / "entry")  # readers never see a half-deleted entry
+                kept = pointed if pointed is not None and pointed.path != entry.path else self._newest_of_records(name)
+                self._point(name, kept)
+                if kept is None:
+                    with contextlib.suppress(OSError):
+                        entry.path.parent.rmdir()
+            shutil.rmtree(trash / "entry", ignore_errors=True)  # outside the lock: a large model takes time
         return entry
 
     def _newest_of_records(self, name: str):
         return max(self._entries(name), key=_newest_first, default=None)
 
     def _pointed(self, name: str):
-        """The entry `ROOT/NAME/.latest` names, or None when it is missing, malformed or stale."""
+        """The entry the pointer names, or None when it is missing, malformed, or older than the
+        last change to `ROOT/NAME/`."""
         try:
-            version = (self.root / name / LATEST).read_text()
+            version, mtime = (self.root / LATEST / name).read_text().split(" ")
             validate_version(version)
+            if int(mtime) != (self.root / name).stat().st_mtime_ns:
+                return None
             return self.load(self.root / name / version)
-        except (OSError, UnicodeDecodeError, OcibuildError):
+        except (OSError, UnicodeDecodeError, ValueError, OcibuildError):
             return None
 
-    def _point(self, name: str, version: str | None) -> None:
-        """Under the root's lock: `.latest` names `version` (None: no version is left)."""
-        pointer = self.root / name / LATEST
-        if version is None:
+    def _point(self, name: str, newest) -> None:
+        """Under the root's lock, after `ROOT/NAME/` changed: the pointer names `newest` (None:
+        no version is left, no pointer)."""
+        pointer = self.root / LATEST / name
+        if newest is None:
             pointer.unlink(missing_ok=True)
-        else:
-            write_atomic(pointer, version.encode(), 0o644, staging=self.tmp)
+            return
+        pointer.parent.mkdir(exist_ok=True)
+        mtime = (self.root / name).stat().st_mtime_ns
+        write_atomic(pointer, f"{newest.info.version} {mtime}".encode(), 0o644, staging=self.tmp)
 
 
 def _newest_first(entry) -> tuple[str, str]:

@@ -28,8 +28,17 @@ def created(i: int) -> str:
 
 
 def pointer(store: ModelStore, name: str = "m"):
-    path = store.root / name / LATEST
-    return path.read_text() if path.exists() else None
+    """The version the pointer names, while it holds (None: it does not)."""
+    pointed = store._pointed(name)
+    return pointed.info.version if pointed else None
+
+
+def add_by_hand(store: ModelStore, version: str, created: str, name: str = "m"):
+    """An entry renamed into the store without `commit`, as an older ocibuild would write it."""
+    staged = store.root.parent / f"hand-{version}"
+    (staged / MODEL_FILES).mkdir(parents=True)
+    ModelInfo(name, version, created, 0, content_digest(staged / MODEL_FILES)[0], 0).dump(staged / MODEL_FILE)
+    os.rename(staged, store.root / name / version)
 
 
 @pytest.fixture
@@ -61,31 +70,44 @@ def test_an_entry_committed_later_but_created_earlier_is_not_the_newest(store):
 def test_a_store_without_the_pointer_is_read_whole_then_gets_one(store):
     add(store, "b", created(2))
     add(store, "a", created(1))
-    (store.root / "m" / LATEST).unlink()  # as a store written before the pointer existed
+    (store.root / LATEST / "m").unlink()  # as a store written before pointers existed
     assert store.get("m").info.version == "b"
     add(store, "c", created(0))  # older than both: the commit must still find "b" is newest
     assert pointer(store) == "b"
 
 
-@pytest.mark.parametrize("content", ["../../x", "missing-version", "latest", "", "b\n", "\udcff"])
+def test_an_entry_added_without_commit_is_seen(store):
+    """An older ocibuild, a hand or a restored cache adds an entry without moving the pointer:
+    the pointer no longer holds, and the newest is found by reading every record."""
+    add(store, "a", created(1))
+    add(store, "b", created(2))
+    add_by_hand(store, "c", created(3))
+    assert pointer(store) is None and store.get("m").info.version == "c"
+    add(store, "d", created(0))
+    assert pointer(store) == "c"
+
+
+@pytest.mark.parametrize("content", ["../../x 0", "missing-version {mtime}", "latest {mtime}", "", "b", "b soon",
+                                     "a {mtime}x", "\udcff {mtime}"])
 def test_a_stale_or_hostile_pointer_falls_back_to_every_record(store, content):
     add(store, "a", created(1))
     add(store, "b", created(2))
-    (store.root / "m" / LATEST).write_bytes(content.encode("utf-8", "surrogateescape"))
+    mtime = (store.root / "m").stat().st_mtime_ns
+    (store.root / LATEST / "m").write_bytes(content.format(mtime=mtime).encode("utf-8", "surrogateescape"))
     assert store.get("m").info.version == "b"
 
 
-def test_a_crash_between_pointer_and_rename_leaves_a_pointer_readers_ignore(store, monkeypatch):
+def test_a_crash_between_rename_and_pointer_leaves_a_pointer_readers_ignore(store, monkeypatch):
     add(store, "a", created(1))
 
     def crash(*args):
-        raise KeyboardInterrupt  # the process dies after the pointer is written, before the rename
-    monkeypatch.setattr(os, "rename", crash)
+        raise KeyboardInterrupt  # the process dies after the entry is renamed in, before the pointer
+    monkeypatch.setattr(store, "_point", crash)
     with pytest.raises(KeyboardInterrupt):
         add(store, "b", created(2))
     monkeypatch.undo()
-    assert pointer(store) == "b" and not (store.root / "m" / "b").exists()
-    assert store.get("m").info.version == "a"
+    assert (store.root / "m" / "b").is_dir() and pointer(store) is None
+    assert store.get("m").info.version == "b"
 
 
 def test_committing_an_existing_version_leaves_the_pointer(store):
@@ -99,14 +121,18 @@ def test_committing_an_existing_version_leaves_the_pointer(store):
 def test_deleting_the_newest_moves_the_pointer_and_the_last_removes_the_name(store):
     add(store, "a", created(1))
     add(store, "b", created(2))
+    add(store, "c", created(3))
     store.delete("m:a")
-    assert pointer(store) == "b"
+    assert pointer(store) == "c"
+    store.delete("m")  # the newest: the pointer moves to the next
+    assert pointer(store) == "b" and store.get("m").info.version == "b"
     store.delete("m")
-    assert not (store.root / "m").exists()
+    assert not (store.root / "m").exists() and not (store.root / LATEST / "m").exists()
     with pytest.raises(NotFoundError):
         store.get("m")
-    add(store, "c", created(3))
-    assert store.get("m").info.version == "c"
+    add(store, "d", created(4))
+    assert store.get("m").info.version == "d"
+    assert [e.info.version for e in store.list()] == ["d"]
 
 
 def test_concurrent_commits_leave_the_newest_named(store):
