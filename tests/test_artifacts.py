@@ -290,6 +290,7 @@ def test_a_key_collision_is_an_error(example, plain_registry, tmp_path):
 
 @pytest.mark.parametrize("lock, problem", [
     ("numpy==2.0.0 \\\n    --hash=sha256:" + "a" * 64 + "\n", None),
+    ("numpy @ https://files.example/numpy-2.0.0-py3-none-any.whl --hash=sha256:" + "a" * 64 + "\n", None),
     ("numpy==2.0.0\n", "no hash for numpy"),
     ("numpy==1.20.0 --hash=sha256:" + "a" * 64 + "\n", "does not satisfy"),
     ("scipy==1.0 --hash=sha256:" + "a" * 64 + "\n", "numpy is not in it"),

@@ -122,7 +122,8 @@ def python_lock_problem(lock: str, requirements: str, locked: str) -> str | None
         if line and not line[0].isspace() and not line.startswith("#"):
             req = Requirement(line.split(" --", 1)[0].rstrip(" \\").strip())  # pinned: lock_problem said
             entry = canonicalize_name(req.name)
-            pins[entry] = (next(iter(req.specifier)).version, "--hash=" in line)
+            pin = next(iter(req.specifier), None)  # None: pinned to a URL
+            pins[entry] = (pin.version if pin else None, "--hash=" in line)
         elif entry and "--hash=" in line:
             pins[entry] = (pins[entry][0], True)
     unhashed = sorted(name for name, (_, hashed) in pins.items() if not hashed)
@@ -141,6 +142,8 @@ def python_lock_problem(lock: str, requirements: str, locked: str) -> str | None
         pinned = pins.get(canonicalize_name(req.name))
         if pinned is None:
             return f"{req.name} is not in it"
+        if pinned[0] is None:  # locked to a URL: no version to compare offline
+            continue
         if not req.specifier.contains(pinned[0], prereleases=True):
             return f"{req.name}=={pinned[0]} does not satisfy {req.specifier}"
     return None

@@ -12,7 +12,7 @@ from pathlib import Path
 from ocibuild.errors import LockError
 from ocibuild.oci.platform import Platform
 
-_HASH = re.compile(r"hash=(sha256:[0-9a-f]{64}|sha384:[0-9a-f]{96}|sha512:[0-9a-f]{128})")
+_HASH = re.compile(r"hash=(md5|sha256|sha384|sha512|blake2b):[0-9a-f]{32,128}")  # what uv may write
 _PLAIN = re.compile(r" +--" + _HASH.pattern + r"( \\)?|\s*(#.*)?")  # most lines: a hash continuation, a comment
 _CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029]")
 
@@ -62,8 +62,9 @@ def lock_problem(text: str) -> str | None:
     A lock from a bento archive or a registry cache is input from elsewhere, and uv reads every
     option a requirements file holds: an `--extra-index-url` line, indented as a continuation or
     not, would make it fetch the packages from another index. So a lock holds only what `lock`
-    writes: pinned requirements (`name[extras]==version ; marker`), each followed by its hashes
-    on the same line or on continuation lines, comments and blank lines. Control characters are
+    writes: pinned requirements (`name[extras]==version ; marker`, or `name @ https://...` as a
+    hashed requirements file or uv.lock may give), each followed by its hashes on the same line
+    or on continuation lines, comments and blank lines. Control characters are
     refused, so no line can break where uv would break it and this check would not.
     """
     from packaging.requirements import InvalidRequirement, Requirement
@@ -86,8 +87,9 @@ def lock_problem(text: str) -> str | None:
             req = Requirement(requirement)
         except InvalidRequirement:
             return f"line {number} is not a pinned requirement"
-        if req.url or [s.operator for s in req.specifier] != ["=="]:
-            return f"line {number}: {req.name} is not pinned to one version"
+        if not (req.url.startswith(("https://", "http://")) and not req.specifier if req.url
+                else [s.operator for s in req.specifier] == ["=="]):
+            return f"line {number}: {req.name} is not pinned to one version or to an http(s) URL"
         if not all(_HASH.fullmatch(option.strip()) for option in options):
             return f"line {number}: {req.name} has an option other than --hash"
     return None

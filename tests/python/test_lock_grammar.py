@@ -14,6 +14,8 @@ H = "--hash=sha256:" + "a" * 64
     f"numpy[extra]==2.0.0 ; python_version >= '3.9' {H}\n\n# resolved by uv\n",
     f"# locked in uv.lock, used as given\nsix==1.16.0 {H}\n# resolved by uv\n",
     f"numpy==2.0.0 \\\n    --hash=sha512:{'b' * 128}\n",
+    f"numpy==2.0.0 \\\n    --hash=md5:{'c' * 32}\n",  # uv writes what an index offers: some offer md5 only
+    f"foo @ https://files.example/foo-1.0-py3-none-any.whl {H}\n",  # a hashed requirements file's URL pin
 ])
 def test_what_uv_and_locked_inputs_write_is_accepted(lock):
     assert lock_problem(lock) is None
@@ -29,9 +31,10 @@ def test_what_uv_and_locked_inputs_write_is_accepted(lock):
     ("-r /etc/passwd\n", "line 1 is not a pinned requirement"),
     (f"numpy==2.0.0 {H}\n    -c /etc/passwd\n", "line 2 is neither a hash"),
     ("-e .\n", "line 1 is not a pinned requirement"),
-    (f"numpy @ https://127.0.0.1:1/numpy.whl {H}\n", "numpy is not pinned to one version"),
+    (f"numpy @ file:///etc/numpy.whl {H}\n", "numpy is not pinned to one version or to an http(s) URL"),
+    (f"numpy @ git+https://127.0.0.1:1/numpy {H}\n", "numpy is not pinned to one version or to an http(s) URL"),
     (f"numpy>=2 {H}\n", "numpy is not pinned to one version"),
-    (f"numpy==2.0.0 \\\n    --hash=md5:{'a' * 32}\n", "line 2 is neither a hash"),
+    (f"numpy==2.0.0 \\\n    --hash=crc32:{'a' * 32}\n", "line 2 is neither a hash"),
     # a line break uv may see where a split on newlines would not
     (f"numpy==2.0.0 {H}\r--index-url http://127.0.0.1:1/simple\n", "control character"),
     (f"numpy==2.0.0 {H}\x0b--index-url http://127.0.0.1:1/simple\n", "control character"),
