@@ -50,6 +50,7 @@ class DebianSettings:
     mirror: str
     require_signature: bool = False
     keyring: Path = KEYRING
+    check_valid_until: bool = True  # off for a snapshot archive, whose releases are past it by design
 
     @staticmethod
     def cache_dir(home: Path, environ=os.environ) -> Path:
@@ -64,8 +65,15 @@ class DebianSettings:
         mirror = environ.get("OCIBUILD_DEBIAN_MIRROR") or data.get("mirror") or apt_mirror()
         if not mirror:
             raise DebianError("no Debian mirror: apt has no sources here; set OCIBUILD_DEBIAN_MIRROR")
-        require = environ.get("OCIBUILD_DEBIAN_REQUIRE_SIGNATURE", str(data.get("require_signature", ""))) in ("1", "true", "True")
-        return cls(mirror.rstrip("/"), require, Path(data.get("keyring") or KEYRING))
+        require = _flag(environ.get("OCIBUILD_DEBIAN_REQUIRE_SIGNATURE", data.get("require_signature")), False)
+        valid_until = _flag(environ.get("OCIBUILD_DEBIAN_CHECK_VALID_UNTIL", data.get("check_valid_until")), True)
+        return cls(mirror.rstrip("/"), require, Path(data.get("keyring") or KEYRING), valid_until)
+
+
+def _flag(value: object, default: bool) -> bool:
+    if value is None or value == "":
+        return default
+    return str(value) in ("1", "true", "True")
 
 
 def apt_mirror(sources: tuple[Path, ...] = APT_SOURCES) -> str | None:
@@ -131,7 +139,7 @@ class DebianArchive:
         if len(data) > MAX_RELEASE:
             raise DebianError(f"{url} is larger than {MAX_RELEASE} bytes: refusing it")
         release = Release(self._verified_release(data))
-        check_release(release, self.suite, datetime.now(UTC))
+        check_release(release, self.suite, datetime.now(UTC) if self.settings.check_valid_until else None)
         return release
 
     def _verified_release(self, signed: bytes) -> bytes:
@@ -230,20 +238,24 @@ def check_index(data: bytes, sha256: str, size: int, name: str) -> None:
         raise DebianError(f"{name} does not match the SHA256 and size in Release: refusing it")
 
 
-def check_release(release, suite: str, now: datetime) -> None:
-    """A signed release is only good for the suite it names, and until its `Valid-Until`."""
+def check_release(release, suite: str, now: datetime | None) -> None:
+    """A signed release is only good for the suite it names, and until its `Valid-Until` (not
+    checked with `now` None: a snapshot archive serves releases past it, as it should)."""
     named = [release.get("Codename"), release.get("Suite")]
     if suite not in named:
         raise DebianError(f"the mirror's InRelease for {suite} is that of {named[0] or named[1] or 'no suite'}: "
                           "refusing it")
     until = release.get("Valid-Until")
-    if until:
+    if until and now is not None:
         try:
             expiry = parsedate_to_datetime(until)
         except (TypeError, ValueError):
             raise DebianError(f"{suite}'s InRelease has an unreadable Valid-Until {until[:40]!r}") from None
-        if expiry.tzinfo is None or expiry < now:
-            raise DebianError(f"{suite}'s InRelease expired on {until}: the mirror serves an old release")
+        if expiry.tzinfo is None:  # "-0000": UTC, with no claim about the local zone (RFC 5322)
+            expiry = expiry.replace(tzinfo=UTC)
+        if expiry < now:
+            raise DebianError(f"{suite}'s InRelease expired on {until}: the mirror serves an old release "
+                              "(a snapshot archive? set OCIBUILD_DEBIAN_CHECK_VALID_UNTIL=0)")
 
 
 def _strip_signature(signed: bytes) -> bytes:

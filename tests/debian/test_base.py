@@ -203,6 +203,7 @@ RELEASE = "Suite: stable\nCodename: trixie\nDate: Sat, 01 Nov 2026 09:00:00 UTC\
     ("Valid-Until: Sat, 08 Jan 2011 00:00:00 UTC\n", "trixie's InRelease expired on Sat, 08 Jan 2011"),
     ("Valid-Until: Sat, 08 Jan 2099 00:00:00 UTC\n", None),
     ("Valid-Until: soon\n", "trixie's InRelease has an unreadable Valid-Until 'soon'"),
+    ("Valid-Until: Sat, 08 Jan 2099 00:00:00 -0000\n", None),  # -0000: UTC, not a naive time
 ])
 def test_a_release_is_good_until_its_valid_until(extra, problem):
     from datetime import UTC, datetime
@@ -219,6 +220,17 @@ def test_a_release_is_good_until_its_valid_until(extra, problem):
     else:
         with pytest.raises(DebianError, match=problem):
             check_release(release, "trixie", now)
+    if "Valid-Until" in extra:  # a snapshot archive: releases past their Valid-Until, by design
+        check_release(Release(RELEASE + extra.replace("2099", "2011")), "trixie", None)
+
+
+def test_valid_until_is_checked_unless_a_snapshot_archive_says_otherwise(tmp_path):
+    assert DebianSettings.load(tmp_path, {"OCIBUILD_DEBIAN_MIRROR": "http://m"}).check_valid_until
+    assert not DebianSettings.load(tmp_path, {"OCIBUILD_DEBIAN_MIRROR": "http://m",
+                                              "OCIBUILD_DEBIAN_CHECK_VALID_UNTIL": "0"}).check_valid_until
+    (tmp_path / "debian.yaml").write_text("mirror: http://m\ncheck_valid_until: false\nrequire_signature: true\n")
+    settings = DebianSettings.load(tmp_path, {})
+    assert not settings.check_valid_until and settings.require_signature
 
 
 def test_an_unchecked_signature_is_said(mirror, tmp_path, caplog):
