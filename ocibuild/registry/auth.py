@@ -92,22 +92,28 @@ def _config_problem(config: object) -> str | None:
     are checked; docker's other settings are kept as they are."""
     if not isinstance(config, dict):
         return "not a JSON object"
-    auths, helpers = config.get("auths", {}), config.get("credHelpers", {})
-    if not isinstance(auths, dict) or not all(isinstance(v, dict) for v in auths.values()):
+    auths, helpers = _or_empty(config.get("auths"), {}), _or_empty(config.get("credHelpers"), {})
+    if not isinstance(auths, dict) or not all(isinstance(v, dict | None) for v in auths.values()):
         return "`auths` is not an object of objects"
     for key, entry in auths.items():
-        if not all(isinstance(entry.get(f, ""), str) for f in ("auth", "username", "password", "identitytoken")):
+        fields = [(entry or {}).get(f) for f in ("auth", "username", "password", "identitytoken")]
+        if not all(isinstance(value, str | None) for value in fields):
             return f"the `auths` entry of {key[:80]!r} has a field that is not a string"
     if not isinstance(helpers, dict) or not all(isinstance(v, str) for v in helpers.values()):
         return "`credHelpers` is not an object of strings"
-    if not isinstance(config.get("credsStore", ""), str):
+    if not isinstance(_or_empty(config.get("credsStore"), ""), str):
         return "`credsStore` is not a string"
     return None
 
 
+def _or_empty(value: object, empty: object) -> object:
+    """Go writes an empty map or string as `null` when its field has no `omitempty`."""
+    return empty if value is None else value
+
+
 def _from_entry(entry: dict, path: Path) -> Credential | None:
     if entry.get("identitytoken"):
-        return Credential(username=entry.get("username", ""), identity_token=entry["identitytoken"])
+        return Credential(username=entry.get("username") or "", identity_token=entry["identitytoken"])
     if entry.get("auth"):
         try:
             username, _, password = base64.b64decode(entry["auth"]).decode().partition(":")
@@ -115,7 +121,7 @@ def _from_entry(entry: dict, path: Path) -> Credential | None:
             raise CredentialError(f"{path}: an `auth` entry is not base64 of user:password") from None
         return Credential(username, password)
     if entry.get("username"):
-        return Credential(entry["username"], entry.get("password", ""))
+        return Credential(entry["username"], entry.get("password") or "")
     return None
 
 
@@ -148,7 +154,7 @@ def login_file(environ=os.environ) -> Path:
 def store_login(registry: str, credential: Credential, path: Path) -> None:
     config = _read(path) or {}
     key = HUB_KEYS[0] if registry in HUB_KEYS else registry
-    auths = config.setdefault("auths", {})
+    auths = config["auths"] = config.get("auths") or {}
     for other in keys_for(registry):
         auths.pop(other, None)
     auths[key] = {"auth": credential.basic()}

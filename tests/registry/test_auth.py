@@ -108,6 +108,18 @@ def test_a_config_of_another_shape_is_one_error_for_every_command(tmp_path, data
     assert config.read_text() == before
 
 
+@pytest.mark.parametrize("data", [
+    {"auths": None}, {"credHelpers": None, "credsStore": None}, {"auths": {"example.com": None}},
+    {"auths": {"example.com": {"auth": None, "email": 5}}},
+])
+def test_nulls_mean_nothing_as_go_writes_them(tmp_path, data):
+    """Go's encoder writes an empty map or string field as null: docker reads such a file."""
+    config = write_config(tmp_path / "config.json", data)
+    assert Keychain([config]).resolve("example.com") is None
+    store_login("example.com", Credential("u", "p"), config)
+    assert Keychain([config]).resolve("example.com") == Credential("u", "p")
+
+
 def test_login_writes_through_a_symlinked_config(tmp_path):
     """Dotfile setups link config.json elsewhere: docker writes the file the link names."""
     real = write_config(tmp_path / "dotfiles" / "docker.json", {"auths": {}, "detachKeys": "ctrl-x"})
