@@ -5,7 +5,7 @@ import json
 from ocibuild.oci.platform import Platform
 from ocibuild.supplychain.locks import read_locks
 from ocibuild.supplychain.records import WHEELS, record_key, restore_sbom_records, sbom_records
-from ocibuild.supplychain.wheels import wheels_record
+from ocibuild.supplychain.wheels import wheel_file, wheels_record
 
 
 def test_a_record_naming_a_wheel_the_lock_does_not_accept_is_skipped(example, tmp_path):
@@ -45,6 +45,21 @@ def test_a_record_of_another_shape_is_skipped(example, tmp_path):
             "license": {"expression": "BSD-3-Clause", "classifiers": ["BSD License"], "spdx": True}}
     restore_sbom_records(bento, tmp_path, {key: {"kind": WHEELS, "text": json.dumps({"numpy": good})}})
     assert json.loads(path.read_text()) == {"numpy": good}
+
+
+def test_a_wheel_file_is_named_as_on_disk_and_its_record_is_accepted(example, tmp_path):
+    url = "https://files.example/whl/cpu/torch-2.5.1%2Bcpu-cp311-cp311-linux_x86_64.whl?X-Signature=abc"
+    assert wheel_file(url) == "torch-2.5.1+cpu-cp311-cp311-linux_x86_64.whl"
+    assert wheel_file("numpy-2.0.0-cp311-cp311-manylinux_2_17_x86_64.whl") == \
+        "numpy-2.0.0-cp311-cp311-manylinux_2_17_x86_64.whl"
+    bento = example.bento
+    locks = read_locks(bento, Platform.target(bento.info.platform))
+    path = wheels_record(locks.python_path, bento.info.python_version, locks.platform, tmp_path / "cache")
+    accepted = next(line.split("sha256:")[1][:64] for line in locks.python_path.read_text().splitlines()
+                    if "--hash=sha256:" in line)
+    fact = {"file": wheel_file(url), "sha256": accepted, "license": {}}
+    restore_sbom_records(bento, tmp_path, {record_key(WHEELS, path): {"kind": WHEELS, "text": json.dumps({"x": fact})}})
+    assert json.loads(path.read_text()) == {"x": fact}
 
 
 def test_licenses_come_from_what_the_dependency_install_recorded(tmp_path, monkeypatch):

@@ -145,8 +145,16 @@ def wheel_facts(lock: Path, python_version: str, platform: Platform, packages: l
                 from ocibuild.supplychain.spdx import valid_spdx_expression
 
                 stated["spdx"] = valid_spdx_expression(stated["expression"])
-            found[name] = {"file": url.rsplit("/", 1)[-1], "sha256": wheels[0]["hashes"]["sha256"], "license": stated}
+            found[name] = {"file": wheel_file(url), "sha256": wheels[0]["hashes"]["sha256"], "license": stated}
     return found
+
+
+def wheel_file(url: str) -> str:
+    """A wheel's file name from its URL: no query (a signed URL's) and no percent-escapes (an
+    index's `%2B` for a local version's `+`)."""
+    from urllib.parse import unquote, urlsplit
+
+    return unquote(urlsplit(url).path.rsplit("/", 1)[-1])
 
 
 def _uv_env(lock: Path) -> dict:
