@@ -8,7 +8,8 @@ each attempt, so uploads stream from disk and survive a retry. Messages never ca
 
 A registry's answers are input from elsewhere. Credentials and tokens go only to the endpoint's
 own origin (scheme, host and port): an upload `Location` may name another host, and requests
-strips `Authorization` on redirects but not on a URL we were told to use. A token realm is not
+strips `Authorization` on redirects but not on a URL we were told to use; a 401 from another
+origin (a redirect's target) is not answered with a token request. A token realm is not
 taken over plain HTTP for an HTTPS registry. Every answer streams, and a body is read only as
 far as its reader asks: an error body or a token answer at most `MAX_ANSWER` bytes.
 """
@@ -115,7 +116,7 @@ class Transport:
                 self.stats.requests += 1
                 self.stats.bytes_sent += size
             status = response.status_code
-            if status == 401 and not authenticated:
+            if status == 401 and not authenticated and _origin(response.url) == _origin(self.endpoint.base_url):
                 authenticated = True
                 _read_answer(response)
                 self._authenticate(response, scopes, what)

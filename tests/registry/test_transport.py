@@ -117,6 +117,16 @@ def test_an_upload_location_on_another_origin_gets_no_credentials(serve, tmp_pat
     assert [(m, "authorization" in h) for m, _, h in other.seen] == [("PUT", False)]
 
 
+def test_a_challenge_from_a_redirect_target_is_not_answered_with_credentials(serve):
+    tokens = serve(lambda method, path, headers: (200, {}, b'{"token": "t"}'))
+    other = serve(lambda method, path, headers: (
+        401, {"WWW-Authenticate": f'Bearer realm="http://{tokens.host}/token",service="s"'}, b""))
+    home = serve(lambda method, path, headers: (307, {"Location": f"http://{other.host}{path}"}, b""))
+    with pytest.raises(RegistryError, match="HTTP 401"):
+        Repository(transport(home.host), "x/y").manifest("tag")
+    assert tokens.seen == []
+
+
 def test_the_same_origin_spelled_differently_keeps_its_credentials(serve, tmp_path):
     def registry(method, path, headers):
         if headers.get("authorization") != BASIC:
