@@ -20,8 +20,10 @@ def test_help_imports_nothing_heavy():
 
 def test_building_and_containerizing_need_no_http_stack_until_a_registry_is_used():
     modules = imported_by("import ocibuild.bento.build, ocibuild.containerize, ocibuild.debian.archive, "
-                          "ocibuild.registry.session, ocibuild.publish")
+                          "ocibuild.debian.base, ocibuild.registry.session, ocibuild.publish")
     assert not [m for m in ("requests", "urllib3", "debian.deb822", "plumbum") if m in modules]
+    # what only a cold path needs: reading a release's dates, unpacking .debs (an edit reuses every Debian layer)
+    assert not [m for m in ("email.utils", "ocibuild.debian.unpack", "pyzstd") if m in modules]
 
 
 def test_the_registry_client_loads_oras_only_when_a_registry_challenges():

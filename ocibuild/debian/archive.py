@@ -26,7 +26,6 @@ import tempfile
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from pathlib import Path
 
 import yaml
@@ -247,6 +246,8 @@ def check_release(release, suite: str, now: datetime | None) -> None:
                           "refusing it")
     until = release.get("Valid-Until")
     if until and now is not None:
+        from email.utils import parsedate_to_datetime  # 8 ms of imports: not on the edit path, which reads no release
+
         try:
             expiry = parsedate_to_datetime(until)
         except (TypeError, ValueError):

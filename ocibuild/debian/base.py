@@ -19,7 +19,6 @@ from ocibuild.debian.archive import DebianArchive, DebianSettings
 from ocibuild.debian.index import DebPackage
 from ocibuild.debian.installed import BaseSystem
 from ocibuild.debian.resolve import installed_names, resolve
-from ocibuild.debian.unpack import DebLayer, memory_member
 from ocibuild.layers.bytecode import Bytecode, bytecode_for
 from ocibuild.layers.compression import Compression
 from ocibuild.layers.tarwriter import Member, write_member_layer
@@ -60,6 +59,8 @@ def lock_packages(python_version: str, system: list[str], architecture: str, set
 def skeleton(layer: DebLayer, python_version: str) -> Iterator[Member]:
     """What dpkg's maintainer scripts and debootstrap would have made, for a distroless base, as
     members written after the packages (so they win over what a package shipped at those paths)."""
+    from ocibuild.debian.unpack import memory_member
+
     passwd = f"root:x:0:0:root:/root:/usr/sbin/nologin\n{USER}:x:{UID}:{UID}:{USER}:/home/{USER}:/usr/sbin/nologin\n"
     members = [memory_member("etc/passwd", "file", 0o644, passwd.encode()),
                memory_member("etc/group", "file", 0o644, f"root:x:0:\n{USER}:x:{UID}:\n".encode()),
@@ -89,6 +90,10 @@ def debian_layer(packages: tuple[DebPackage, ...], archive: DebianArchive, cache
     cached = cache.lookup(key)
     if cached is not None:
         return cached
+    # the .deb reader (tarfile, every decompressor: 6 ms of imports) only when a layer is written;
+    # an edit reuses every Debian layer
+    from ocibuild.debian.unpack import DebLayer, memory_member
+
     with ThreadPoolExecutor(DOWNLOADS) as pool:  # every download done, concurrently, before the layer is begun
         debs = list(zip((p.name for p in packages), pool.map(archive.deb, packages)))
 
