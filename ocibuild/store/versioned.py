@@ -12,7 +12,8 @@ modification time of `ROOT/NAME/` when it was written. Only `commit` and `delete
 an `flock` on `ROOT`, after they change `ROOT/NAME/`. A reader trusts it only while that directory
 is as it was then: an entry added or removed since (by a crash before the pointer was written, an
 older ocibuild, a hand, a restored cache) changes the time, and the reader reads every record, as
-it does for a store written before pointers existed.
+it does for a store written before pointers existed; it then leaves a pointer for the next
+reader, under the lock and only if the directory did not change while it read.
 """
 
 from __future__ import annotations
@@ -71,7 +72,7 @@ class VersionedStore:
             target.parent.mkdir(exist_ok=True)
             if target.exists():
                 raise AlreadyExistsError(f"{self.kind} {tag} already exists")
-            newest = self.newest(tag.name)
+            newest = self._pointed(tag.name) or self._newest_of_records(tag.name)  # we hold the lock already
             os.rename(staged, target)
             self._point(tag.name, entry if newest is None or _newest_first(entry) > _newest_first(newest) else newest)
         return target
@@ -99,8 +100,19 @@ class VersionedStore:
 
     def newest(self, name: str):
         """The newest readable version of `name`, or None: the one the pointer names while it
-        holds, else the newest of every record."""
-        return self._pointed(name) or self._newest_of_records(name)
+        holds, else the newest of every record, which is then left in a pointer for the next
+        reader (a store from before pointers would otherwise be read whole until its next commit)."""
+        pointed = self._pointed(name)
+        if pointed is not None:
+            return pointed
+        before = self._mtime(name)
+        newest = self._newest_of_records(name)
+        if newest is not None:
+            with contextlib.suppress(OSError):  # a read-only store: the next reader reads every record too
+                with directory_lock(self.root):
+                    if self._mtime(name) == before:  # nothing added or removed while we read
+                        self._point(name, newest)
+        return newest
 
     def get(self, tag: Tag | str):
         tag = Tag.parse(tag) if isinstance(tag, str) else tag
@@ -128,6 +140,12 @@ class VersionedStore:
             shutil.rmtree(trash / "entry", ignore_errors=True)  # outside the lock: a large model takes time
         return entry
 
+    def _mtime(self, name: str) -> int | None:
+        try:
+            return (self.root / name).stat().st_mtime_ns
+        except OSError:
+            return None
+
     def _newest_of_records(self, name: str):
         return max(self._entries(name), key=_newest_first, default=None)
 
@@ -137,7 +155,7 @@ class VersionedStore:
         try:
             version, mtime = (self.root / LATEST / name).read_text().split(" ")
             validate_version(version)
-            if int(mtime) != (self.root / name).stat().st_mtime_ns:
+            if int(mtime) != self._mtime(name):
                 return None
             return self.load(self.root / name / version)
         except (OSError, UnicodeDecodeError, ValueError, OcibuildError):
@@ -151,8 +169,7 @@ class VersionedStore:
             pointer.unlink(missing_ok=True)
             return
         pointer.parent.mkdir(exist_ok=True)
-        mtime = (self.root / name).stat().st_mtime_ns
-        write_atomic(pointer, f"{newest.info.version} {mtime}".encode(), 0o644, staging=self.tmp)
+        write_atomic(pointer, f"{newest.info.version} {self._mtime(name)}".encode(), 0o644, staging=self.tmp)
 
 
 def _newest_first(entry) -> tuple[str, str]:

@@ -67,13 +67,32 @@ def test_an_entry_committed_later_but_created_earlier_is_not_the_newest(store):
     assert pointer(store) == "new" and store.get("m").info.version == "new"
 
 
-def test_a_store_without_the_pointer_is_read_whole_then_gets_one(store):
+def test_a_store_without_the_pointer_is_read_whole_once_then_gets_one(store, monkeypatch):
     add(store, "b", created(2))
     add(store, "a", created(1))
     (store.root / LATEST / "m").unlink()  # as a store written before pointers existed
-    assert store.get("m").info.version == "b"
+    assert store.get("m").info.version == "b" and pointer(store) == "b"  # the reader left one
+    loads = counting_loads(store, monkeypatch)
+    assert store.get("m").info.version == "b" and loads == ["b"]
+    monkeypatch.undo()
+    (store.root / LATEST / "m").unlink()
     add(store, "c", created(0))  # older than both: the commit must still find "b" is newest
     assert pointer(store) == "b"
+
+
+def test_a_reader_leaves_no_pointer_when_the_store_changed_while_it_read(store, monkeypatch):
+    add(store, "a", created(1))
+    (store.root / LATEST / "m").unlink()
+    real = store._newest_of_records
+
+    def read_while_another_adds(name):
+        found = real(name)
+        add_by_hand(store, "b", created(2))  # lands after the records were read
+        return found
+    monkeypatch.setattr(store, "_newest_of_records", read_while_another_adds)
+    assert store.get("m").info.version == "a"  # what it read
+    monkeypatch.undo()
+    assert not (store.root / LATEST / "m").exists() and store.get("m").info.version == "b"
 
 
 def test_an_entry_added_without_commit_is_seen(store):
