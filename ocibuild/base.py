@@ -45,6 +45,8 @@ class Sources:
 
 @dataclass(frozen=True)
 class BaseImage:
+    """The image a service's layers go on, and where it came from (for labels, SBOM and provenance)."""
+
     image: Image
     name: str  # the reference as given
     digest: Digest  # what the reference named: a manifest or index (a docker archive's config)

@@ -40,6 +40,8 @@ MAX_EPOCH = 253402300799  # 9999-12-31T23:59:59Z: the last second an image's `cr
 
 @dataclass(frozen=True)
 class ContainerizeOptions:
+    """How one image is built from a bento: its platform, compression, base and time."""
+
     platform: Platform | None = None  # None: the one the bento was locked for
     compression: Compression = Compression.GZIP
     base: str | None = None  # overrides the bento's base_image

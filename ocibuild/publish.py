@@ -72,6 +72,8 @@ class ArchivePublisher:
 
 @dataclass(frozen=True)
 class LayoutPublisher:
+    """Writes an image or index into an OCI layout directory."""
+
     dest: Path
     name: Reference
 
@@ -85,6 +87,8 @@ class LayoutPublisher:
 
 @dataclass(frozen=True)
 class RegistryPublisher:
+    """Pushes an image or index, and its referrers, to a registry."""
+
     target: Reference
     registries: Registries
     blobs: BlobStore
@@ -121,6 +125,8 @@ class DockerPublisher:
 
 @dataclass(frozen=True)
 class MultiPublisher:
+    """Several outputs of one build, in order (a push last: its reference is what a script reads)."""
+
     publishers: tuple[Publisher, ...] = field(default=())
 
     def publish(self, root: Manifest, referrers: tuple[Manifest, ...] = ()) -> list[Published]:

@@ -51,6 +51,8 @@ class BasePin(YamlRecord):
 
 @dataclass(frozen=True)
 class BentoInfo(YamlRecord):
+    """`bento.yaml`: what a bento is. Read from imported archives too, so every field is checked."""
+
     name: str
     version: str
     created: str  # ISO 8601, UTC

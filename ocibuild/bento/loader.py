@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class LoadedService:
+    """A service imported from its source directory: where it is, what it declares, its class."""
+
     entry_point: str  # "module:Class", importable from the bento's src/
     spec: ServiceSpec
     cls: type

@@ -12,6 +12,8 @@ from ocibuild.store.versioned import VersionedStore
 
 @dataclass(frozen=True)
 class Bento:
+    """A bento in the store: its directory and its record."""
+
     path: Path
     info: BentoInfo
 

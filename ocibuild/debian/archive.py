@@ -46,6 +46,8 @@ MAX_INDEX = 256 << 20  # bookworm's main/binary-amd64/Packages.xz is about 9 MB
 
 @dataclass(frozen=True)
 class DebianSettings:
+    """Where Debian packages come from and how strictly their signatures and dates are checked."""
+
     mirror: str
     require_signature: bool = False
     keyring: Path = KEYRING

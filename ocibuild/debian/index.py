@@ -29,6 +29,8 @@ STATUS_FIELDS = ("Package", "Version", "Architecture", "Maintainer", "Installed-
 
 @dataclass(frozen=True)
 class DebPackage:
+    """A package of a Debian `Packages` index: what a lock pins and a layer unpacks."""
+
     name: str
     version: str
     architecture: str

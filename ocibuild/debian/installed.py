@@ -19,6 +19,8 @@ STATUS_D = "var/lib/dpkg/status.d/"
 
 @dataclass(frozen=True)
 class BaseSystem:
+    """A Debian-based base as its dpkg status says: its release and installed packages."""
+
     release: str
     installed: dict[str, str | None]
 

@@ -36,6 +36,8 @@ def release_for(python_version: str) -> str:
 
 @dataclass(frozen=True)
 class DebianLock:
+    """A bento's Debian lock: the release, architecture and the packages pinned for the base and on top."""
+
     release: str
     architecture: str
     base: tuple[DebPackage, ...]  # empty when the image has another base

@@ -117,6 +117,8 @@ def shared_bytecode(tmp: Path) -> Iterator[None]:
 
 @dataclass(frozen=True)
 class Bytecode:
+    """A host interpreter that compiles `.pyc` the image's Python accepts (same minor version)."""
+
     python_version: str  # the image's, "3.11"
     interpreter: str  # an interpreter of that minor version on this host
     compiler_version: str  # its full version, "3.11.7": part of every cache key

@@ -19,6 +19,8 @@ from ocibuild.store.blobs import BlobStore, LayerBlob, cache_key
 
 @dataclass(frozen=True)
 class LayerWriter:
+    """Writes layers into the blob store with one compression and mtime clamp, cached by content key."""
+
     blobs: BlobStore
     compression: Compression
     epoch: int  # every mtime is clamped to it

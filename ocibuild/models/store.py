@@ -30,6 +30,8 @@ MODEL_FILE = "model.yaml"
 
 @dataclass(frozen=True)
 class ModelInfo(YamlRecord):
+    """`model.yaml`: a model version's record, with the digest of its files. Checked when read."""
+
     name: str
     version: str
     created: str
@@ -51,6 +53,8 @@ class ModelInfo(YamlRecord):
 
 @dataclass(frozen=True)
 class StoredModel:
+    """A model version in the store: its directory and its record."""
+
     path: Path  # the version directory
     info: ModelInfo
 

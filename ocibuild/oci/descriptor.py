@@ -39,6 +39,8 @@ def string_map(value: object, where: str) -> dict[str, str] | None:
 
 @dataclass(frozen=True)
 class Descriptor:
+    """What points at a blob: media type, digest and size, plus what an index or artifact adds."""
+
     media_type: str
     digest: Digest
     size: int

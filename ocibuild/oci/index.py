@@ -24,6 +24,8 @@ EMPTY_CONFIG = b"{}"
 
 @dataclass(frozen=True)
 class Artifact(Manifested):
+    """An OCI artifact manifest (an SBOM, a bento, a model, a cache): typed layers, maybe a subject."""
+
     artifact_type: str
     layers: tuple[Blob, ...] = ()
     subject: Descriptor | None = None
@@ -62,6 +64,8 @@ class Artifact(Manifested):
 
 @dataclass(frozen=True)
 class Index(Manifested):
+    """An OCI image index: one manifest per platform, as built or as read (then its exact bytes are kept)."""
+
     manifests: tuple[Manifest, ...]
     annotations: dict = field(default_factory=dict)
     subject: Descriptor | None = None

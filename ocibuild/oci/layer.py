@@ -35,6 +35,8 @@ class Layer(Blob):
 
 @dataclass(frozen=True)
 class FileBlob(Blob):
+    """A blob already on disk (a config, an SBOM), addressed by its descriptor."""
+
     descriptor: Descriptor
     file: Path
 
@@ -44,6 +46,8 @@ class FileBlob(Blob):
 
 @dataclass(frozen=True)
 class FileLayer(Layer):
+    """A layer already on disk: its descriptor, the digest of its uncompressed tar, its history entry."""
+
     descriptor: Descriptor
     diff_id: Digest
     file: Path

@@ -16,6 +16,8 @@ _PART = re.compile(r"^[a-z0-9_.-]{1,32}$")
 
 @dataclass(frozen=True)
 class Platform:
+    """An OCI platform (`linux/arm64/v8`): what an image runs on and what a lock was made for."""
+
     os: str
     architecture: str
     variant: str | None = None

@@ -30,6 +30,8 @@ def valid_registry(host: str) -> bool:
 
 @dataclass(frozen=True)
 class Reference:
+    """A parsed image reference (`registry/repository[:tag][@digest]`), spelled as Docker spells it."""
+
     registry: str
     repository: str
     tag: str | None = None

@@ -36,6 +36,8 @@ _UV_INDEX_CREDENTIAL = re.compile(r"UV_INDEX_[A-Z0-9_]+_(USERNAME|PASSWORD)")
 
 @dataclass(frozen=True)
 class Index:
+    """A package index the image declares, as declared: credentials come from the environment only."""
+
     url: str  # as declared, `${VAR}` unexpanded, literal credentials stripped
     name: str | None = None
     default: bool = False
@@ -56,6 +58,8 @@ class Index:
 
 @dataclass
 class PythonInputs:
+    """What uv is given: locked entries used as they are, loose requirements to resolve, indexes."""
+
     locked: list[tuple[str, str]] = field(default_factory=list)  # (canonical name, entry as given)
     loose: list[str] = field(default_factory=list)  # requirement lines to resolve
     indexes: list[Index] = field(default_factory=list)

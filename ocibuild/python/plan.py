@@ -25,6 +25,8 @@ class Distribution:
 
 @dataclass(frozen=True)
 class DependencyGroup:
+    """Distributions that go into one dependency layer together."""
+
     distributions: tuple[Distribution, ...]
 
     @property

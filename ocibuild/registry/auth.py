@@ -24,6 +24,8 @@ HUB_KEYS = ("https://index.docker.io/v1/", "index.docker.io", DOCKER_HUB, DOCKER
 
 @dataclass(frozen=True)
 class Credential:
+    """What a registry is answered with: user and password, or an OAuth2 refresh token (secrets never in its repr)."""
+
     username: str = ""
     password: str = field(default="", repr=False)
     identity_token: str = field(default="", repr=False)  # an OAuth2 refresh token

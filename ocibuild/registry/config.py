@@ -27,6 +27,8 @@ CONFIG_FILE = "registries.yaml"
 
 @dataclass(frozen=True)
 class Endpoint:
+    """Where a registry answers: its host and the scheme it speaks (plain HTTP on loopback or when insecure)."""
+
     host: str
     scheme: str
 
@@ -37,6 +39,8 @@ class Endpoint:
 
 @dataclass(frozen=True)
 class RegistryConfig:
+    """`registries.yaml` and its environment variables: mirrors per registry, registries without TLS."""
+
     mirrors: dict[str, tuple[str, ...]] = field(default_factory=dict)
     insecure: frozenset[str] = frozenset()
 

@@ -45,6 +45,8 @@ class EnvVar:
 
 @dataclass(frozen=True)
 class Parameter:
+    """One parameter of an API method: its name, its type hint, whether a request must give it."""
+
     name: str
     hint: Any
     required: bool
@@ -73,6 +75,8 @@ class ApiSpec:
 
 @dataclass(frozen=True)
 class ServiceSpec:
+    """What `@ocibuild.service` declares: the image, envs, APIs and models, checked when it is built."""
+
     name: str
     class_name: str
     image: PythonImage

@@ -23,6 +23,8 @@ CREATED = "org.opencontainers.image.created"
 
 @dataclass(frozen=True)
 class SupplyChainOptions:
+    """What is attached to an image as referrers: the SBOM format and the provenance."""
+
     sbom: str = "spdx"  # spdx, cyclonedx or none
     provenance: bool = True
     source_date_epoch: int | None = None

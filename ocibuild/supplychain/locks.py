@@ -18,6 +18,8 @@ _HASH = re.compile(r"--hash=sha256:([0-9a-f]{64})")
 
 @dataclass(frozen=True)
 class PythonPackage:
+    """A pinned Python distribution, as a bento's lock gives it."""
+
     name: str
     version: str
     hashes: tuple[str, ...]  # the sha256 of every file the lock accepts (one of them was installed)
@@ -25,6 +27,8 @@ class PythonPackage:
 
 @dataclass(frozen=True)
 class Locks:
+    """What a bento's locks say is installed for one platform: the facts SBOMs and provenance start from."""
+
     root: Path  # the bento's directory
     platform: Platform
     python_path: Path
