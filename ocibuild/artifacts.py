@@ -23,7 +23,7 @@ cannot mount across repositories, and ignores `DOCKER_CONFIG`'s credential helpe
 from __future__ import annotations
 
 import json
-import shutil
+import os
 import tarfile
 from pathlib import Path
 
@@ -36,7 +36,7 @@ from ocibuild.bento.store import Bento, BentoStore
 from ocibuild.containerize import model_layer as containerize_model_layer
 from ocibuild.containerize import source_date_epoch
 from ocibuild.contract import APP_DIR, MODELS_DIR
-from ocibuild.errors import ArchiveError, ImageError
+from ocibuild.errors import ArchiveError, ImageError, OcibuildError
 from ocibuild.layers.app import source_entries
 from ocibuild.layers.compression import Compression
 from ocibuild.layers.writer import LayerWriter
@@ -50,7 +50,7 @@ from ocibuild.registry.client import Repository
 from ocibuild.registry.pull import find_manifest
 from ocibuild.registry.push import PushReport, push
 from ocibuild.registry.session import Registries
-from ocibuild.store.atomic import temp_dir
+from ocibuild.sdk.names import validate_name, validate_version
 from ocibuild.store.blobs import BlobStore
 from ocibuild.store.extract import ExtractLimits, extract
 from ocibuild.store.tarread import open_tar
@@ -146,40 +146,40 @@ def fetch_artifact(target: str, artifact_type: str, registries: Registries,
     return repo, document, layers
 
 
-def _extract_layer(repo: Repository, layer: Descriptor, blobs: BlobStore, dest: Path, limits: ExtractLimits) -> None:
+def _extract_layer(repo: Repository, layer: Descriptor, blobs: BlobStore, dest: Path, limits: ExtractLimits,
+                   under: str) -> ExtractLimits:
+    """The layer's subtree `under`, straight into `dest`; what is left of the import's limits."""
     if layer.size > limits.max_total_bytes:
         raise ArchiveError(f"{repo}: layer {layer.digest[:19]} declares {layer.size} bytes: refusing it")
     path = repo.fetch_blob(layer.digest, layer.size, blobs)  # verified against digest and size
     try:
         with open_tar(path, "r:*") as tar:
-            extract(tar, dest, limits)
+            return extract(tar, dest, limits, under=under)
     except (tarfile.TarError, EOFError, OSError) as exc:
         raise ArchiveError(f"cannot read layer {layer.digest[:19]} of {repo}: {exc}") from None
 
 
-def _take(src: Path, dest: Path, what: str) -> None:
-    if not src.is_dir():
-        raise ArchiveError(f"the artifact's layer holds no {what}")
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    shutil.move(str(src), str(dest))
-
-
-def _model_into(repo, layer: Descriptor, blobs, scratch: Path, dest_root: Path, limits) -> str:
-    """Extract a model layer and move `opt/ocibuild/models/NAME/VERSION` to `dest_root/NAME/VERSION`;
-    the layer's annotation must name the one model it holds."""
+def _model_name(layer: Descriptor) -> tuple[str, str]:
+    """(NAME, VERSION) of the one model a model layer holds, as its annotation names it."""
     named = (layer.annotations or {}).get(MODEL, "")
     name, _, version = named.partition(":")
-    if not name or not version or "/" in named or named.startswith("."):
-        raise ArchiveError(f"model layer {layer.digest[:19]} names no model ({named!r})")
-    work = scratch / layer.digest.encoded
-    work.mkdir()
-    _extract_layer(repo, layer, blobs, work, limits)
-    root = work / MODELS_DIR
-    found = [p.relative_to(root).as_posix() for p in root.glob("*/*")] if root.is_dir() else []
-    if found != [f"{name}/{version}"]:
-        raise ArchiveError(f"model layer {layer.digest[:19]} holds {found or 'nothing'}, not {named}")
-    _take(root / name / version, dest_root / name / version, f"model {named}")
-    return named
+    try:
+        validate_name(name, "model name")
+        validate_version(version)
+    except (OcibuildError, ValueError):
+        raise ArchiveError(f"model layer {layer.digest[:19]} names no model ({named!r})") from None
+    return name, version
+
+
+def _model_into(repo, layer: Descriptor, blobs, dest_root: Path, limits: ExtractLimits) -> ExtractLimits:
+    """Extract a model layer's `opt/ocibuild/models/NAME/VERSION` into `dest_root/NAME/VERSION`,
+    a directory no layer made before."""
+    name, version = _model_name(layer)
+    dest = dest_root / name / version
+    if os.path.lexists(dest):
+        raise ArchiveError(f"two layers hold model {name}:{version}")
+    dest.mkdir(parents=True)
+    return _extract_layer(repo, layer, blobs, dest, limits, under=f"{MODELS_DIR}/{name}/{version}")
 
 
 def import_model_artifact(store: ModelStore, target: str, registries: Registries, blobs: BlobStore,
@@ -190,11 +190,8 @@ def import_model_artifact(store: ModelStore, target: str, registries: Registries
     claimed = (document.get("annotations") or {}).get(MODEL_DIGEST)
 
     def fill(staged: Path) -> None:
-        with temp_dir(store.tmp, prefix=".artifact-") as scratch:
-            named = _model_into(repo, layers[0], blobs, scratch, scratch / "m", limits)
-            moved = scratch / "m" / named.replace(":", "/")
-            for child in moved.iterdir():
-                shutil.move(str(child), str(staged / child.name))
+        name, version = _model_name(layers[0])
+        _extract_layer(repo, layers[0], blobs, staged, limits, under=f"{MODELS_DIR}/{name}/{version}")
 
     def verify(staged: Path, info: ModelInfo) -> None:
         verify_model(staged)
@@ -218,19 +215,11 @@ def import_bento_artifact(store: BentoStore, target: str, registries: Registries
         raise ArchiveError(f"{target}: the {MODELS} annotation is not JSON") from None
 
     def fill(staged: Path) -> None:
-        with temp_dir(store.tmp, prefix=".artifact-") as scratch:
-            source = scratch / "bento"
-            source.mkdir()
-            _extract_layer(repo, layers[0], blobs, source, limits)
-            app = source / APP_DIR
-            if not app.is_dir():
-                raise ArchiveError(f"{target}: the bento layer holds no {APP_DIR}/")
-            for child in app.iterdir():
-                shutil.move(str(child), str(staged / child.name))
-            if (staged / MODEL_COPIES).exists():
-                raise ArchiveError(f"{target}: the bento layer carries {MODEL_COPIES}/: models come as their own layers")
-            for layer in layers[1:]:
-                _model_into(repo, layer, blobs, scratch, staged / MODEL_COPIES, limits)
+        left = _extract_layer(repo, layers[0], blobs, staged, limits, under=APP_DIR)
+        if os.path.lexists(staged / MODEL_COPIES):  # a link there would lead the model layers elsewhere
+            raise ArchiveError(f"{target}: the bento layer carries {MODEL_COPIES}: models come as their own layers")
+        for layer in layers[1:]:
+            left = _model_into(repo, layer, blobs, staged / MODEL_COPIES, left)
 
     def verify(staged: Path, info: BentoInfo) -> None:
         verify_bento(staged, info)

@@ -12,6 +12,7 @@ from ocibuild.artifacts import BENTO_TYPE, MODEL_TYPE, bento_artifact, model_art
 from ocibuild.bento.store import BentoStore
 from ocibuild.errors import ArchiveError, RegistryError
 from ocibuild.models.store import ModelStore
+from ocibuild.oci import mediatypes
 from ocibuild.oci.reference import Reference
 from ocibuild.registry.push import push
 from ocibuild.store.blobs import BlobStore
@@ -129,6 +130,59 @@ def test_a_layer_of_an_unknown_type_is_refused(plain_registry, home, tmp_path):
     push_artifact(Artifact(MODEL_TYPE, (blob,)), f"oci://{plain_registry.host}/models/evil:v1", registries(home), cache)
     with pytest.raises((ArchiveError, RegistryError), match="application/x-evil"):
         import_model_artifact(ModelStore(home), f"oci://{plain_registry.host}/models/evil:v1", registries(home), cache)
+
+
+def _push_layers(host: str, repo: str, artifact_type: str, layers: list[tuple[list, dict]], tmp_path) -> str:
+    """An artifact of hand-made layers ([members], annotations) pushed to `host`; its oci:// target."""
+    from ocibuild.oci.descriptor import Descriptor
+    from ocibuild.oci.index import Artifact
+    from ocibuild.oci.layer import FileBlob
+    from tests.hostile import make_tar
+
+    blobs = []
+    for i, (members, annotations) in enumerate(layers):
+        path = tmp_path / f"layer{i}.tar.gz"
+        path.write_bytes(make_tar(members))
+        blobs.append(FileBlob(Descriptor.of(mediatypes.LAYER + "+gzip", path.read_bytes(), annotations=annotations), path))
+    target = f"oci://{host}/{repo}:v1"
+    push_artifact(Artifact(artifact_type, tuple(blobs), annotations={"io.ocibuild.models": "[]"}), target,
+                  registries(tmp_path), BlobStore(tmp_path / "push-cache"))
+    return target
+
+
+DEEP = "/".join(["d"] * 12)
+
+
+@pytest.mark.parametrize("kind", ["model", "bento"])
+def test_a_link_that_would_change_meaning_when_moved_writes_and_deletes_nothing_outside(
+        plain_registry, ocibuild, home, tmp_path, kind):
+    """A relative link that stays inside the layer where it is extracted (`tmp` leads back into
+    the layer) but, moved to the store's staging directory, leads to any directory: importing
+    must neither empty that directory (a model) nor write into it (a bento's second model layer)."""
+    from ocibuild.artifacts import MODEL
+    from tests.hostile import directory, file, make_victim, snapshot, symlink
+
+    victim = make_victim(tmp_path / "victim")
+    assert str(victim).startswith("/tmp/")  # in the layer, `tmp/...` leads through the link `tmp`
+    escape = "../../../../tmp/" + "../" * 12 + str(victim).lstrip("/")
+    planter = [symlink("tmp", DEEP), directory(DEEP + "/" + str(victim).removeprefix("/tmp/")),
+               directory("opt/ocibuild/models/foo"), symlink("opt/ocibuild/models/foo/1", escape)]
+    if kind == "model":
+        target = _push_layers(plain_registry.host, "evil/model", MODEL_TYPE, [(planter, {MODEL: "foo:1"})], tmp_path)
+        command = ["models", "import", target]
+    else:
+        payload = [file("opt/ocibuild/models/foo/1/sitecustomize.py", b"raise SystemExit('code ran')")]
+        target = _push_layers(plain_registry.host, "evil/bento", BENTO_TYPE,
+                              [([directory("app/src")], {}), (planter, {MODEL: "foo:1"}), (payload, {MODEL: "foo:1"})],
+                              tmp_path)
+        command = ["import", target]
+    before = snapshot(victim)
+    result = ocibuild(*command, ok=False)
+    assert snapshot(victim) == before
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    assert "refusing archive: 'tmp' is outside opt/ocibuild/models/foo/1/" in result.output
+    assert ModelStore(home).list() == [] and BentoStore(home).list() == []
+    assert not [p for p in (home / "tmp").iterdir()] if (home / "tmp").is_dir() else True
 
 
 # -- the registry cache ---------------------------------------------------------------------------

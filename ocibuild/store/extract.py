@@ -19,6 +19,12 @@ of the tree built only from the members seen so far, never by asking the host fi
 `dest` must be an empty directory that only this process writes to (a fresh staging dir); on
 any error the caller removes it. Errors reading the archive itself (`tarfile.TarError`) pass
 through; every refusal is an `ArchiveError` naming the member.
+
+`under` takes one subtree of the archive (an OCI layer's `app/` or `opt/ocibuild/models/N/V/`)
+straight into `dest`: its ancestors must be directories, anything beside it is refused. Taking
+the subtree as it is extracted, rather than moving it out of a full extraction afterwards,
+matters: a relative symlink checked where it was extracted means something else once moved to
+another depth, and a moved symlink would be followed by whatever moves or lists it next.
 """
 
 from __future__ import annotations
@@ -135,15 +141,20 @@ def _mode(member: tarfile.TarInfo, base: int) -> int:
     return (member.mode & 0o755) | base
 
 
-def extract(tar: tarfile.TarFile, dest: Path, limits: ExtractLimits = ExtractLimits()) -> None:
-    """Write every member of `tar` under the empty directory `dest`, refusing anything hostile."""
+def extract(tar: tarfile.TarFile, dest: Path, limits: ExtractLimits = ExtractLimits(), under: str = "") -> ExtractLimits:
+    """Write every member of `tar` (or of its subtree `under`) under the empty directory `dest`,
+    refusing anything hostile. Returns what is left of `limits` (for the next layer of the same
+    import: one budget for them all)."""
     tree = _Tree()
     total = 0
+    count = 0
     for count, member in enumerate(tar, start=1):
         if count > limits.max_members:
             raise _refuse(f"it has more than {limits.max_members} members "
                           f"(raise the limit with --max-archive-members)")
-        name = normalize(member.name)
+        name = _within(normalize(member.name), under, member)
+        if name is None:
+            continue
         if name == "":
             if member.isdir():
                 continue  # the destination itself ("./")
@@ -172,9 +183,9 @@ def extract(tar: tarfile.TarFile, dest: Path, limits: ExtractLimits = ExtractLim
                 tree.kinds[name], tree.targets[name] = _SYMLINK, member.linkname
             elif member.islnk():
                 try:
-                    target = normalize(member.linkname)
+                    target = _within(normalize(member.linkname), under, None)
                 except ArchiveError:
-                    target = None  # absolute, `..`, empty: not a member of this archive
+                    target = None  # absolute, `..`, empty, beside `under`: not a member of this tree
                 if target is None or tree.kinds.get(target) != _FILE:
                     raise _refuse(f"hard link {name!r} points outside it or to no earlier file "
                                   f"in the archive ({member.linkname!r})")
@@ -185,6 +196,21 @@ def extract(tar: tarfile.TarFile, dest: Path, limits: ExtractLimits = ExtractLim
                 tree.kinds[name] = _FILE
         except OSError as exc:
             raise _refuse(f"cannot write {name!r}: {exc.strerror or exc}") from None
+    return ExtractLimits(limits.max_members - count, limits.max_file_bytes, limits.max_total_bytes - total)
+
+
+def _within(name: str, under: str, member: tarfile.TarInfo | None) -> str | None:
+    """`name` relative to `under` ("" is `under` itself); None for an ancestor directory of
+    `under`, which is skipped; a refusal for anything else (or an ancestor that is not a directory)."""
+    if not under or name == under:
+        return "" if under else name
+    if name.startswith(under + "/"):
+        return name[len(under) + 1:]
+    if member is not None and (name == "" or under.startswith(name + "/")):
+        if member.isdir():
+            return None
+        raise _refuse(f"{member.name!r} is not a directory, where {under}/ is expected")
+    raise _refuse(f"{member.name if member is not None else name!r} is outside {under}/")
 
 
 def _read(source, name: str) -> bytes:

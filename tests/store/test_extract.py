@@ -219,3 +219,40 @@ def test_every_compression_and_no_filter_argument(place, monkeypatch):
         (dest / str(i)).mkdir()
         run(dest / str(i), make_tar([file("f", b"data")], mode))
         assert (dest / str(i) / "f").read_bytes() == b"data"
+
+
+def run_under(dest: Path, members: list, under: str, limits: ExtractLimits = ExtractLimits()) -> ExtractLimits:
+    with tarfile.open(fileobj=io.BytesIO(make_tar(members)), mode="r:*") as tar:
+        return extract(tar, dest, limits, under=under)
+
+
+UNDER = "opt/m/foo/1"
+
+
+def test_a_subtree_is_taken_straight_into_dest_with_its_links_at_their_depth(place):
+    dest, _ = place
+    left = run_under(dest, [directory("opt"), directory("opt/m"), directory("opt/m/foo"), directory(UNDER),
+                            file(f"{UNDER}/files/w.bin", b"w"), symlink(f"{UNDER}/latest", "files/w.bin"),
+                            hardlink(f"{UNDER}/same", f"{UNDER}/files/w.bin")], UNDER, ExtractLimits(max_members=10))
+    assert sorted(p.relative_to(dest).as_posix() for p in dest.rglob("*")) == ["files", "files/w.bin", "latest", "same"]
+    assert os.readlink(dest / "latest") == "files/w.bin" and (dest / "same").read_bytes() == b"w"
+    assert left.max_members == 3 and left.max_total_bytes == ExtractLimits().max_total_bytes - 1
+
+
+@pytest.mark.parametrize("members, message", [
+    # the moved-symlink attack: inside the layer `tmp` leads back in; beside the subtree it is refused
+    ([symlink("tmp", "d/d"), directory("d/d"), symlink(UNDER, "../../../../tmp/../../victim")],
+     r"'tmp' is outside opt/m/foo/1/"),
+    ([symlink(UNDER, "../../../victim")], r"'opt/m/foo/1' names the archive root but is not a directory"),
+    ([symlink(f"{UNDER}/up", "../../x")], r"link 'up' points outside it"),
+    ([file("opt/m", b"x")], r"'opt/m' is not a directory, where opt/m/foo/1/ is expected"),
+    ([file("opt/m/foo/2/f")], r"'opt/m/foo/2/f' is outside opt/m/foo/1/"),
+    ([file("opt/m/x"), hardlink(f"{UNDER}/h", "opt/m/x")], r"'opt/m/x' is outside"),
+    ([file(f"{UNDER}/f"), hardlink(f"{UNDER}/h", "opt/m/foo/1/../../x")], r"contains '\.\.'|points outside"),
+])
+def test_anything_beside_the_subtree_is_refused(place, members, message):
+    dest, victim = place
+    before = outside(dest)
+    with pytest.raises(ArchiveError, match=message):
+        run_under(dest, members, UNDER)
+    assert outside(dest) == before
