@@ -281,11 +281,11 @@ def import_(obj, file, max_archive_size, max_archive_members, max_archive_file_s
     from ocibuild.artifacts import import_bento_artifact, is_oci
     from ocibuild.bento.archive import import_bento
 
+    limits = limits_of(max_archive_size, max_archive_members, max_archive_file_size)
     if is_oci(file):
-        bento = import_bento_artifact(obj.bentos(), file, obj.registries, obj.blobs)
+        bento = import_bento_artifact(obj.bentos(), file, obj.registries, obj.blobs, limits)
     else:
-        bento = import_bento(obj.bentos(), existing(file, "FILE"),
-                             limits_of(max_archive_size, max_archive_members, max_archive_file_size))
+        bento = import_bento(obj.bentos(), existing(file, "FILE"), limits)
     click.echo(f"Imported {bento.tag}")
 
 
@@ -512,14 +512,14 @@ def models_import(obj, path, name, labels, max_archive_size, max_archive_members
     from ocibuild.report import human_size
 
     store = obj.models()
+    limits = limits_of(max_archive_size, max_archive_members, max_archive_file_size)
     if name is None and is_oci(path):
-        click.echo(f"Imported model {import_model_artifact(store, path, obj.registries, obj.blobs).tag}")
+        click.echo(f"Imported model {import_model_artifact(store, path, obj.registries, obj.blobs, limits).tag}")
         return
     path = existing(path, "PATH")
     if name is None:
         from ocibuild.bento.archive import import_model
 
-        limits = limits_of(max_archive_size, max_archive_members, max_archive_file_size)
         click.echo(f"Imported model {import_model(store, path, limits).tag}")
         return
     parsed = dict(label.split("=", 1) for label in labels if "=" in label)

@@ -185,6 +185,20 @@ def test_a_link_that_would_change_meaning_when_moved_writes_and_deletes_nothing_
     assert not [p for p in (home / "tmp").iterdir()] if (home / "tmp").is_dir() else True
 
 
+def test_archive_limits_apply_to_artifacts_from_a_registry(plain_registry, ocibuild, home, tmp_path, monkeypatch):
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "weights.bin").write_bytes(b"w" * 4096)
+    ocibuild("models", "import", str(model), "--name", "big")
+    target = f"oci://{plain_registry.host}/models/big:v1"
+    ocibuild("models", "export", "big", target)
+    monkeypatch.setenv("OCIBUILD_HOME", str(tmp_path / "fresh"))
+    result = ocibuild("models", "import", target, "--max-archive-file-size", "1K", ok=False)
+    assert result.exit_code != 0 and "'files/weights.bin' is larger than 1 KiB" in result.output
+    assert ModelStore(tmp_path / "fresh").list() == []
+    assert "Imported model big:" in ocibuild("models", "import", target, "--max-archive-file-size", "8K").output
+
+
 # -- the registry cache ---------------------------------------------------------------------------
 
 def serve_and_ask(image: str) -> str:
