@@ -219,6 +219,26 @@ def _nested(root: Path) -> Path:
     return write_layout(root, {"schemaVersion": 2, "manifests": [child]})
 
 
+def _fanned_out(root: Path, fanout: int = 8, levels: int = 4) -> Path:
+    """Indexes `levels` deep, each listing its child `fanout` times: fanout**levels images to
+    walk from a few kilobytes."""
+    child = descriptor(root, mediatypes.MANIFEST, image_manifest(root),
+                       platform={"architecture": "amd64", "os": "linux"})
+    for _ in range(levels):
+        index = json.dumps({"schemaVersion": 2, "mediaType": mediatypes.INDEX, "manifests": [child] * fanout}).encode()
+        child = descriptor(root, mediatypes.INDEX, index)
+    return write_layout(root, {"schemaVersion": 2, "manifests": [child]})
+
+
+def test_a_layout_whose_indexes_fan_out_is_refused_before_its_walk(guarded, tmp_path):
+    layout = _fanned_out(tmp_path / "layout")
+    started = time.monotonic()
+    refused(run_process("push", str(layout), "127.0.0.1:9/x/y:t"),
+            f"{layout} lists more than 1000 manifests under one: refusing it")
+    assert time.monotonic() - started < 30
+    guarded.unchanged()
+
+
 def _digest_of(root: Path, n: int = 0) -> str:
     return json.loads((root / "index.json").read_text())["manifests"][n]["digest"]
 

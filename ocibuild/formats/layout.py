@@ -8,6 +8,7 @@ symlink, and are read no further than the size their descriptor declares.
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import stat
@@ -35,6 +36,9 @@ REF_NAME = "org.opencontainers.image.ref.name"
 IMAGE_NAME = "io.containerd.image.name"
 MAX_JSON = 4 * 1024 * 1024  # index.json, manifests and configs are small; refuse a huge one unread
 MAX_DEPTH = 4  # indexes of indexes
+# manifests one load walks, a child listed twice counted twice: four levels of an index listing
+# one child F times are F**4 manifests (24: 331,776 loads, 42 s and 1 GB), whose bytes are tiny
+MAX_MANIFESTS = 1000
 
 
 class Reader(Protocol):
@@ -146,8 +150,12 @@ def select(reader: Reader, descriptors: list[Descriptor], ref: str | None, platf
     return matching[0]
 
 
-def load(reader: Reader, descriptor: Descriptor, blobs: BlobStore, depth: int = 0) -> Manifest:
+def load(reader: Reader, descriptor: Descriptor, blobs: BlobStore, depth: int = 0,
+         walked: Iterator[int] | None = None) -> Manifest:
     """The image, index or artifact `descriptor` names, its blobs copied (verified) into `blobs`."""
+    walked = walked if walked is not None else itertools.count(1)
+    if next(walked) > MAX_MANIFESTS:
+        raise ImageError(f"{reader.where} lists more than {MAX_MANIFESTS} manifests under one: refusing it")
     data = read_blob(reader, descriptor)
     where = f"{reader.where}@{descriptor.digest}"
     document = parse_json(data, where)
@@ -155,7 +163,7 @@ def load(reader: Reader, descriptor: Descriptor, blobs: BlobStore, depth: int = 
     if media_type in mediatypes.INDEXES or "manifests" in document:
         if depth >= MAX_DEPTH:
             raise ImageError(f"{where}: indexes nested too deep")
-        children = tuple(load(reader, d, blobs, depth + 1) for d in manifest_list(document, where))
+        children = tuple(load(reader, d, blobs, depth + 1, walked) for d in manifest_list(document, where))
         return Index(children, raw=(data, media_type))
     config = config_descriptor_of(data, where)
     if config.media_type in mediatypes.IMAGE_CONFIGS and not document.get("artifactType"):
