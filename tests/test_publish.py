@@ -91,6 +91,28 @@ def test_layout_output_is_readable_as_the_umask_allows_and_replaces_only_layouts
                                                           "shared.tar"]
 
 
+def test_outputs_never_write_through_a_symlink_or_over_a_directory_that_merely_has_oci_layout(index, tmp_path):
+    from tests.hostile import snapshot
+
+    out, elsewhere = tmp_path / "out", tmp_path / "elsewhere"
+    out.mkdir()
+    (elsewhere / "data").mkdir(parents=True)
+    (elsewhere / "important.txt").write_text("important")
+    (elsewhere / "data" / "oci-layout").write_text("{}")
+    (elsewhere / "data" / "thesis.tex").write_text("years of work")
+    (out / "image.tar").symlink_to(elsewhere / "important.txt")
+    (out / "layout").symlink_to(elsewhere / "data")
+    (out / "dangling").symlink_to(elsewhere / "new")
+    before = snapshot(elsewhere / "data", elsewhere / "important.txt")  # staging may come and go beside them
+    ArchivePublisher(out / "image.tar", NAME).publish(index)  # the link is replaced, its target kept
+    assert not (out / "image.tar").is_symlink() and tarfile.is_tarfile(out / "image.tar")
+    for dest in (out / "layout", out / "dangling", elsewhere / "data"):
+        with pytest.raises(ImageError, match="exists and is not an OCI layout: refusing to replace it"):
+            LayoutPublisher(dest, NAME).publish(index)
+    assert snapshot(elsewhere / "data", elsewhere / "important.txt") == before and not (elsewhere / "new").exists()
+    assert [p.name for p in out.iterdir() if p.name.startswith(".")] == []  # no staging left behind
+
+
 def test_reading_referrers_copies_only_the_artifacts_whose_subject_is_inside(index, tmp_path):
     """An artifact of something else in the same layout is never loaded: its blobs are not copied
     into the store (nor read at all: here one is missing)."""

@@ -32,8 +32,9 @@ def _info(name: str, size: int = 0, directory: bool = False) -> tarfile.TarInfo:
 def write_archive(root: Manifest, name: Reference, dest: Path, loadable: Image | None,
                   referrers: tuple[Manifest, ...] = ()) -> None:
     """`loadable` is the image docker's `manifest.json` names (None: the archive has none);
-    `referrers` are listed in `index.json` after the root (see `layout.index_json`)."""
-    dest = dest.resolve()
+    `referrers` are listed in `index.json` after the root (see `layout.index_json`). A symlink
+    at `dest` is replaced, never written through."""
+    dest = dest.absolute()
     members = [("oci-layout", OCI_LAYOUT), ("index.json", index_json(root, name, referrers))]
     if loadable is not None:
         members += [("manifest.json", manifest_json(loadable, name)), ("repositories", repositories_json(loadable, name))]

@@ -263,8 +263,9 @@ def contents(root: Manifest, referrers: tuple[Manifest, ...] = ()) -> Iterator[t
 
 
 def write_layout(root: Manifest, name: Reference, dest: Path, referrers: tuple[Manifest, ...] = ()) -> None:
-    """Write a layout directory next to `dest`, then swap it in; modes as the umask gives."""
-    dest = dest.resolve()
+    """Write a layout directory next to `dest`, then swap it in; modes as the umask gives. `dest`
+    is taken as given (not resolved): a symlink there is refused, never followed."""
+    dest = dest.absolute()
     with temp_dir(dest.parent, prefix=f".{dest.name}.ocibuild-tmp-") as staged:
         for digest, source in contents(root, referrers):
             target = staged / digest.blob_name
@@ -289,11 +290,17 @@ def _link_or_copy(source: Path, target: Path) -> None:
         shutil.copyfile(source, target)
 
 
+LAYOUT_ENTRIES = {"oci-layout", "index.json", "blobs"}
+
+
 def _swap_in(staged: Path, dest: Path) -> None:
+    """Replace `dest` only if it is an empty directory or an OCI layout and nothing else: a
+    directory that merely holds an `oci-layout` file among other things is somebody's data."""
     if dest.is_symlink() or (dest.exists() and not dest.is_dir()):
         raise ImageError(f"{dest} exists and is not an OCI layout: refusing to replace it")
     if dest.exists():
-        if not (dest / "oci-layout").is_file() and any(dest.iterdir()):
+        names = set(os.listdir(dest))
+        if names and not (names <= LAYOUT_ENTRIES and "oci-layout" in names and not (dest / "oci-layout").is_symlink()):
             raise ImageError(f"{dest} exists and is not an OCI layout: refusing to replace it")
         with temp_dir(dest.parent, prefix=f".{dest.name}.ocibuild-old-") as old:
             os.rename(dest, old / "layout")
