@@ -213,6 +213,8 @@ def import_bento_artifact(store: BentoStore, target: str, registries: Registries
         claimed = json.loads((document.get("annotations") or {}).get(MODELS, "[]"))
     except (ValueError, RecursionError):
         raise ArchiveError(f"{target}: the {MODELS} annotation is not JSON") from None
+    if not isinstance(claimed, list) or not all(isinstance(c, str) for c in claimed):
+        raise ArchiveError(f"{target}: the {MODELS} annotation is not a list of NAME:VERSION@DIGEST")
 
     def fill(staged: Path) -> None:
         left = _extract_layer(repo, layers[0], blobs, staged, limits, under=APP_DIR)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import sys
@@ -321,7 +322,7 @@ def make_image(obj, bento, output, fmt, compression, image_tag, base, platform, 
     from ocibuild.oci.reference import Reference
     from ocibuild.publish import ArchivePublisher, DockerPublisher, LayoutPublisher, RegistryPublisher
     from ocibuild.report import Steps, layer_records, metadata, summary
-    from ocibuild.store.atomic import write_atomic
+    from ocibuild.store.atomic import TempFile
     from ocibuild.supplychain.attach import SupplyChainOptions, find_wheels, finish_wheels, referrers, remember_wheels
 
     fmt = FORMATS[fmt]
@@ -346,51 +347,54 @@ def make_image(obj, bento, output, fmt, compression, image_tag, base, platform, 
             from ocibuild.supplychain.records import restore_sbom_records
 
             restore_sbom_records(bento, obj.home, blobs.locks)
-    with Background(1) as pool:  # the SBOM's network questions, asked while the layers are written
-        wheels = pool.submit(find_wheels, bento, targets or locked_platforms(bento),
-                             obj.home if sbom_format != "none" else None)
-        root = containerize_platforms(bento, options, Sources(obj.registries, blobs, obj.home), targets, steps)
-        found = finish_wheels(wheels.result(), obj.home)
-        remember_wheels(found)
-    images = images_of(root)
-    if not any(i.platform.matches(loadable) for i in images) and images:  # not the host's: the first
-        loadable = images[0].platform
-    publishers = []
-    if local_output:
-        dest = output or Path(f"{bento.info.name}-{bento.info.version}" + (".tar" if fmt == "oci-archive" else ""))
-        publishers.append(DockerPublisher(name, dest, loadable) if load else
-                          ArchivePublisher(dest, name, loadable) if fmt == "oci-archive" else LayoutPublisher(dest, name))
-    if push_to:  # last: its reference is the last line a script reads
-        publishers.append(RegistryPublisher(Reference.parse(push_to), obj.registries, blobs))
-    steps("supply chain records")
-    attached = referrers(root, bento, str(name), obj.blobs, SupplyChainOptions(
-        sbom_format, provenance, epoch, base, provenance_time, {"compression": compression}, obj.home, found))
-    results = []
-    for publisher in publishers:
-        steps(f"pushing to {push_to}" if isinstance(publisher, RegistryPublisher) else f"writing {dest}")
-        results.append(publisher.publish(root, attached))
-    if cache_to:
-        from ocibuild.bento.lockcache import lock_entries
-        from ocibuild.registry.cache import write_cache
+    # opened before the image is built: a metadata file that cannot be written fails before any output
+    with TempFile(metadata_file.absolute().parent) if metadata_file else contextlib.nullcontext() as meta:
+        with Background(1) as pool:  # the SBOM's network questions, asked while the layers are written
+            wheels = pool.submit(find_wheels, bento, targets or locked_platforms(bento),
+                                 obj.home if sbom_format != "none" else None)
+            root = containerize_platforms(bento, options, Sources(obj.registries, blobs, obj.home), targets, steps)
+            found = finish_wheels(wheels.result(), obj.home)
+            remember_wheels(found)
+        images = images_of(root)
+        if not any(i.platform.matches(loadable) for i in images) and images:  # not the host's: the first
+            loadable = images[0].platform
+        publishers = []
+        if local_output:
+            dest = output or Path(f"{bento.info.name}-{bento.info.version}" + (".tar" if fmt == "oci-archive" else ""))
+            publishers.append(DockerPublisher(name, dest, loadable) if load else ArchivePublisher(dest, name, loadable)
+                              if fmt == "oci-archive" else LayoutPublisher(dest, name))
+        if push_to:  # last: its reference is the last line a script reads
+            publishers.append(RegistryPublisher(Reference.parse(push_to), obj.registries, blobs))
+        steps("supply chain records")
+        attached = referrers(root, bento, str(name), obj.blobs, SupplyChainOptions(
+            sbom_format, provenance, epoch, base, provenance_time, {"compression": compression}, obj.home, found))
+        results = []
+        for publisher in publishers:
+            steps(f"pushing to {push_to}" if isinstance(publisher, RegistryPublisher) else f"writing {dest}")
+            results.append(publisher.publish(root, attached))
+        if cache_to:
+            from ocibuild.bento.lockcache import lock_entries
+            from ocibuild.registry.cache import write_cache
 
-        steps(f"writing the cache {cache_to}")
-        from ocibuild.supplychain.records import sbom_records
+            steps(f"writing the cache {cache_to}")
+            from ocibuild.supplychain.records import sbom_records
 
-        blobs.locks.update(lock_entries(bento.path))
-        blobs.locks.update(sbom_records(bento, obj.home))
-        click.echo(f"Cache: {write_cache(blobs, cache_to, obj.registries).summary()}", err=True)
-    steps.end()
-    layers = layer_records(root, obj.blobs.created, {d: o for r in results for d, o in r.blobs.items()})
-    for result in results:
-        click.echo(result.message, err=True)
-    click.echo(summary(layers, steps.seconds), err=True)
-    if metadata_file:
-        pushed = [isinstance(p, RegistryPublisher) for p in publishers]
-        record = metadata(root, str(bento.tag), [r.reference for r, p in zip(results, pushed) if p],
-                          [r.reference for r, p in zip(results, pushed) if not p], layers, steps.seconds)
-        write_atomic(metadata_file, json.dumps(record, indent=2).encode() + b"\n")
-    for result in results:
-        click.echo(result.reference)
+            blobs.locks.update(lock_entries(bento.path))
+            blobs.locks.update(sbom_records(bento, obj.home))
+            click.echo(f"Cache: {write_cache(blobs, cache_to, obj.registries).summary()}", err=True)
+        steps.end()
+        layers = layer_records(root, obj.blobs.created, {d: o for r in results for d, o in r.blobs.items()})
+        for result in results:
+            click.echo(result.message, err=True)
+        click.echo(summary(layers, steps.seconds), err=True)
+        if meta is not None:
+            pushed = [isinstance(p, RegistryPublisher) for p in publishers]
+            record = metadata(root, str(bento.tag), [r.reference for r, p in zip(results, pushed) if p],
+                              [r.reference for r, p in zip(results, pushed) if not p], layers, steps.seconds)
+            meta.file.write(json.dumps(record, indent=2).encode() + b"\n")
+            meta.commit(metadata_file)
+        for result in results:
+            click.echo(result.reference)
 
 
 def images_of(root):

@@ -132,7 +132,8 @@ def test_a_layer_of_an_unknown_type_is_refused(plain_registry, home, tmp_path):
         import_model_artifact(ModelStore(home), f"oci://{plain_registry.host}/models/evil:v1", registries(home), cache)
 
 
-def _push_layers(host: str, repo: str, artifact_type: str, layers: list[tuple[list, dict]], tmp_path) -> str:
+def _push_layers(host: str, repo: str, artifact_type: str, layers: list[tuple[list, dict]], tmp_path,
+                 models: str = "[]") -> str:
     """An artifact of hand-made layers ([members], annotations) pushed to `host`; its oci:// target."""
     from ocibuild.oci.descriptor import Descriptor
     from ocibuild.oci.index import Artifact
@@ -145,7 +146,7 @@ def _push_layers(host: str, repo: str, artifact_type: str, layers: list[tuple[li
         path.write_bytes(make_tar(members))
         blobs.append(FileBlob(Descriptor.of(mediatypes.LAYER + "+gzip", path.read_bytes(), annotations=annotations), path))
     target = f"oci://{host}/{repo}:v1"
-    push_artifact(Artifact(artifact_type, tuple(blobs), annotations={"io.ocibuild.models": "[]"}), target,
+    push_artifact(Artifact(artifact_type, tuple(blobs), annotations={"io.ocibuild.models": models}), target,
                   registries(tmp_path), BlobStore(tmp_path / "push-cache"))
     return target
 
@@ -183,6 +184,17 @@ def test_a_link_that_would_change_meaning_when_moved_writes_and_deletes_nothing_
     assert "refusing archive: 'tmp' is outside opt/ocibuild/models/foo/1/" in result.output
     assert ModelStore(home).list() == [] and BentoStore(home).list() == []
     assert not [p for p in (home / "tmp").iterdir()] if (home / "tmp").is_dir() else True
+
+
+@pytest.mark.parametrize("models", ["5", '[1, "a"]', "[[], {}]"])
+def test_a_models_annotation_of_another_shape_is_one_error(plain_registry, ocibuild, home, tmp_path, models):
+    from tests.hostile import directory
+
+    target = _push_layers(plain_registry.host, "odd/bento", BENTO_TYPE, [([directory("app/src")], {})], tmp_path,
+                          models=models)
+    result = ocibuild("import", target, ok=False)
+    assert result.output == f"error: {target}: the io.ocibuild.models annotation is not a list of NAME:VERSION@DIGEST\n"
+    assert BentoStore(home).list() == []
 
 
 def test_archive_limits_apply_to_artifacts_from_a_registry(plain_registry, ocibuild, home, tmp_path, monkeypatch):

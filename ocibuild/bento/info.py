@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -16,6 +17,9 @@ REQUIREMENTS = "env/python/requirements.txt"
 LOCK = "env/python/requirements.lock.txt"
 OPENAPI = "apis/openapi.json"
 DEBIAN_LOCK = "env/debian/packages.lock"
+_IDENTIFIER = r"[A-Za-z_][A-Za-z0-9_]*"
+_SERVICE = re.compile(rf"{_IDENTIFIER}(\.{_IDENTIFIER})*:{_IDENTIFIER}")
+_ENV_NAME = re.compile(_IDENTIFIER)
 MODEL_COPIES = "models"  # models/NAME/VERSION/{model.yaml,files/}, hard links into the model store
 
 
@@ -88,6 +92,12 @@ class BentoInfo(YamlRecord):
             raise TagError(f"created {self.created!r} is not an ISO 8601 time") from None
         if not isinstance(self.image.get("python_version"), str):
             raise TagError("image.python_version is missing")
+        if not _SERVICE.fullmatch(self.service):  # imported as module:Class, in the image and by `serve`
+            raise TagError(f"service {self.service[:80]!r} is not module:Class")
+        for env in self.envs:  # become the image's Env and the server's environment
+            if not (isinstance(env, dict) and isinstance(env.get("name"), str) and _ENV_NAME.fullmatch(env["name"])
+                    and isinstance(env.get("value"), str | None)):
+                raise TagError(f"env {str(env)[:80]} is not a name and a string or null value")
         if self.platforms is not None and (not self.platforms or self.platforms[0] != self.platform
                                            or len(set(self.platforms)) != len(self.platforms)):
             raise TagError(f"platforms {self.platforms} must be distinct and start with platform {self.platform}")

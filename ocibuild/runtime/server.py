@@ -20,7 +20,10 @@ def load(src: Path, entry_point: str):
     """Import `module:Class` from `src` and return (spec, class)."""
     module_name, _, class_name = entry_point.partition(":")
     sys.path.insert(0, str(src))
-    module = importlib.import_module(module_name)
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:  # the module, or something it imports, is not there
+        raise ServiceLoadError(f"cannot import {module_name} from {src}: {exc}") from None
     cls = getattr(module, class_name, None)
     spec = service_spec(cls) if cls is not None else None
     if spec is None:

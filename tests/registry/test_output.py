@@ -42,3 +42,12 @@ def test_stdout_is_for_scripts_and_the_metadata_file_for_ci(echo_bento, python_b
     assert {layer["source"] for layer in record["layers"]} == {"reused"}
     assert {layer["push"] for layer in record["layers"]} == {"skipped"}
     assert "nothing to do" not in again.stderr and "layers reused" in again.stderr.splitlines()[-1]
+
+
+def test_a_metadata_file_that_cannot_be_written_fails_before_any_output(echo_bento, python_base, tmp_path):
+    (tmp_path / "afile").write_text("a file, not a directory")
+    out = tmp_path / "out.tar"
+    result = run_process("containerize", echo_bento, "--base", python_base, "-o", str(out),
+                         "--metadata-file", str(tmp_path / "afile" / "meta.json"))
+    assert result.returncode == 1 and result.stderr.splitlines()[-1].startswith("error: ")
+    assert "Traceback" not in result.stderr and not out.exists() and result.stdout == ""

@@ -122,3 +122,14 @@ def test_serve_a_bento_by_tag(home, tmp_path):
     finally:
         proc.terminate()
         assert proc.wait(30) == 0
+
+
+@pytest.mark.parametrize("entry_point", ["missing_module_zz:Svc", "service_importing_zz:Svc"])
+def test_a_service_that_cannot_be_imported_is_one_error(tmp_path, entry_point):
+    from ocibuild.errors import ServiceLoadError
+    from ocibuild.runtime.server import load
+
+    (tmp_path / "service_importing_zz.py").write_text("import no_such_dependency_zz\n")
+    with pytest.raises(ServiceLoadError, match=f"cannot import {entry_point.split(':')[0]} from {tmp_path}: "
+                                                "No module named '(missing_module_zz|no_such_dependency_zz)'"):
+        load(tmp_path, entry_point)

@@ -19,6 +19,7 @@ GOOD = {"name": "echo", "version": "1", "created": "2024-01-02T03:04:05.000000+0
 
 
 def test_a_good_record_has_typed_parts():
+    BentoInfo.from_dict({**GOOD, "service": "pkg.service:Echo", "envs": [{"name": "A_1", "value": None}]}, "bento.yaml")
     info = BentoInfo.from_dict(GOOD, "bento.yaml")
     assert info.models == [ModelPin("m", "v1", "sha256:" + "a" * 64, 3)] and info.base is None
     assert BentoInfo.from_dict(info.to_dict(), "again") == info
@@ -36,6 +37,12 @@ def test_a_good_record_has_typed_parts():
     ({"base": {"reference": "python", "digest": "nope"}}, "invalid digest"),
     ({"extra": 1}, "unknown field 'extra'"),
     ({"image": {}}, "python_version is missing"),
+    ({"service": "..up:Svc"}, "service '..up:Svc' is not module:Class"),
+    ({"service": "os:system; rm"}, "is not module:Class"),
+    ({"envs": [{"value": "x"}]}, "is not a name and a string or null value"),
+    ({"envs": [{"name": 5, "value": "x"}]}, "is not a name and a string or null value"),
+    ({"envs": [{"name": "A=B", "value": "x"}]}, "is not a name and a string or null value"),
+    ({"envs": [{"name": "A", "value": ["x"]}]}, "is not a name and a string or null value"),
 ])
 def test_bad_records_are_refused_with_one_line(change, message):
     with pytest.raises(RecordError, match=message) as refused:
