@@ -40,7 +40,7 @@ from ocibuild.errors import ArchiveError, ImageError, OcibuildError
 from ocibuild.layers.app import source_entries
 from ocibuild.layers.compression import Compression
 from ocibuild.layers.writer import LayerWriter
-from ocibuild.models.store import ModelInfo, ModelStore, StoredModel, verify_model
+from ocibuild.models.store import ModelInfo, ModelStore, StoredModel, model_tag, verify_model
 from ocibuild.oci import mediatypes
 from ocibuild.oci.descriptor import Descriptor, parse_json
 from ocibuild.oci.index import Artifact
@@ -50,7 +50,6 @@ from ocibuild.registry.client import Repository
 from ocibuild.registry.pull import find_manifest
 from ocibuild.registry.push import PushReport, push
 from ocibuild.registry.session import Registries
-from ocibuild.sdk.names import validate_name, validate_version
 from ocibuild.store.blobs import BlobStore
 from ocibuild.store.extract import ExtractLimits, extract
 from ocibuild.store.tarread import open_tar
@@ -164,8 +163,7 @@ def _model_name(layer: Descriptor) -> tuple[str, str]:
     named = (layer.annotations or {}).get(MODEL, "")
     name, _, version = named.partition(":")
     try:
-        validate_name(name, "model name")
-        validate_version(version)
+        model_tag(name, version)
     except (OcibuildError, ValueError):
         raise ArchiveError(f"model layer {layer.digest[:19]} names no model ({named!r})") from None
     return name, version

@@ -186,6 +186,19 @@ def test_a_link_that_would_change_meaning_when_moved_writes_and_deletes_nothing_
     assert not [p for p in (home / "tmp").iterdir()] if (home / "tmp").is_dir() else True
 
 
+@pytest.mark.parametrize("named", ["foo:..", "../x:1", "foo", "Foo:1", "foo:a/b"])
+def test_a_model_layer_must_name_a_valid_model_before_it_becomes_a_path(plain_registry, ocibuild, home, tmp_path,
+                                                                        named):
+    from ocibuild.artifacts import MODEL
+    from tests.hostile import file
+
+    target = _push_layers(plain_registry.host, "odd/model", MODEL_TYPE,
+                          [([file("opt/ocibuild/models/foo/1/model.yaml")], {MODEL: named})], tmp_path)
+    result = ocibuild("models", "import", target, ok=False)
+    assert result.exit_code != 0 and f"names no model ({named!r})" in result.output
+    assert ModelStore(home).list() == []
+
+
 @pytest.mark.parametrize("models", ["5", '[1, "a"]', "[[], {}]"])
 def test_a_models_annotation_of_another_shape_is_one_error(plain_registry, ocibuild, home, tmp_path, models):
     from tests.hostile import directory

@@ -178,6 +178,11 @@ class ModelStore(VersionedStore):
             return StoredModel(self.commit(staged / "m", info.tag), info)
 
 
+def model_tag(name: str, version: str) -> Tag:
+    """A model's name and version, each validated before it becomes a directory."""
+    return Tag(validate_name(name, "model name"), validate_version(version))
+
+
 def verify_model(model_dir: Path) -> ModelInfo:
     """The model's info, once its files are proven to match the digest it claims."""
     info = ModelInfo.load(model_dir / MODEL_FILE)
