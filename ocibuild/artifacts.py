@@ -23,7 +23,6 @@ cannot mount across repositories, and ignores `DOCKER_CONFIG`'s credential helpe
 from __future__ import annotations
 
 import json
-import os
 import tarfile
 from pathlib import Path
 
@@ -51,7 +50,7 @@ from ocibuild.registry.pull import find_manifest
 from ocibuild.registry.push import PushReport, push
 from ocibuild.registry.session import Registries
 from ocibuild.store.blobs import BlobStore
-from ocibuild.store.extract import ExtractLimits, extract
+from ocibuild.store.extract import ExtractLimits, Tree, extract
 from ocibuild.store.tarread import open_tar
 
 SCHEME = "oci://"
@@ -146,14 +145,14 @@ def fetch_artifact(target: str, artifact_type: str, registries: Registries,
 
 
 def _extract_layer(repo: Repository, layer: Descriptor, blobs: BlobStore, dest: Path, limits: ExtractLimits,
-                   under: str) -> ExtractLimits:
-    """The layer's subtree `under`, straight into `dest`; what is left of the import's limits."""
-    if layer.size > limits.max_total_bytes:
+                   spent: tuple[int, int], under: str, at: str = "", tree: Tree | None = None) -> tuple[int, int]:
+    """The layer's subtree `under`, straight into `dest/at`; the (members, bytes) spent so far."""
+    if layer.size > limits.max_total_bytes - spent[1]:
         raise ArchiveError(f"{repo}: layer {layer.digest[:19]} declares {layer.size} bytes: refusing it")
     path = repo.fetch_blob(layer.digest, layer.size, blobs)  # verified against digest and size
     try:
         with open_tar(path, "r:*") as tar:
-            return extract(tar, dest, limits, under=under)
+            return extract(tar, dest, limits, under=under, at=at, tree=tree, spent=spent)
     except (tarfile.TarError, EOFError, OSError) as exc:
         raise ArchiveError(f"cannot read layer {layer.digest[:19]} of {repo}: {exc}") from None
 
@@ -169,17 +168,6 @@ def _model_name(layer: Descriptor) -> tuple[str, str]:
     return name, version
 
 
-def _model_into(repo, layer: Descriptor, blobs, dest_root: Path, limits: ExtractLimits) -> ExtractLimits:
-    """Extract a model layer's `opt/ocibuild/models/NAME/VERSION` into `dest_root/NAME/VERSION`,
-    a directory no layer made before."""
-    name, version = _model_name(layer)
-    dest = dest_root / name / version
-    if os.path.lexists(dest):
-        raise ArchiveError(f"two layers hold model {name}:{version}")
-    dest.mkdir(parents=True)
-    return _extract_layer(repo, layer, blobs, dest, limits, under=f"{MODELS_DIR}/{name}/{version}")
-
-
 def import_model_artifact(store: ModelStore, target: str, registries: Registries, blobs: BlobStore,
                           limits: ExtractLimits = ExtractLimits()) -> StoredModel:
     repo, document, layers = fetch_artifact(target, MODEL_TYPE, registries, blobs)
@@ -189,7 +177,7 @@ def import_model_artifact(store: ModelStore, target: str, registries: Registries
 
     def fill(staged: Path) -> None:
         name, version = _model_name(layers[0])
-        _extract_layer(repo, layers[0], blobs, staged, limits, under=f"{MODELS_DIR}/{name}/{version}")
+        _extract_layer(repo, layers[0], blobs, staged, limits, (0, 0), under=f"{MODELS_DIR}/{name}/{version}")
 
     def verify(staged: Path, info: ModelInfo) -> None:
         verify_model(staged)
@@ -215,11 +203,18 @@ def import_bento_artifact(store: BentoStore, target: str, registries: Registries
         raise ArchiveError(f"{target}: the {MODELS} annotation is not a list of NAME:VERSION@DIGEST")
 
     def fill(staged: Path) -> None:
-        left = _extract_layer(repo, layers[0], blobs, staged, limits, under=APP_DIR)
-        if os.path.lexists(staged / MODEL_COPIES):  # a link there would lead the model layers elsewhere
+        # one tree for every layer: a model layer may not re-route a link the bento layer made
+        tree = Tree()
+        spent = _extract_layer(repo, layers[0], blobs, staged, limits, (0, 0), under=APP_DIR, tree=tree)
+        if MODEL_COPIES in tree.kinds:
             raise ArchiveError(f"{target}: the bento layer carries {MODEL_COPIES}: models come as their own layers")
         for layer in layers[1:]:
-            left = _model_into(repo, layer, blobs, staged / MODEL_COPIES, left)
+            name, version = _model_name(layer)
+            at = f"{MODEL_COPIES}/{name}/{version}"
+            if at in tree.kinds:
+                raise ArchiveError(f"{target}: two layers hold model {name}:{version}")
+            spent = _extract_layer(repo, layer, blobs, staged, limits, spent, under=f"{MODELS_DIR}/{name}/{version}",
+                                   at=at, tree=tree)
 
     def verify(staged: Path, info: BentoInfo) -> None:
         verify_bento(staged, info)

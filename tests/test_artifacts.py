@@ -186,6 +186,22 @@ def test_a_link_that_would_change_meaning_when_moved_writes_and_deletes_nothing_
     assert not [p for p in (home / "tmp").iterdir()] if (home / "tmp").is_dir() else True
 
 
+def test_a_model_layer_cannot_re_route_a_link_of_the_bento_layer(plain_registry, ocibuild, home, tmp_path):
+    """The bento layer's link walks models/m/1/files/l/.. by names alone; the model layer's
+    `files/l -> .` would make each `..` climb out of the store for real."""
+    from ocibuild.artifacts import MODEL
+    from tests.hostile import directory, symlink
+
+    escape = "../models/m/1/files/" + "l/" * 20 + "../" * 24 + str(tmp_path).lstrip("/") + "/secret"
+    (tmp_path / "secret").write_text("host file")
+    target = _push_layers(plain_registry.host, "evil/cross", BENTO_TYPE,
+                          [([directory("app/src"), symlink("app/src/x", escape)], {}),
+                           ([symlink("opt/ocibuild/models/m/1/files/l", ".")], {MODEL: "m:1"})], tmp_path)
+    result = ocibuild("import", target, ok=False)
+    assert "symlink 'models/m/1/files/l' would re-route a link extracted before it" in result.output
+    assert BentoStore(home).list() == [] and ModelStore(home).list() == []
+
+
 @pytest.mark.parametrize("named", ["foo:..", "../x:1", "foo", "Foo:1", "foo:a/b"])
 def test_a_model_layer_must_name_a_valid_model_before_it_becomes_a_path(plain_registry, ocibuild, home, tmp_path,
                                                                         named):

@@ -230,8 +230,20 @@ def _fanned_out(root: Path, fanout: int = 8, levels: int = 4) -> Path:
     return write_layout(root, {"schemaVersion": 2, "manifests": [child]})
 
 
-def test_a_layout_whose_indexes_fan_out_is_refused_before_its_walk(guarded, tmp_path):
-    layout = _fanned_out(tmp_path / "layout")
+def _referrers_fanned_out(root: Path, referrers: int = 5, fanout: int = 300) -> Path:
+    """One image, and an artifact index whose subject is that image, listing it `fanout` times,
+    listed `referrers` times in index.json: each load stays under the cap, their sum does not."""
+    image = descriptor(root, mediatypes.MANIFEST, image_manifest(root),
+                       platform={"architecture": "amd64", "os": "linux"})
+    index = json.dumps({"schemaVersion": 2, "mediaType": mediatypes.INDEX, "artifactType": "application/x-sbom",
+                        "subject": image, "manifests": [image] * fanout}).encode()
+    referrer = descriptor(root, mediatypes.INDEX, index, artifactType="application/x-sbom")
+    return write_layout(root, {"schemaVersion": 2, "manifests": [image] + [referrer] * referrers})
+
+
+@pytest.mark.parametrize("make", [_fanned_out, _referrers_fanned_out], ids=["indexes", "referrers"])
+def test_a_layout_whose_indexes_fan_out_is_refused_before_its_walk(guarded, tmp_path, make):
+    layout = make(tmp_path / "layout")
     started = time.monotonic()
     refused(run_process("push", str(layout), "127.0.0.1:9/x/y:t"),
             f"{layout} lists more than 1000 manifests under one: refusing it")

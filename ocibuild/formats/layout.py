@@ -221,15 +221,18 @@ def read_with_referrers(path: Path, transport: str, blobs: BlobStore) -> tuple[M
     try:
         with open_layout(path, transport) as reader:
             descriptors = index_descriptors(reader)
-            root = load(reader, select(reader, descriptors, None, None), blobs)
+            walked = itertools.count(1)  # one count for the root and every referrer
+            root = load(reader, select(reader, descriptors, None, None), blobs, walked=walked)
             inside = {m.digest for m in walk(root)}
             found = []
             for d in descriptors:  # an artifact's blobs are copied only once its subject says it belongs
                 if d.digest in inside or not d.artifact_type:
                     continue
+                if next(walked) > MAX_MANIFESTS:
+                    raise ImageError(f"{reader.where} lists more than {MAX_MANIFESTS} manifests under one: refusing it")
                 subject = parse_json(read_blob(reader, d), f"{reader.where}@{d.digest}").get("subject")
                 if isinstance(subject, dict) and Descriptor.from_json(subject, f"subject of {d.digest}").digest in inside:
-                    found.append(load(reader, d, blobs))
+                    found.append(load(reader, d, blobs, walked=walked))
             return root, tuple(found)
     except (OSError, tarfile.TarError, EOFError) as exc:
         if isinstance(exc, OcibuildError):

@@ -82,8 +82,10 @@ def normalize(raw: str) -> str:
     return name
 
 
-class _Tree:
-    """What the archive has put in the destination so far: relative path -> kind (and link target)."""
+class Tree:
+    """What the archive (or the earlier layers of one import) put in the destination so far:
+    relative path -> kind (and link target). Layers share one, so that a later layer can never
+    re-route a link an earlier one made (nor make one it walked through a link)."""
 
     def __init__(self) -> None:
         self.kinds: dict[str, str] = {"": _DIR}
@@ -141,24 +143,27 @@ def _mode(member: tarfile.TarInfo, base: int) -> int:
     return (member.mode & 0o755) | base
 
 
-def extract(tar: tarfile.TarFile, dest: Path, limits: ExtractLimits = ExtractLimits(), under: str = "") -> ExtractLimits:
-    """Write every member of `tar` (or of its subtree `under`) under the empty directory `dest`,
-    refusing anything hostile. Returns what is left of `limits` (for the next layer of the same
-    import: one budget for them all)."""
-    tree = _Tree()
-    total = 0
-    count = 0
-    for count, member in enumerate(tar, start=1):
-        if count > limits.max_members:
+def extract(tar: tarfile.TarFile, dest: Path, limits: ExtractLimits = ExtractLimits(), under: str = "",
+            at: str = "", tree: Tree | None = None, spent: tuple[int, int] = (0, 0)) -> tuple[int, int]:
+    """Write every member of `tar` (or of its subtree `under`, placed at `dest/at`) under the
+    directory `dest`, refusing anything hostile. Several layers of one import share `tree` (what
+    is in `dest`) and `limits`: `spent` is (members, bytes) the earlier layers used, and the
+    totals with this one are returned."""
+    tree = tree if tree is not None else Tree()
+    members, total = spent
+    for member in tar:
+        members += 1
+        if members > limits.max_members:
             raise _refuse(f"it has more than {limits.max_members} members "
                           f"(raise the limit with --max-archive-members)")
-        name = _within(normalize(member.name), under, member)
-        if name is None:
+        relative = _within(normalize(member.name), under, member)
+        if relative is None:
             continue
-        if name == "":
+        if relative == "":
             if member.isdir():
                 continue  # the destination itself ("./")
             raise _refuse(f"{member.name!r} names the archive root but is not a directory")
+        name = f"{at}/{relative}" if at else relative
         if not (member.isreg() or member.isdir() or member.issym() or member.islnk()):
             raise _refuse(f"{member.name!r} is a device, fifo or other special file")
         existing = tree.kinds.get(name)
@@ -186,6 +191,7 @@ def extract(tar: tarfile.TarFile, dest: Path, limits: ExtractLimits = ExtractLim
                     target = _within(normalize(member.linkname), under, None)
                 except ArchiveError:
                     target = None  # absolute, `..`, empty, beside `under`: not a member of this tree
+                target = f"{at}/{target}" if at and target else target
                 if target is None or tree.kinds.get(target) != _FILE:
                     raise _refuse(f"hard link {name!r} points outside it or to no earlier file "
                                   f"in the archive ({member.linkname!r})")
@@ -196,7 +202,7 @@ def extract(tar: tarfile.TarFile, dest: Path, limits: ExtractLimits = ExtractLim
                 tree.kinds[name] = _FILE
         except OSError as exc:
             raise _refuse(f"cannot write {name!r}: {exc.strerror or exc}") from None
-    return ExtractLimits(limits.max_members - count, limits.max_file_bytes, limits.max_total_bytes - total)
+    return members, total
 
 
 def _within(name: str, under: str, member: tarfile.TarInfo | None) -> str | None:

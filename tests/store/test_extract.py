@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from ocibuild.errors import ArchiveError
-from ocibuild.store.extract import ExtractLimits, extract, normalize
+from ocibuild.store.extract import ExtractLimits, Tree, extract, normalize
 from tests.hostile import (
     cve_2025_4517_chain,
     directory,
@@ -221,9 +221,9 @@ def test_every_compression_and_no_filter_argument(place, monkeypatch):
         assert (dest / str(i) / "f").read_bytes() == b"data"
 
 
-def run_under(dest: Path, members: list, under: str, limits: ExtractLimits = ExtractLimits()) -> ExtractLimits:
+def run_under(dest: Path, members: list, under: str, limits: ExtractLimits = ExtractLimits(), **kwargs) -> tuple:
     with tarfile.open(fileobj=io.BytesIO(make_tar(members)), mode="r:*") as tar:
-        return extract(tar, dest, limits, under=under)
+        return extract(tar, dest, limits, under=under, **kwargs)
 
 
 UNDER = "opt/m/foo/1"
@@ -231,12 +231,33 @@ UNDER = "opt/m/foo/1"
 
 def test_a_subtree_is_taken_straight_into_dest_with_its_links_at_their_depth(place):
     dest, _ = place
-    left = run_under(dest, [directory("opt"), directory("opt/m"), directory("opt/m/foo"), directory(UNDER),
-                            file(f"{UNDER}/files/w.bin", b"w"), symlink(f"{UNDER}/latest", "files/w.bin"),
-                            hardlink(f"{UNDER}/same", f"{UNDER}/files/w.bin")], UNDER, ExtractLimits(max_members=10))
+    spent = run_under(dest, [directory("opt"), directory("opt/m"), directory("opt/m/foo"), directory(UNDER),
+                             file(f"{UNDER}/files/w.bin", b"w"), symlink(f"{UNDER}/latest", "files/w.bin"),
+                             hardlink(f"{UNDER}/same", f"{UNDER}/files/w.bin")], UNDER)
     assert sorted(p.relative_to(dest).as_posix() for p in dest.rglob("*")) == ["files", "files/w.bin", "latest", "same"]
     assert os.readlink(dest / "latest") == "files/w.bin" and (dest / "same").read_bytes() == b"w"
-    assert left.max_members == 3 and left.max_total_bytes == ExtractLimits().max_total_bytes - 1
+    assert spent == (7, 1)
+
+
+def test_layers_of_one_import_share_the_budget_and_name_the_limit_given(place):
+    dest, _ = place
+    limits = ExtractLimits(max_members=10)
+    spent = run_under(dest, [file(f"a/{i}") for i in range(8)], "a", limits)
+    with pytest.raises(ArchiveError, match=r"it has more than 10 members \(raise the limit"):
+        run_under(dest, [file(f"b/{i}") for i in range(4)], "b", limits, at="second", spent=spent)
+
+
+def test_a_later_layer_cannot_re_route_a_link_an_earlier_layer_walked_through(place):
+    """The first layer's link walks `models/m/1/files/l/..` by names alone (nothing is there yet);
+    were `l` later a link to `.`, each `..` would climb out for real."""
+    dest, victim = place
+    tree = Tree()
+    escape = "../models/m/1/files/" + "l/" * 4 + "../" * 8 + "victim"
+    run_under(dest, [symlink("app/src/x", escape)], "app", tree=tree)
+    before = outside(dest)
+    with pytest.raises(ArchiveError, match="symlink 'models/m/1/files/l' would re-route a link extracted before it"):
+        run_under(dest, [symlink("opt/models/m/1/files/l", ".")], "opt/models/m/1", at="models/m/1", tree=tree)
+    assert outside(dest) == before
 
 
 @pytest.mark.parametrize("members, message", [
