@@ -348,6 +348,8 @@ def make_image(obj, bento, output, fmt, compression, image_tag, base, platform, 
 
             restore_sbom_records(bento, obj.home, blobs.locks)
     # opened before the image is built: a metadata file that cannot be written fails before any output
+    if metadata_file and metadata_file.is_dir():
+        raise click.BadParameter(f"{metadata_file} is a directory", param_hint="'--metadata-file'")
     with TempFile(metadata_file.absolute().parent) if metadata_file else contextlib.nullcontext() as meta:
         with Background(1) as pool:  # the SBOM's network questions, asked while the layers are written
             wheels = pool.submit(find_wheels, bento, targets or locked_platforms(bento),

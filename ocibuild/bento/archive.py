@@ -99,7 +99,10 @@ def verify_bento(staged: Path, info: object) -> None:
     from ocibuild.python.lock import lock_problem
 
     for model_dir in sorted((staged / MODEL_COPIES).glob("*/*")):
-        verify_model(model_dir)
+        info = verify_model(model_dir)
+        if (info.name, info.version) != (model_dir.parent.name, model_dir.name):
+            raise ArchiveError(f"refusing the bento: {model_dir.relative_to(staged)} holds model "
+                               f"{info.name}:{info.version}")
     for lock in sorted((staged / "env" / "debian").glob("*.lock")):
         try:
             DebianLock.parse(lock.read_text(errors="replace"))

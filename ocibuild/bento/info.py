@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -10,6 +9,7 @@ from ocibuild.errors import TagError
 from ocibuild.oci.digest import Digest
 from ocibuild.store.records import YamlRecord
 from ocibuild.sdk.names import Tag, validate_version
+from ocibuild.sdk.service import ENV_NAME
 
 BENTO_FILE = "bento.yaml"
 SRC_DIR = "src"
@@ -17,9 +17,6 @@ REQUIREMENTS = "env/python/requirements.txt"
 LOCK = "env/python/requirements.lock.txt"
 OPENAPI = "apis/openapi.json"
 DEBIAN_LOCK = "env/debian/packages.lock"
-_IDENTIFIER = r"[A-Za-z_][A-Za-z0-9_]*"
-_SERVICE = re.compile(rf"{_IDENTIFIER}(\.{_IDENTIFIER})*:{_IDENTIFIER}")
-_ENV_NAME = re.compile(_IDENTIFIER)
 MODEL_COPIES = "models"  # models/NAME/VERSION/{model.yaml,files/}, hard links into the model store
 
 
@@ -92,10 +89,10 @@ class BentoInfo(YamlRecord):
             raise TagError(f"created {self.created!r} is not an ISO 8601 time") from None
         if not isinstance(self.image.get("python_version"), str):
             raise TagError("image.python_version is missing")
-        if not _SERVICE.fullmatch(self.service):  # imported as module:Class, in the image and by `serve`
+        if not _entry_point(self.service):  # imported as module:Class, in the image and by `serve`
             raise TagError(f"service {self.service[:80]!r} is not module:Class")
         for env in self.envs:  # become the image's Env and the server's environment
-            if not (isinstance(env, dict) and isinstance(env.get("name"), str) and _ENV_NAME.fullmatch(env["name"])
+            if not (isinstance(env, dict) and isinstance(env.get("name"), str) and ENV_NAME.fullmatch(env["name"])
                     and isinstance(env.get("value"), str | None)):
                 raise TagError(f"env {str(env)[:80]} is not a name and a string or null value")
         if self.platforms is not None and (not self.platforms or self.platforms[0] != self.platform
@@ -132,3 +129,11 @@ def debian_lock(platform: str, multi: bool) -> str:
 
 def _slug(platform: str) -> str:
     return platform.replace("/", "-")
+
+
+def _entry_point(service: str) -> bool:
+    """`module:Class` as the loader and `importlib` take it: module names of any file name
+    (`my-service`), dotted, none empty (no relative import) and none a path; a class identifier."""
+    module, colon, cls = service.partition(":")
+    return bool(colon) and cls.isidentifier() and all(
+        part and not any(c in part for c in "/\\\0") for part in module.split("."))

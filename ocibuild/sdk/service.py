@@ -19,7 +19,7 @@ SERVICE_ATTRIBUTE = "__ocibuild_service__"
 API_ATTRIBUTE = "__ocibuild_api__"
 
 _STAGES = ("both", "build", "runtime")
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # fullmatch: `$` would admit a trailing newline
 
 
 @dataclass(frozen=True)
@@ -168,7 +168,7 @@ def parse_envs(envs: list[dict]) -> tuple[EnvVar, ...]:
         env_name, value, stage = entry["name"], entry.get("value"), entry.get("stage", "both")
         if stage not in _STAGES:
             raise SpecError(f"invalid stage {stage!r} for env {env_name}: one of {', '.join(_STAGES)}")
-        if not isinstance(env_name, str) or not _ENV_NAME.match(env_name):
+        if not isinstance(env_name, str) or not ENV_NAME.fullmatch(env_name):
             raise SpecError(f"invalid env name {env_name!r}: letters, digits and '_', not starting with a digit")
         if value is not None and not isinstance(value, str):
             raise SpecError(f"invalid value for env {env_name}: expected a string, got {type(value).__name__}")

@@ -258,3 +258,16 @@ def test_bento_whose_model_names_a_path_is_not_imported(home, tmp_path):
         import_bento(BentoStore(other), tampered)
     _nothing_imported(other)
     assert not (tmp_path / "escaped").exists()
+
+
+def test_a_carried_model_must_be_the_one_its_directory_names(tmp_path):
+    """A bento's models/N/V is what a service resolves `N:V` to: it must hold model N:V."""
+    import shutil
+
+    from ocibuild.bento.archive import verify_bento
+
+    stored = store_model(ModelStore(tmp_path / "home"), "other", {"w.bin": b"w"})
+    staged = tmp_path / "staged"
+    shutil.copytree(stored.path, staged / "models" / "m" / "1")
+    with pytest.raises(ArchiveError, match=f"models/m/1 holds model other:{stored.info.version}"):
+        verify_bento(staged, None)

@@ -51,3 +51,7 @@ def test_a_metadata_file_that_cannot_be_written_fails_before_any_output(echo_ben
                          "--metadata-file", str(tmp_path / "afile" / "meta.json"))
     assert result.returncode == 1 and result.stderr.splitlines()[-1].startswith("error: ")
     assert "Traceback" not in result.stderr and not out.exists() and result.stdout == ""
+    (tmp_path / "adir").mkdir()
+    result = run_process("containerize", echo_bento, "--base", python_base, "-o", str(out),
+                         "--metadata-file", str(tmp_path / "adir"))
+    assert result.returncode == 2 and "is a directory" in result.stderr and not out.exists()

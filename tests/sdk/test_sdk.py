@@ -86,6 +86,7 @@ def test_service_spec_envs_and_apis():
 @pytest.mark.parametrize("envs, message", [
     ([{"name": "1BAD"}], "invalid env name"),
     ([{"name": "A-B"}], "invalid env name"),
+    ([{"name": "TOKEN\n"}], "invalid env name"),  # `$` in a pattern would admit the newline
     ([{"name": "X"}, {"name": "X", "value": "1"}], "declared twice"),
     ([{"value": "1"}], "invalid env"),
     ([{"name": "X", "value": 3}], "expected a string"),

@@ -19,7 +19,8 @@ GOOD = {"name": "echo", "version": "1", "created": "2024-01-02T03:04:05.000000+0
 
 
 def test_a_good_record_has_typed_parts():
-    BentoInfo.from_dict({**GOOD, "service": "pkg.service:Echo", "envs": [{"name": "A_1", "value": None}]}, "bento.yaml")
+    for service in ("pkg.service:Echo", "my-service:Svc", "service:Modèle"):  # what the loader imports
+        BentoInfo.from_dict({**GOOD, "service": service, "envs": [{"name": "A_1", "value": None}]}, "bento.yaml")
     info = BentoInfo.from_dict(GOOD, "bento.yaml")
     assert info.models == [ModelPin("m", "v1", "sha256:" + "a" * 64, 3)] and info.base is None
     assert BentoInfo.from_dict(info.to_dict(), "again") == info
@@ -39,6 +40,8 @@ def test_a_good_record_has_typed_parts():
     ({"image": {}}, "python_version is missing"),
     ({"service": "..up:Svc"}, "service '..up:Svc' is not module:Class"),
     ({"service": "os:system; rm"}, "is not module:Class"),
+    ({"service": "a/b:Svc"}, "is not module:Class"),
+    ({"envs": [{"name": "TOKEN\n", "value": "x"}]}, "is not a name and a string or null value"),
     ({"envs": [{"value": "x"}]}, "is not a name and a string or null value"),
     ({"envs": [{"name": 5, "value": "x"}]}, "is not a name and a string or null value"),
     ({"envs": [{"name": "A=B", "value": "x"}]}, "is not a name and a string or null value"),
