@@ -9,7 +9,10 @@ time, the size and, for a bento, its models by digest.
 
 Import fetches every blob verified against its digest and size, extracts each layer with the
 safe extractor and its limits, and then makes every check a file import makes (a record, an exact
-tag, each model's files against its digest) before anything is committed to the store.
+tag, each model's files against its digest) before anything is committed to the store. Each layer's
+subtree (`app/`, a model's directory) is extracted straight to where it belongs, all layers of one
+import in one model of the tree: nothing extracted is moved afterwards, so a link never changes
+depth, and no layer can re-route a link another made.
 
 Where `oras` is used and why not elsewhere: pulled manifests are validated against the `oras`
 manifest schema (the one its own `pull` uses), and layers get `org.opencontainers.image.title`
