@@ -184,7 +184,16 @@ def model_tag(name: str, version: str) -> Tag:
 
 
 def verify_model(model_dir: Path) -> ModelInfo:
-    """The model's info, once its files are proven to match the digest it claims."""
+    """The model's info, once its files are proven to match the digest it claims and to link
+    nowhere outside themselves (a link inside a bento may name the bento's other parts, which
+    are elsewhere, and someone else's, once the model is in the store)."""
+    for part in (MODEL_FILE, MODEL_FILES):
+        if (model_dir / part).is_symlink():
+            raise ArchiveError(f"{model_dir.name}: the model's {part} is a symlink: refusing it")
+    try:
+        check_links(model_dir / MODEL_FILES)
+    except SpecError as exc:
+        raise ArchiveError(f"refusing the model: {exc}") from None
     info = ModelInfo.load(model_dir / MODEL_FILE)
     validate_name(info.name, "model name")
     # name and version come from the archive and become a store path (`add_copy`): check both

@@ -32,6 +32,7 @@ from __future__ import annotations
 import os
 import tarfile
 import zlib
+from collections import deque
 from pathlib import Path
 
 from ocibuild.errors import ArchiveError
@@ -39,6 +40,12 @@ from ocibuild.store.limits import ExtractLimits, GiB
 
 CHUNK = 1 << 20
 MAX_SYMLINK_HOPS = 40  # what Linux allows before ELOOP
+# Resolving a link walks its target's parts and those of every link it goes through: 40 hops of
+# 4 KB targets are 80,000 parts for one member of a few bytes. A link may take this many steps,
+# and all the links of one import (one Tree) ten million (seconds, not hours).
+MAX_LINK_STEPS = 4096
+MAX_LINK_PARTS = 256  # in one target: no real link has more; 4 KB of "./" would have 2048
+MAX_TREE_STEPS = 10_000_000
 
 
 _FILE, _DIR, _SYMLINK = "file", "dir", "symlink"
@@ -89,22 +96,26 @@ class Tree:
 
     def __init__(self) -> None:
         self.kinds: dict[str, str] = {"": _DIR}
-        self.targets: dict[str, str] = {}
+        self.targets: dict[str, list[str]] = {}  # a link's target, as its parts (split once)
         self.walked_as_dir: set[str] = set()  # paths a symlink resolution stepped through
+        self.steps = 0  # parts every resolution walked, for MAX_TREE_STEPS
 
     def resolve(self, name: str, target: str) -> list[str]:
         """Where symlink `name` -> `target` leads, as parts under the destination; refuse if outside."""
         if target == "" or "\0" in target:
             raise _refuse(f"link {name!r} has an empty or NUL target")
+        if target.count("/") >= MAX_LINK_PARTS:
+            raise _refuse(f"link {name!r} has a target of more than {MAX_LINK_PARTS} parts")
         if target.startswith("/"):
             raise _refuse(f"link {name!r} points outside it ({target!r})")
         parts = name.split("/")[:-1]
-        pending = target.split("/")
-        hops = 0
+        pending = deque(_parts(target))
+        hops = steps = 0
         while pending:
-            part = pending.pop(0)
-            if part in ("", "."):
-                continue
+            part = pending.popleft()
+            steps += 1
+            if steps > MAX_LINK_STEPS or self.steps + steps > MAX_TREE_STEPS:
+                raise _refuse(f"link {name!r} takes too many steps to resolve")
             if part == "..":
                 if not parts:
                     raise _refuse(f"link {name!r} points outside it ({target!r})")
@@ -117,9 +128,10 @@ class Tree:
                 if hops > MAX_SYMLINK_HOPS:
                     raise _refuse(f"link {name!r} is part of a symlink loop ({target!r})")
                 parts.pop()
-                pending = self.targets[here].split("/") + pending
-            elif any(p not in ("", ".") for p in pending):
+                pending.extendleft(reversed(self.targets[here]))
+            elif pending:
                 self.walked_as_dir.add(here)
+        self.steps += steps
         return parts
 
     def check_parents(self, name: str) -> list[str]:
@@ -136,6 +148,11 @@ class Tree:
             if kind is None:
                 missing.append(parent)
         return missing
+
+
+def _parts(target: str) -> list[str]:
+    """A link target's parts that move somewhere (not the empty ones of `a//b` nor `.`)."""
+    return [p for p in target.split("/") if p not in ("", ".")]
 
 
 def _mode(member: tarfile.TarInfo, base: int) -> int:
@@ -185,7 +202,7 @@ def extract(tar: tarfile.TarFile, dest: Path, limits: ExtractLimits = ExtractLim
                     raise _refuse(f"symlink {name!r} would re-route a link extracted before it")
                 tree.resolve(name, member.linkname)
                 os.symlink(member.linkname, path)
-                tree.kinds[name], tree.targets[name] = _SYMLINK, member.linkname
+                tree.kinds[name], tree.targets[name] = _SYMLINK, _parts(member.linkname)
             elif member.islnk():
                 try:
                     target = _within(normalize(member.linkname), under, None)

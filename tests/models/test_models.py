@@ -271,3 +271,25 @@ def test_a_carried_model_must_be_the_one_its_directory_names(tmp_path):
     shutil.copytree(stored.path, staged / "models" / "m" / "1")
     with pytest.raises(ArchiveError, match=f"models/m/1 holds model other:{stored.info.version}"):
         verify_bento(staged, None)
+
+
+@pytest.mark.parametrize("plant", ["files-is-a-link", "link-out-of-files"])
+def test_a_carried_model_may_not_link_outside_itself(tmp_path, plant):
+    """Inside a bento, `files -> ../../../bentos` names the bento's own parts; once the model is
+    in the store it would name every bento there. Refused before the digest is even computed."""
+    from ocibuild.models.store import verify_model
+
+    stored = store_model(ModelStore(tmp_path / "home"), "m", {"w.bin": b"w"})
+    model = tmp_path / "bento" / "models" / "m" / stored.info.version
+    model.mkdir(parents=True)
+    (model / "model.yaml").write_bytes((stored.path / "model.yaml").read_bytes())
+    if plant == "files-is-a-link":
+        (tmp_path / "bento" / "bentos").mkdir()
+        (model / "files").symlink_to("../../../bentos")
+        match = "the model's files is a symlink"
+    else:
+        (model / "files").mkdir()
+        (model / "files" / "x").symlink_to("../../../../config")
+        match = "the symlink points outside"
+    with pytest.raises(ArchiveError, match=match):
+        verify_model(model)

@@ -277,3 +277,20 @@ def test_anything_beside_the_subtree_is_refused(place, members, message):
     with pytest.raises(ArchiveError, match=message):
         run_under(dest, members, UNDER)
     assert outside(dest) == before
+
+
+def test_link_resolution_is_bounded_per_link_and_per_archive(tmp_path, monkeypatch):
+    """A few bytes of archive must not buy hours of resolving: 40 hops through long targets."""
+    from ocibuild.store import extract as module
+
+    def fresh(name: str) -> Path:
+        (tmp_path / name).mkdir()
+        return tmp_path / name
+
+    refused(fresh("a"), make_tar([symlink("long", "/".join(["a"] * 300))]),
+            "link 'long' has a target of more than 256 parts")
+    chain = [symlink(f"l{i}", f"l{i + 1}" + "/d/.." * 100) for i in range(39, 0, -1)]
+    refused(fresh("b"), make_tar([directory("d"), symlink("l40", "d"), *chain]), r"link 'l\d+' takes too many steps")
+    monkeypatch.setattr(module, "MAX_TREE_STEPS", 1000)
+    members = [directory("d")] + [symlink(f"p{i}", "/".join(["d/x/.."] * 20)) for i in range(30)]  # 60 steps each
+    refused(fresh("c"), make_tar(members), r"link 'p\d+' takes too many steps to resolve")
