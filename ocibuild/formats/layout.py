@@ -150,12 +150,17 @@ def select(reader: Reader, descriptors: list[Descriptor], ref: str | None, platf
     return matching[0]
 
 
+def _count(walked: Iterator[int], reader: Reader) -> None:
+    """One more manifest read from `reader`, refused past MAX_MANIFESTS."""
+    if next(walked) > MAX_MANIFESTS:
+        raise ImageError(f"{reader.where} lists more than {MAX_MANIFESTS} manifests under one: refusing it")
+
+
 def load(reader: Reader, descriptor: Descriptor, blobs: BlobStore, depth: int = 0,
          walked: Iterator[int] | None = None) -> Manifest:
     """The image, index or artifact `descriptor` names, its blobs copied (verified) into `blobs`."""
     walked = walked if walked is not None else itertools.count(1)
-    if next(walked) > MAX_MANIFESTS:
-        raise ImageError(f"{reader.where} lists more than {MAX_MANIFESTS} manifests under one: refusing it")
+    _count(walked, reader)
     data = read_blob(reader, descriptor)
     where = f"{reader.where}@{descriptor.digest}"
     document = parse_json(data, where)
@@ -228,8 +233,7 @@ def read_with_referrers(path: Path, transport: str, blobs: BlobStore) -> tuple[M
             for d in descriptors:  # an artifact's blobs are copied only once its subject says it belongs
                 if d.digest in inside or not d.artifact_type:
                     continue
-                if next(walked) > MAX_MANIFESTS:
-                    raise ImageError(f"{reader.where} lists more than {MAX_MANIFESTS} manifests under one: refusing it")
+                _count(walked, reader)
                 subject = parse_json(read_blob(reader, d), f"{reader.where}@{d.digest}").get("subject")
                 if isinstance(subject, dict) and Descriptor.from_json(subject, f"subject of {d.digest}").digest in inside:
                     found.append(load(reader, d, blobs, walked=walked))

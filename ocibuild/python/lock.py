@@ -72,12 +72,9 @@ def lock_problem(text: str) -> str | None:
     if _CONTROL.search(text):
         return "it holds a control character"
     for number, line in enumerate(text.split("\n"), 1):
-        if _PLAIN.fullmatch(line):
+        if _PLAIN.fullmatch(line):  # blank, a comment, or a hash continuation
             continue
-        stripped = line.strip()
-        if stripped.startswith("#"):
-            continue
-        body = stripped.removesuffix("\\").rstrip()
+        body = line.strip().removesuffix("\\").rstrip()
         if line[0].isspace():
             if not (body.startswith("--") and _HASH.fullmatch(body[2:])):
                 return f"line {number} is neither a hash nor a comment"
