@@ -119,7 +119,7 @@ def debian_layer(packages: tuple[DebPackage, ...], archive: DebianArchive, cache
         sources += [(copies[target], name) for name, target in links if target in copies]
         if sources:
             for path, pyc in sorted(bytecode.compile(sources, scratch / "pyc").items()):
-                yield from layer.add(memory_member(path, "file", 0o644, pyc.read_bytes()))
+                yield from layer.add(memory_member(path, "file", 0o644, pyc.read()))
         yield from layer.status_records()
         if skeleton_for:
             yield from skeleton(layer, skeleton_for)

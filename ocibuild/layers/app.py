@@ -7,6 +7,7 @@ runtime, the contract, the errors) and the runtime user's home.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import ocibuild
@@ -33,9 +34,10 @@ def runtime_entries() -> list[Entry]:
 
 
 def _normalized(entry: Entry) -> Entry:
-    """Files have whatever modes their installer or umask gave: keep only "executable or not"."""
+    """Files have whatever modes their installer or umask gave: keep only "executable or not".
+    Their mtimes go too: every entry takes the layer's epoch."""
     mode = 0o755 if entry.kind == "dir" or entry.mode & 0o111 else 0o644
-    return Entry(entry.path, entry.kind, mode, entry.uid, entry.gid, entry.source, entry.size, entry.linkname)
+    return dataclasses.replace(entry, mode=mode, mtime=None)
 
 
 def model_entries(model_dir: Path, name: str, version: str) -> list[Entry]:

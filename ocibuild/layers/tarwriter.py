@@ -30,7 +30,9 @@ Member = tuple[tarfile.TarInfo, BinaryIO | None]
 
 @dataclass(frozen=True)
 class Entry:
-    """One tar member. `source` is the file to read for regular files."""
+    """One tar member. A regular file's content is `size` bytes of `source` from `offset` (many
+    small files, such as compiled bytecode, can share one file on disk: creating a file costs
+    more than writing it on many filesystems)."""
 
     path: str  # relative, posix, no leading "/"
     kind: str  # "file" | "dir" | "symlink"
@@ -41,6 +43,13 @@ class Entry:
     size: int = 0
     linkname: str = ""
     mtime: int | None = None  # None: the layer's epoch
+    offset: int = 0
+
+    def content(self) -> bytes:
+        """The regular file's bytes (for keys and small files: a layer streams them instead)."""
+        with open(self.source, "rb") as f:
+            f.seek(self.offset)
+            return f.read(self.size)
 
 
 class HashingWriter:
@@ -134,6 +143,7 @@ def write_tar(entries: list[Entry], out: BinaryIO, epoch: int) -> None:
             info = tarinfo(entry, epoch)
             if info.isreg():
                 with open(entry.source, "rb") as src:
+                    src.seek(entry.offset)
                     tar.addfile(info, src)
             else:
                 tar.addfile(info)

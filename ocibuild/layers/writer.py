@@ -53,5 +53,5 @@ def content_key(kind: str, entries: list[Entry], compression: Compression, epoch
     for e in entries:
         parts.append(f"{e.path}|{e.kind}|{e.mode:o}|{e.uid}|{e.gid}|{e.linkname}|{e.mtime}")
         if e.source is not None:
-            parts.append(hashlib.sha256(e.source.read_bytes()).hexdigest())
+            parts.append(hashlib.sha256(e.content()).hexdigest())
     return cache_key(*parts)

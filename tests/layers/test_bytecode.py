@@ -24,7 +24,7 @@ def compile_one(tmp_path: Path, name: str, seed: str | None = None) -> bytes:
     src.write_text(SOURCE)
     out = bc.bytecode_for("3.11").compile([(src, "opt/app/mod.py")], tmp_path / name)
     assert list(out) == ["opt/app/__pycache__/mod.cpython-311.pyc"]
-    return out["opt/app/__pycache__/mod.cpython-311.pyc"].read_bytes()
+    return out["opt/app/__pycache__/mod.cpython-311.pyc"].read()
 
 
 def test_pyc_is_checked_hash_named_for_the_image_and_deterministic(tmp_path):
@@ -34,6 +34,59 @@ def test_pyc_is_checked_hash_named_for_the_image_and_deterministic(tmp_path):
     assert data[8:16] == importlib.util.source_hash(SOURCE.encode())
     assert marshal.loads(data[16:]).co_filename == "/opt/app/mod.py"  # never the host's path
     assert compile_one(tmp_path, "two") == data
+
+
+def test_pyc_bytes_are_what_py_compile_writes(tmp_path):
+    """The compiler writes `.pyc` into a pack rather than through py_compile; the bytes are the
+    same, for sources with a coding cookie, frozenset constants, a module docstring; one that does
+    not compile gets none, and the others in its pack keep theirs."""
+    sources = {"a.py": SOURCE.encode(), "b.py": b"# -*- coding: latin-1 -*-\ns = '\xe9t\xe9'\n",
+               "bad.py": b"def (:\n", "c.py": b'"""Doc."""\nimport os\nX = frozenset({1, 2, 3})\n'}
+    for name, data in sources.items():
+        (tmp_path / name).write_bytes(data)
+    out = bc.bytecode_for("3.11").compile([(tmp_path / n, f"opt/{n}") for n in sources], tmp_path / "packs")
+    assert sorted(out) == [f"opt/__pycache__/{n}.cpython-311.pyc" for n in ("a", "b", "c")]
+    assert len({c.pack for c in out.values()}) == 1 and len(os.listdir(tmp_path / "packs")) == 1  # one file
+    for name in ("a", "b", "c"):
+        expected = tmp_path / f"{name}.pyc"
+        subprocess.run([sys.executable, "-S", "-c", "import py_compile, sys; py_compile.compile(sys.argv[1], "
+                        "cfile=sys.argv[2], dfile=sys.argv[3], doraise=True, "
+                        "invalidation_mode=py_compile.PycInvalidationMode.CHECKED_HASH)",
+                        str(tmp_path / f"{name}.py"), str(expected), f"/opt/{name}.py"],
+                       env={**os.environ, "PYTHONHASHSEED": "0"}, check=True)
+        assert out[f"opt/__pycache__/{name}.cpython-311.pyc"].read() == expected.read_bytes()
+
+
+# Found in pandas' tests: compiled while an earlier module's code with the same constants is still
+# alive, this module marshals differently (marshal marks objects by their reference counts).
+HISTORY = '''from base import (
+    methods,
+)
+def test_a(data):
+    expected = {
+    }
+    if names:
+        msg = f"""
+        """
+        exclude = {"inplace", "axis", "limit_area"}
+def test_b(request, func):
+    if func in ("any", "all"):
+        exclude = {"kwargs", "bool_only", "axis"}
+        exclude = {"inplace", "axis", "limit_area"}
+    if func not in [
+    ]:
+        exclude |= {"axis"}
+'''
+
+
+def test_a_module_compiles_to_the_same_bytes_whatever_was_compiled_before_it(tmp_path):
+    """A pack holds many modules compiled by one process: each one's bytes must not depend on
+    the others (else a layer's digest would depend on how sources fall into packs)."""
+    (tmp_path / "m.py").write_text(HISTORY)
+    compiler = bc.bytecode_for("3.11")
+    after = compiler.compile([(tmp_path / "m.py", "a/m.py"), (tmp_path / "m.py", "b/m.py")], tmp_path / "one")
+    alone = compiler.compile([(tmp_path / "m.py", "b/m.py")], tmp_path / "two")
+    assert after["b/__pycache__/m.cpython-311.pyc"].read() == alone["b/__pycache__/m.cpython-311.pyc"].read()
 
 
 def test_a_prestarted_compiler_is_taken_once_and_gives_the_same_bytes(tmp_path):
@@ -65,7 +118,7 @@ def test_shared_bytecode_compiles_each_source_once(tmp_path, monkeypatch):
         assert compiler.compile([(tmp_path / "bad.py", "opt/app/bad.py")], tmp_path / "y") == {}
         assert len(started) == 2  # a source that does not compile is not tried twice
         other = compiler.compile([(tmp_path / "mod.py", "opt/other/mod.py")], tmp_path / "z")
-        assert marshal.loads(other["opt/other/__pycache__/mod.cpython-311.pyc"].read_bytes()[16:]).co_filename \
+        assert marshal.loads(other["opt/other/__pycache__/mod.cpython-311.pyc"].read()[16:]).co_filename \
             == "/opt/other/mod.py" and len(started) == 3
     assert os.listdir(tmp_path / "tmp") == []  # the block's directory is gone with it
     assert bc._MEMO is None
@@ -90,8 +143,10 @@ def test_the_interpreter_loads_the_pyc_without_rewriting_it(tmp_path):
     tree = tmp_path / "tree"
     (tree / "opt/app").mkdir(parents=True)
     (tree / "opt/app/mod.py").write_text(SOURCE)
-    compiled = bc.bytecode_for("3.11").compile([(tree / "opt/app/mod.py", "opt/app/mod.py")], tree)
-    pyc = compiled["opt/app/__pycache__/mod.cpython-311.pyc"]
+    compiled = bc.bytecode_for("3.11").compile([(tree / "opt/app/mod.py", "opt/app/mod.py")], tmp_path / "packs")
+    pyc = tree / "opt/app/__pycache__/mod.cpython-311.pyc"
+    pyc.parent.mkdir()
+    pyc.write_bytes(compiled["opt/app/__pycache__/mod.cpython-311.pyc"].read())  # as a layer places it
     before = pyc.read_bytes(), pyc.stat().st_mtime_ns
     out = subprocess.run([sys.executable, "-v", "-c", "import mod; print(mod.f('x'))"], cwd=tmp_path,
                          env={**os.environ, "PYTHONPATH": str(tree / "opt/app")}, capture_output=True, text=True)
@@ -119,7 +174,7 @@ def test_another_minor_version_is_compiled_by_that_version(tmp_path, monkeypatch
     src = tmp_path / "m.py"
     src.write_text("y = 2\n")
     out = code.compile([(src, "m.py")], tmp_path / "out")
-    data = out["__pycache__/m.cpython-312.pyc"].read_bytes()
+    data = out["__pycache__/m.cpython-312.pyc"].read()
     magic = subprocess.run([code.interpreter, "-c", "import importlib.util,sys; sys.stdout.buffer.write(importlib.util.MAGIC_NUMBER)"],
                            capture_output=True, check=True).stdout
     assert data[:4] == magic != importlib.util.MAGIC_NUMBER
