@@ -44,12 +44,13 @@ def test_pyc_bytes_are_what_py_compile_writes(tmp_path):
                "bad.py": b"def (:\n", "c.py": b'"""Doc."""\nimport os\nX = frozenset({1, 2, 3})\n'}
     for name, data in sources.items():
         (tmp_path / name).write_bytes(data)
-    out = bc.bytecode_for("3.11").compile([(tmp_path / n, f"opt/{n}") for n in sources], tmp_path / "packs")
+    compiler = bc.bytecode_for("3.11")
+    out = compiler.compile([(tmp_path / n, f"opt/{n}") for n in sources], tmp_path / "packs")
     assert sorted(out) == [f"opt/__pycache__/{n}.cpython-311.pyc" for n in ("a", "b", "c")]
     assert len({c.pack for c in out.values()}) == 1 and len(os.listdir(tmp_path / "packs")) == 1  # one file
     for name in ("a", "b", "c"):
         expected = tmp_path / f"{name}.pyc"
-        subprocess.run([sys.executable, "-S", "-c", "import py_compile, sys; py_compile.compile(sys.argv[1], "
+        subprocess.run([compiler.interpreter, "-S", "-c", "import py_compile, sys; py_compile.compile(sys.argv[1], "
                         "cfile=sys.argv[2], dfile=sys.argv[3], doraise=True, "
                         "invalidation_mode=py_compile.PycInvalidationMode.CHECKED_HASH)",
                         str(tmp_path / f"{name}.py"), str(expected), f"/opt/{name}.py"],
@@ -178,3 +179,57 @@ def test_another_minor_version_is_compiled_by_that_version(tmp_path, monkeypatch
     magic = subprocess.run([code.interpreter, "-c", "import importlib.util,sys; sys.stdout.buffer.write(importlib.util.MAGIC_NUMBER)"],
                            capture_output=True, check=True).stdout
     assert data[:4] == magic != importlib.util.MAGIC_NUMBER
+
+
+def fake_python(path: Path, body: str) -> Path:
+    path.write_text(f"#!/bin/sh\n{body}\n")
+    path.chmod(0o755)
+    return path
+
+
+@pytest.fixture
+def fresh_choice(monkeypatch, home):
+    """`bytecode_for` chooses again, with the probes it runs counted."""
+    probes = []
+    probe = bc._probe
+    monkeypatch.setattr(bc, "_probe", lambda interpreter: probes.append(interpreter) or probe(interpreter))
+    bc.bytecode_for.cache_clear()
+    yield probes
+    bc.bytecode_for.cache_clear()
+
+
+def test_the_distributions_interpreter_compiles_when_the_host_has_one(fresh_choice):
+    system = Path("/usr/bin/python3.11")
+    if not system.exists() or os.path.realpath(system) == os.path.realpath(sys.executable):
+        pytest.skip("no Python 3.11 of the distribution here besides the one running the tests")
+    code = bc.bytecode_for("3.11")
+    version = subprocess.run([str(system), "-c", "import platform; print(platform.python_version())"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    assert (code.interpreter, code.compiler_version) == (str(system), version)
+    assert code.key.endswith(f"cpython-{version}") and fresh_choice == [str(system)]
+
+
+def test_an_interpreters_version_is_asked_once_per_file(fresh_choice, monkeypatch, tmp_path):
+    """Not an interpreter start per command: the answer is kept by the file's identity, and a
+    file replaced (an upgrade) is asked again."""
+    monkeypatch.setattr(bc, "SYSTEM_BIN", tmp_path)
+    python = fake_python(tmp_path / "python3.11", f'exec "{sys.executable}" "$@"')
+    assert bc.bytecode_for("3.11").interpreter == str(python) and len(fresh_choice) == 1
+    bc.bytecode_for.cache_clear()
+    assert bc.bytecode_for("3.11").interpreter == str(python) and len(fresh_choice) == 1  # remembered
+    os.utime(python, ns=(1, 1))
+    bc.bytecode_for.cache_clear()
+    assert bc.bytecode_for("3.11").interpreter == str(python) and len(fresh_choice) == 2
+
+
+def test_a_distribution_python_that_cannot_compile_is_passed_over(fresh_choice, monkeypatch, tmp_path):
+    """One without the compiler's modules (a minimal install), or of another minor version."""
+    monkeypatch.setattr(bc, "SYSTEM_BIN", tmp_path)
+    fake_python(tmp_path / "python3.11", "exit 1")
+    code = bc.bytecode_for("3.11")
+    assert code.interpreter == sys.executable and len(fresh_choice) == 1
+    bc.bytecode_for.cache_clear()
+    assert bc.bytecode_for("3.11").interpreter == sys.executable and len(fresh_choice) == 1  # remembered too
+    fake_python(tmp_path / "python3.11", 'echo 3.12.1')
+    bc.bytecode_for.cache_clear()
+    assert bc.bytecode_for("3.11").interpreter == sys.executable and len(fresh_choice) == 2
