@@ -15,7 +15,8 @@ Paths, for the example service and for a numpy+pandas+scipy+scikit-learn one:
   loopback registry holding the previous image;
 - edit -> OCI layout (ocibuild only);
   each edit path is the median of `--runs` edits, one process each;
-- in-image `import` time as a non-root user (second and third start), and image sizes.
+- in-image `import` time as a non-root user (every start after the first; one start of each image
+  in turn, so both see the same drift of the machine's speed), and image sizes.
 Each ocibuild figure is one process (wall time and peak RSS from wait4).
 
 usage: python bench/vs_docker.py [--only small|ml] [--runs N]
@@ -95,17 +96,14 @@ def prepare_docker_base(layout: Path, work: Path) -> None:
     sh("docker", "build", "--network", "host", "-q", "-t", PIP_TAG, str(ctx))
 
 
-def import_seconds(image: str, statement: str, runs: int) -> list[tuple[float, float]]:
-    """(wall, CPU) seconds of `statement` in a fresh container per run, as uid 1000 (CPU time is
-    what to compare on a busy machine: wall time there mostly measures the neighbours)."""
+def import_seconds(image: str, statement: str) -> tuple[float, float]:
+    """(wall, CPU) seconds of `statement` in a fresh container, as uid 1000 (CPU time is what to
+    compare on a busy machine: wall time there mostly measures the neighbours)."""
     code = (f"import time; t, c = time.perf_counter(), time.process_time(); {statement}; "
             "print(time.perf_counter() - t, time.process_time() - c)")
-    found = []
-    for _ in range(runs):
-        out = sh("docker", "run", "--rm", "--network", "host", "--user", "1000:1000", "--entrypoint", "python3",
-                 image, "-c", code).stdout.split()
-        found.append((float(out[-2]), float(out[-1])))
-    return found
+    out = sh("docker", "run", "--rm", "--network", "host", "--user", "1000:1000", "--entrypoint", "python3",
+             image, "-c", code).stdout.split()
+    return float(out[-2]), float(out[-1])
 
 
 def image_size(image: str) -> float:
@@ -177,8 +175,10 @@ def bench(label: str, service: Path, layout: Path, registry: str, work: Path, ru
 
     sh("docker", "load", "-i", str(work / f"{label}-1.tar"))
     walls, cpus = [], []
-    for image, who in ((mine_image, "ocibuild"), (f"{tag}:1", "docker")):
-        times = import_seconds(image, IMPORTS[label], runs)
+    images = ((mine_image, "ocibuild"), (f"{tag}:1", "docker"))
+    # one start of each in turn: this machine's speed drifts within minutes, and both see the same drift
+    starts = [[import_seconds(image, IMPORTS[label]) for image, _ in images] for _ in range(runs)]
+    for (image, who), times in zip(images, zip(*starts)):
         print(f"  {label} {who:8} `{IMPORTS[label]}` as uid 1000, each start (wall/CPU): "
               + ", ".join(f"{w:.2f}/{c:.2f}" for w, c in times) + " s", file=sys.stderr)
         later = times[1:] or times
