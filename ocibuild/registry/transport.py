@@ -4,7 +4,10 @@ A 401 carries a `WWW-Authenticate` challenge: Basic is answered with the keychai
 Bearer with a token from the realm for exactly the scopes the request needs (a pull token does
 not serve a push, so tokens are cached per scope set). Connection resets, timeouts, 5xx and 429
 are retried with exponential backoff (429 and 503 honour `Retry-After`); a body is re-opened for
-each attempt, so uploads stream from disk and survive a retry. Messages never carry secrets.
+each attempt, so uploads stream from disk and survive a retry. A refused connection is retried
+only once the endpoint has answered (a registry restarting mid-push); before that, nothing
+listens there (a wrong host or port, a registry not started), and waiting would only delay
+saying so. Messages never carry secrets.
 
 A registry's answers are input from elsewhere. Credentials and tokens go only to the endpoint's
 own origin (scheme, host and port): an upload `Location` may name another host, and requests
@@ -81,6 +84,7 @@ class Transport:
         self._lock = threading.Lock()
         self._tokens: dict[frozenset[str], tuple[str, float]] = {}
         self._basic = False
+        self._answered = False  # has the endpoint answered anything yet?
 
     @property
     def host(self) -> str:
@@ -105,6 +109,9 @@ class Transport:
                 response = self.session.request(method, url, headers={**(headers or {}), **auth}, data=data,
                                                 stream=True, timeout=self.retry.timeout, allow_redirects=True)
             except (requests.ConnectionError, requests.Timeout) as exc:
+                if _failure(exc) == "connection refused" and ours and not self._answered:
+                    raise RegistryError(f"{self.host} refused the connection ({method} {url}): "
+                                        "no registry listens there") from None
                 self._wait(attempt, f"{method} {url}: {_failure(exc)}", deadline=deadline)
                 continue
             except requests.RequestException as exc:  # redirect loops, invalid URLs: not transient
@@ -112,6 +119,7 @@ class Transport:
             finally:
                 if hasattr(data, "close"):
                     data.close()
+            self._answered = True
             with self._lock:
                 self.stats.requests += 1
                 self.stats.bytes_sent += size

@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import json
 import threading
+import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -29,7 +30,7 @@ class Server:
     """An HTTP/1.1 server on loopback answering with `respond(method, path, headers)` ->
     (status, headers, body), recording every request and counting the bytes of body sent."""
 
-    def __init__(self, respond: Callable[[str, str, dict], tuple[int, dict, object]]):
+    def __init__(self, respond: Callable[[str, str, dict], tuple[int, dict, object]], port: int = 0):
         self.seen: list[tuple[str, str, dict]] = []
         self.sent = 0
         self.connections = 0  # TCP connections accepted
@@ -74,7 +75,7 @@ class Server:
 
             do_HEAD = do_PUT = do_POST = do_PATCH = do_GET
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.httpd.daemon_threads = True
         self.host = f"127.0.0.1:{self.httpd.server_address[1]}"
         threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True).start()
@@ -197,3 +198,32 @@ def test_a_short_answer_is_read_whole_and_its_connection_reused(serve):
         assert not repository.blob_exists(Digest.of(b"x"))
         client.request("GET", "/v2/", (), expected=(200,)).close()
     assert home.connections == 1
+
+
+def test_a_refused_connection_is_final_until_the_registry_has_answered(serve):
+    """Refused at first contact: nothing listens there, said at once. Refused after answers: a
+    registry restarting, retried until it listens again."""
+    patient = RetryPolicy(attempts=8, backoff=0.1, max_wait=0.2, timeout=5, deadline=10)
+    server = serve(lambda method, path, headers: (200, {}, b"{}"))
+    host = server.host
+    server.stop()
+    started = time.monotonic()
+    with pytest.raises(RegistryError, match=rf"^{host} refused the connection \(GET http://{host}/v2/\): "
+                                            "no registry listens there$"):
+        Transport(Endpoint(host, "http"), None, patient).request("GET", "/v2/", (), expected=(200,))
+    assert time.monotonic() - started < 1  # not one backoff of the eight
+
+    server = serve(lambda method, path, headers: (200, {}, b"{}"))
+    host, port = server.host, int(server.host.rsplit(":", 1)[1])
+    moved = Transport(Endpoint(host, "http"), None, patient)
+    moved.request("GET", "/v2/", (), expected=(200,))
+    server.stop()
+    moved.session.close()  # its kept-alive connection went with the registry
+    restarted = []
+    threading.Timer(0.3, lambda: restarted.append(Server(lambda m, p, h: (200, {}, b"{}"), port))).start()
+    try:
+        assert moved.request("GET", "/v2/", (), expected=(200,)).status_code == 200
+        assert restarted and restarted[0].seen == [("GET", "/v2/", restarted[0].seen[0][2])]
+    finally:
+        for again in restarted:
+            again.stop()
