@@ -4,7 +4,12 @@ Trust chain: `InRelease`'s signature is checked with `gpgv` against the Debian a
 (required when `OCIBUILD_DEBIAN_REQUIRE_SIGNATURE=1`, else checked whenever gpgv and the keyring
 are present, with a warning when they are not); as apt does, a signed release must be the one
 asked for (its `Codename` or `Suite`) and not past its `Valid-Until`, or a mirror could serve
-another suite or replay an old one; `Packages` must match the SHA256 and size `Release` lists;
+another suite or replay an old one; and, as apt keeps its newest lists, a release older than one
+already read from that mirror is passed over for the newer (Debian's stable suites carry no
+`Valid-Until`, so only this stops a mirror replaying a release whose packages have known holes).
+`Packages` is fetched by its hash where the release offers it (`Acquire-By-Hash`: no race with a
+mirror updating, and a kept release's index stays reachable), and must match the SHA256 and
+size `Release` lists;
 every `.deb` must match the SHA256 `Packages` lists, when downloaded and again whenever it is
 read from the cache. No answer is read past the size it may have (`Release`'s for `Packages`).
 
@@ -119,12 +124,15 @@ class DebianArchive:
             self._local.session = requests.Session()
         return self._local.session
 
-    def _get(self, url: str, limit: int) -> bytes:
-        """The answer's body, of at most `limit` bytes (one byte more is read to tell a longer one)."""
+    def _get(self, url: str, limit: int, missing_ok: bool = False) -> bytes | None:
+        """The answer's body, of at most `limit` bytes (one byte more is read to tell a longer one);
+        None for a 404 when `missing_ok`."""
         import requests
 
         try:
             with self.session.get(url, timeout=(10, 120), stream=True) as response:
+                if response.status_code == 404 and missing_ok:
+                    return None
                 if response.status_code != 200:
                     raise DebianError(f"the Debian mirror answered HTTP {response.status_code} for {url}")
                 data = response.raw.read(limit + 1, decode_content=True)
@@ -139,8 +147,21 @@ class DebianArchive:
         data = self._get(url, MAX_RELEASE)
         if len(data) > MAX_RELEASE:
             raise DebianError(f"{url} is larger than {MAX_RELEASE} bytes: refusing it")
-        release = Release(self._verified_release(data))
-        check_release(release, self.suite, datetime.now(UTC) if self.settings.check_valid_until else None)
+        text = self._verified_release(data)
+        release, now = Release(text), datetime.now(UTC) if self.settings.check_valid_until else None
+        check_release(release, self.suite, now)
+        served = release_date(release, self.suite)
+        path = self.cache / "releases" / (hashlib.sha256(f"{self.settings.mirror}\n{self.suite}".encode())
+                                          .hexdigest()[:32] + ".Release")
+        kept = _kept_release(path, self.suite)
+        if kept is not None and served is not None and kept[1] > served:
+            log.warning("the Debian mirror serves %s's release of %s, older than the one of %s read from it "
+                        "before: keeping the newer one", self.suite, release.get("Date"), kept[0].get("Date"))
+            check_release(kept[0], self.suite, now)
+            return kept[0]
+        if served is not None and (kept is None or kept[1] < served):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_atomic(path, text, 0o644)
         return release
 
     def _verified_release(self, signed: bytes) -> bytes:
@@ -187,7 +208,12 @@ class DebianArchive:
         spans_path = self.cache / "indexes" / f"{entry['sha256']}.spans-1.json"
         if text_path.is_file() and spans_path.is_file():
             return LazyPackageIndex(text_path.read_bytes(), self.architecture, json.loads(spans_path.read_text()))
-        data = self._get(f"{self.settings.mirror}/dists/{self.suite}/{wanted}", int(entry["size"]))
+        size, base = int(entry["size"]), f"{self.settings.mirror}/dists/{self.suite}"
+        data = None
+        if str(self._release.get("Acquire-By-Hash", "")).lower() == "yes":
+            data = self._get(f"{base}/{wanted.rsplit('/', 1)[0]}/by-hash/SHA256/{entry['sha256']}", size, missing_ok=True)
+        if data is None:
+            data = self._get(f"{base}/{wanted}", size)
         check_index(data, entry["sha256"], int(entry["size"]), wanted)
         text = lzma.decompress(data)
         del data
@@ -259,6 +285,32 @@ def check_release(release, suite: str, now: datetime | None) -> None:
         if expiry < now:
             raise DebianError(f"{suite}'s InRelease expired on {until}: the mirror serves an old release "
                               "(a snapshot archive? set OCIBUILD_DEBIAN_CHECK_VALID_UNTIL=0)")
+
+
+def release_date(release, suite: str) -> datetime | None:
+    """A release's `Date` (None: it has none), to tell the newer of two."""
+    date = release.get("Date")
+    if not date:
+        return None
+    from email.utils import parsedate_to_datetime
+
+    try:
+        moment = parsedate_to_datetime(date)
+    except (TypeError, ValueError):
+        raise DebianError(f"{suite}'s InRelease has an unreadable Date {date[:40]!r}") from None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _kept_release(path: Path, suite: str):
+    """(release, date): the newest release of `suite` this cache has verified, unless unreadable."""
+    from debian.deb822 import Release
+
+    try:
+        kept = Release(path.read_bytes())
+        date = release_date(kept, suite)
+    except (OSError, DebianError, ValueError):
+        return None
+    return (kept, date) if date is not None and suite in (kept.get("Codename"), kept.get("Suite")) else None
 
 
 def _strip_signature(signed: bytes) -> bytes:

@@ -9,6 +9,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from debian.deb822 import Release
 import requests
 
 from ocibuild.bento.build import build_bento
@@ -193,6 +194,35 @@ def test_a_signed_release_of_another_suite_is_refused(mirror, tmp_path):
     shutil.copy(dists / "InRelease", trixie / "InRelease")
     with pytest.raises(DebianError, match="the mirror's InRelease for trixie is that of bookworm: refusing it"):
         DebianArchive(settings, "trixie", "amd64", tmp_path / "cache").index()
+
+
+def test_a_release_older_than_one_read_before_is_passed_over(mirror, tmp_path, caplog):
+    """A mirror replaying an old signed release (bookworm's has no Valid-Until to expire it) gets
+    the newest one this machine has read from it, as apt keeps its newest lists."""
+    dists, settings = mirror
+    cache = tmp_path / "cache"
+    served = DebianArchive(settings, "bookworm", "amd64", cache).release()
+    [kept] = (cache / "releases").iterdir()
+    assert Release(kept.read_bytes())["Date"] == served["Date"]  # the newest read so far
+    newer = kept.read_text().replace(f"Date: {served['Date']}", "Date: Sat, 01 Jan 2095 00:00:00 UTC", 1)
+    kept.write_text(newer)  # as if a release of 2095 had been read from this mirror before
+    again = DebianArchive(settings, "bookworm", "amd64", cache).release()
+    assert again["Date"] == "Sat, 01 Jan 2095 00:00:00 UTC" and kept.read_text() == newer
+    assert f"serves bookworm's release of {served['Date']}, older than the one of Sat, 01 Jan 2095" in caplog.text
+    kept.write_text(newer.replace("2095", "2001"))  # an older one read before: the mirror's is newer
+    assert DebianArchive(settings, "bookworm", "amd64", cache).release()["Date"] == served["Date"]
+    assert Release(kept.read_bytes())["Date"] == served["Date"]
+
+
+def test_the_index_is_fetched_by_its_hash_where_the_release_offers_it(mirror, tmp_path):
+    dists, settings = mirror
+    archive = DebianArchive(settings, "bookworm", "amd64", tmp_path / "cache")
+    assert archive.release()["Acquire-By-Hash"] == "yes"
+    by_hash = dists / "main" / "binary-amd64" / "by-hash" / "SHA256" / archive.index_digest()
+    by_hash.parent.mkdir(parents=True)
+    by_hash.write_bytes(lzma.compress(b"Package: evil\nVersion: 1\n"))  # and none at the plain path
+    with pytest.raises(DebianError, match="Packages.xz does not match the SHA256 and size in Release"):
+        archive.index()
 
 
 RELEASE = "Suite: stable\nCodename: trixie\nDate: Sat, 01 Nov 2026 09:00:00 UTC\n"
