@@ -147,7 +147,7 @@ class DebianArchive:
         data = self._get(url, MAX_RELEASE)
         if len(data) > MAX_RELEASE:
             raise DebianError(f"{url} is larger than {MAX_RELEASE} bytes: refusing it")
-        text = self._verified_release(data)
+        text, verified = self._verified_release(data)
         release, now = Release(text), datetime.now(UTC) if self.settings.check_valid_until else None
         check_release(release, self.suite, now)
         served = release_date(release, self.suite)
@@ -159,12 +159,15 @@ class DebianArchive:
                         "before: keeping the newer one", self.suite, release.get("Date"), kept[0].get("Date"))
             check_release(kept[0], self.suite, now)
             return kept[0]
-        if served is not None and (kept is None or kept[1] < served):
+        # kept only once its signature was checked: an unsigned release dated far ahead would
+        # otherwise stand in for every genuine one after it
+        if verified and served is not None and (kept is None or kept[1] < served):
             path.parent.mkdir(parents=True, exist_ok=True)
             write_atomic(path, text, 0o644)
         return release
 
-    def _verified_release(self, signed: bytes) -> bytes:
+    def _verified_release(self, signed: bytes) -> tuple[bytes, bool]:
+        """The release's text, and whether its signature was checked."""
         gpgv = shutil.which("gpgv")
         if not gpgv or not self.settings.keyring.is_file():
             if self.settings.require_signature:
@@ -172,7 +175,7 @@ class DebianArchive:
                                   f"{self.settings.keyring} is missing")
             log.warning("the signature of %s's InRelease is not checked (gpgv or %s is missing); "
                         "OCIBUILD_DEBIAN_REQUIRE_SIGNATURE=1 refuses instead", self.suite, self.settings.keyring)
-            return _strip_signature(signed)
+            return _strip_signature(signed), False
         with tempfile.TemporaryDirectory() as tmp:
             (Path(tmp) / "InRelease").write_bytes(signed)
             out = subprocess.run([gpgv, "--quiet", "--keyring", str(self.settings.keyring), "--output",
@@ -181,7 +184,7 @@ class DebianArchive:
             if out.returncode != 0:
                 raise DebianError(f"{self.suite}'s InRelease does not carry a valid signature from the Debian "
                                   f"archive keyring ({self.settings.keyring})")
-            return (Path(tmp) / "Release").read_bytes()
+            return (Path(tmp) / "Release").read_bytes(), True
 
     def _entry(self, component: str) -> dict:
         wanted = f"{component}/binary-{self.architecture}/Packages.xz"

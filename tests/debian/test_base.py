@@ -268,6 +268,7 @@ def test_an_unchecked_signature_is_said(mirror, tmp_path, caplog):
     unchecked = DebianSettings(settings.mirror, require_signature=False, keyring=tmp_path / "no-keyring.gpg")
     assert DebianArchive(unchecked, "bookworm", "amd64", tmp_path / "cache").release()["Codename"] == "bookworm"
     assert "the signature of bookworm's InRelease is not checked" in caplog.text
+    assert not (tmp_path / "cache" / "releases").exists()  # never kept as the newest: it could be anyone's
     (dists / "InRelease").write_bytes(b"-----BEGIN PGP SIGNED MESSAGE-----\nHash: SHA256\nno blank line")
     with pytest.raises(DebianError, match="the mirror's InRelease is not a readable signed message"):
         DebianArchive(unchecked, "bookworm", "amd64", tmp_path / "cache").release()
