@@ -27,6 +27,7 @@ import atexit
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -100,7 +101,8 @@ def _start_compiler(interpreter: str) -> subprocess.Popen:
     frozenset constants marshal in one order) and no site."""
     env = {"PYTHONHASHSEED": "0", "PATH": os.environ.get("PATH", ""), "LC_ALL": "C.UTF-8"}
     return subprocess.Popen([interpreter, "-S", "-s", "-B", "-c", _COMPILER], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            cwd="/")  # `-c` puts the working directory first on sys.path: no project module shadows json
 
 
 def _stop_spares() -> None:
@@ -257,6 +259,7 @@ def python_minor(version: str) -> str:
 
 
 SYSTEM_BIN = Path("/usr/bin")  # where a Linux distribution installs its own interpreters
+_VERSION = re.compile(r"[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,4}")
 _PROBE = "import importlib.util, json, marshal, platform; print(platform.python_version())"
 
 
@@ -292,12 +295,13 @@ def _probe(interpreter: str) -> str | None:
     """The full version of `interpreter`, if it runs the compiler's imports (a distribution's
     minimal Python may lack some)."""
     env = {"PATH": os.environ.get("PATH", ""), "LC_ALL": "C.UTF-8"}
-    try:
+    try:  # from "/": `-c` puts the working directory first on sys.path, and a project's platform.py is not the stdlib
         out = subprocess.run([interpreter, "-S", "-s", "-B", "-c", _PROBE], capture_output=True, text=True,
-                             env=env, timeout=60)
+                             env=env, timeout=60, cwd="/")
     except (OSError, subprocess.TimeoutExpired):
         return None
-    return out.stdout.strip() if out.returncode == 0 else None
+    version = out.stdout.strip()
+    return version if out.returncode == 0 and _VERSION.fullmatch(version) else None
 
 
 def _system_version(interpreter: Path) -> str | None:
@@ -313,15 +317,18 @@ def _system_version(interpreter: Path) -> str | None:
     identity = f"{os.path.realpath(interpreter)} {st.st_dev} {st.st_ino} {st.st_size} {st.st_mtime_ns}"
     record = ocibuild_home() / "cache" / "interpreters" / cache_key(identity)
     try:
-        return record.read_text() or None  # empty: it does not run the compiler
-    except OSError:
+        known = record.read_text(encoding="ascii").strip()
+        if _VERSION.fullmatch(known):
+            return known
+    except (OSError, ValueError):
         pass
     version = _probe(str(interpreter))
-    try:
-        record.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(record, (version or "").encode())
-    except OSError:  # a read-only home: asked again next time
-        pass
+    if version is not None:  # a failure is not remembered: it may be passing (a timeout, a missing stdlib)
+        try:
+            record.parent.mkdir(parents=True, exist_ok=True)
+            write_atomic(record, version.encode())
+        except OSError:  # a read-only home: asked again next time
+            pass
     return version
 
 

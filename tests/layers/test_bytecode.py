@@ -223,13 +223,29 @@ def test_an_interpreters_version_is_asked_once_per_file(fresh_choice, monkeypatc
 
 
 def test_a_distribution_python_that_cannot_compile_is_passed_over(fresh_choice, monkeypatch, tmp_path):
-    """One without the compiler's modules (a minimal install), or of another minor version."""
+    """One without the compiler's modules (a minimal install), or of another minor version. A
+    failure is not remembered: the standard library may be installed next."""
     monkeypatch.setattr(bc, "SYSTEM_BIN", tmp_path)
     fake_python(tmp_path / "python3.11", "exit 1")
     code = bc.bytecode_for("3.11")
     assert code.interpreter == sys.executable and len(fresh_choice) == 1
     bc.bytecode_for.cache_clear()
-    assert bc.bytecode_for("3.11").interpreter == sys.executable and len(fresh_choice) == 1  # remembered too
+    assert bc.bytecode_for("3.11").interpreter == sys.executable and len(fresh_choice) == 2  # asked again: not kept
     fake_python(tmp_path / "python3.11", 'echo 3.12.1')
     bc.bytecode_for.cache_clear()
-    assert bc.bytecode_for("3.11").interpreter == sys.executable and len(fresh_choice) == 2
+    assert bc.bytecode_for("3.11").interpreter == sys.executable and len(fresh_choice) == 3
+
+
+def test_a_project_module_in_the_working_directory_does_not_change_the_compiler(fresh_choice, monkeypatch, tmp_path):
+    """`-c` puts the working directory first on sys.path: a project's platform.py or json.py must
+    neither make the probe fail (and the choice fall back) nor break the compiler."""
+    for name in ("platform.py", "json.py"):
+        (tmp_path / name).write_text("raise SystemExit(3)\n")
+    system = Path("/usr/bin/python3.11")
+    if not system.exists() or os.path.realpath(system) == os.path.realpath(sys.executable):
+        pytest.skip("no Python 3.11 of the distribution here besides the one running the tests")
+    monkeypatch.chdir(tmp_path)
+    chosen = bc.bytecode_for("3.11")
+    assert chosen.interpreter == str(system)
+    (tmp_path / "m.py").write_text("x = 1\n")
+    assert list(chosen.compile([(tmp_path / "m.py", "m.py")], tmp_path / "packs")) == ["__pycache__/m.cpython-311.pyc"]
