@@ -114,6 +114,7 @@ class DebianArchive:
         self.cache = cache
         self._local = threading.local()  # downloads run in threads: one connection pool each
         self._release = None  # debian.deb822.Release, once read
+        self._keep: tuple[Path, bytes] | None = None  # the release to keep as the newest, once its index is here
 
     @property
     def session(self):
@@ -159,12 +160,20 @@ class DebianArchive:
                         "before: keeping the newer one", self.suite, release.get("Date"), kept[0].get("Date"))
             check_release(kept[0], self.suite, now)
             return kept[0]
-        # kept only once its signature was checked: an unsigned release dated far ahead would
-        # otherwise stand in for every genuine one after it
+        # kept only once its signature was checked (an unsigned release dated far ahead would
+        # otherwise stand in for every genuine one after it), and only once its index is in the
+        # cache (`index`), as apt keeps a release with its lists: a glimpse of a newer release
+        # whose index never came would otherwise pin this cache to an index it cannot get
         if verified and served is not None and (kept is None or kept[1] < served):
+            self._keep = (path, text)
+        return release
+
+    def _kept_with_index(self) -> None:
+        if self._keep is not None:
+            path, text = self._keep
             path.parent.mkdir(parents=True, exist_ok=True)
             write_atomic(path, text, 0o644)
-        return release
+            self._keep = None
 
     def _verified_release(self, signed: bytes) -> tuple[bytes, bool]:
         """The release's text, and whether its signature was checked."""
@@ -210,6 +219,7 @@ class DebianArchive:
         text_path = self.cache / "indexes" / f"{entry['sha256']}.packages"
         spans_path = self.cache / "indexes" / f"{entry['sha256']}.spans-1.json"
         if text_path.is_file() and spans_path.is_file():
+            self._kept_with_index()
             return LazyPackageIndex(text_path.read_bytes(), self.architecture, json.loads(spans_path.read_text()))
         size, base = int(entry["size"]), f"{self.settings.mirror}/dists/{self.suite}"
         data = None
@@ -224,6 +234,7 @@ class DebianArchive:
         text_path.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(text_path, text, 0o644)
         write_atomic(spans_path, json.dumps(index.spans()).encode(), 0o644)
+        self._kept_with_index()
         return index
 
     def deb(self, package: DebPackage) -> Path:

@@ -201,7 +201,10 @@ def test_a_release_older_than_one_read_before_is_passed_over(mirror, tmp_path, c
     the newest one this machine has read from it, as apt keeps its newest lists."""
     dists, settings = mirror
     cache = tmp_path / "cache"
-    served = DebianArchive(settings, "bookworm", "amd64", cache).release()
+    first = DebianArchive(settings, "bookworm", "amd64", cache)
+    served = first.release()
+    assert not (cache / "releases").exists()  # not before its index is here: it may never come
+    first._kept_with_index()  # as `index` does once the index is verified and cached
     [kept] = (cache / "releases").iterdir()
     assert Release(kept.read_bytes())["Date"] == served["Date"]  # the newest read so far
     newer = kept.read_text().replace(f"Date: {served['Date']}", "Date: Sat, 01 Jan 2095 00:00:00 UTC", 1)
@@ -210,7 +213,9 @@ def test_a_release_older_than_one_read_before_is_passed_over(mirror, tmp_path, c
     assert again["Date"] == "Sat, 01 Jan 2095 00:00:00 UTC" and kept.read_text() == newer
     assert f"serves bookworm's release of {served['Date']}, older than the one of Sat, 01 Jan 2095" in caplog.text
     kept.write_text(newer.replace("2095", "2001"))  # an older one read before: the mirror's is newer
-    assert DebianArchive(settings, "bookworm", "amd64", cache).release()["Date"] == served["Date"]
+    newest = DebianArchive(settings, "bookworm", "amd64", cache)
+    assert newest.release()["Date"] == served["Date"]
+    newest._kept_with_index()
     assert Release(kept.read_bytes())["Date"] == served["Date"]
 
 
@@ -223,6 +228,7 @@ def test_the_index_is_fetched_by_its_hash_where_the_release_offers_it(mirror, tm
     by_hash.write_bytes(lzma.compress(b"Package: evil\nVersion: 1\n"))  # and none at the plain path
     with pytest.raises(DebianError, match="Packages.xz does not match the SHA256 and size in Release"):
         archive.index()
+    assert not (tmp_path / "cache" / "releases").exists()  # a release whose index never came is not kept
 
 
 RELEASE = "Suite: stable\nCodename: trixie\nDate: Sat, 01 Nov 2026 09:00:00 UTC\n"
