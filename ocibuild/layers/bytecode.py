@@ -183,7 +183,8 @@ class Bytecode:
         `shared_bytecode`, a source already compiled there (same bytes, same image path, same
         compiler) is not compiled again, and the packs live as long as the block."""
         memo, jobs, keys, done = _MEMO, [], {}, {}
-        for source, path in sorted(sources, key=lambda s: s[1]):
+        last = {path: source for source, path in sources}  # one source per image path: the one a layer keeps
+        for path, source in sorted(last.items()):
             if memo is not None:
                 key = keys[path] = _Memo.key(self, source, path)
                 if key in memo.compiled:

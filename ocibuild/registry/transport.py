@@ -109,7 +109,10 @@ class Transport:
                 response = self.session.request(method, url, headers={**(headers or {}), **auth}, data=data,
                                                 stream=True, timeout=self.retry.timeout, allow_redirects=True)
             except (requests.ConnectionError, requests.Timeout) as exc:
-                if _failure(exc) == "connection refused" and ours and not self._answered:
+                failed = getattr(getattr(exc, "request", None), "url", None) or url  # after redirects
+                if (_failure(exc) == "connection refused" and not self._answered and ours
+                        and _origin(failed) == _origin(self.endpoint.base_url)
+                        and not requests.utils.get_environ_proxies(failed)):  # a proxy refusing is not the registry
                     raise RegistryError(f"{self.host} refused the connection ({method} {url}): "
                                         "no registry listens there") from None
                 self._wait(attempt, f"{method} {url}: {_failure(exc)}", deadline=deadline)

@@ -249,3 +249,17 @@ def test_a_project_module_in_the_working_directory_does_not_change_the_compiler(
     assert chosen.interpreter == str(system)
     (tmp_path / "m.py").write_text("x = 1\n")
     assert list(chosen.compile([(tmp_path / "m.py", "m.py")], tmp_path / "packs")) == ["__pycache__/m.cpython-311.pyc"]
+
+
+def test_one_image_path_given_twice_compiles_the_last_source_only(tmp_path):
+    """Two packages can ship one path (a file and a link): the layer keeps the last, and so does
+    its bytecode, with or without the multi-platform memo."""
+    (tmp_path / "good.py").write_text("x = 1\n")
+    (tmp_path / "bad.py").write_text("def (:\n")
+    compiler = bc.bytecode_for("3.11")
+    twice = [(tmp_path / "good.py", "m.py"), (tmp_path / "bad.py", "m.py")]
+    assert compiler.compile(twice, tmp_path / "plain") == {}
+    (tmp_path / "tmp").mkdir()
+    with bc.shared_bytecode(tmp_path / "tmp"):
+        assert compiler.compile(twice, tmp_path / "a") == {}
+        assert compiler.compile([(tmp_path / "bad.py", "m.py")], tmp_path / "b") == {}

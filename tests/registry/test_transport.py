@@ -227,3 +227,15 @@ def test_a_refused_connection_is_final_until_the_registry_has_answered(serve):
     finally:
         for again in restarted:
             again.stop()
+
+
+def test_a_refused_redirect_target_is_not_called_a_registry_that_is_not_there(serve):
+    """The registry answered (with a redirect): the refusal is the blob store's, retried."""
+    gone = serve(lambda method, path, headers: (200, {}, b""))
+    target = gone.host
+    gone.stop()
+    registry = serve(lambda method, path, headers: (307, {"Location": f"http://{target}/blob"}, b""))
+    quick = RetryPolicy(attempts=2, backoff=0.01, max_wait=0.01, timeout=5, deadline=5)
+    with pytest.raises(RegistryError) as failed:
+        Transport(Endpoint(registry.host, "http"), None, quick).request("GET", "/v2/x/blobs/sha256:0", (), expected=(200,))
+    assert "no registry listens there" not in str(failed.value) and "did not answer" in str(failed.value)
