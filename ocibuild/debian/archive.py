@@ -227,7 +227,7 @@ class DebianArchive:
             data = self._get(f"{base}/{wanted.rsplit('/', 1)[0]}/by-hash/SHA256/{entry['sha256']}", size, missing_ok=True)
         if data is None:
             data = self._get(f"{base}/{wanted}", size)
-        check_index(data, entry["sha256"], int(entry["size"]), wanted)
+        check_index(data, entry["sha256"], size, wanted)
         text = lzma.decompress(data)
         del data
         index = LazyPackageIndex(text, self.architecture)

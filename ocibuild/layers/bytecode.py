@@ -42,7 +42,7 @@ from pathlib import Path
 
 from ocibuild.contract import ocibuild_home
 from ocibuild.errors import ImageError
-from ocibuild.layers.tarwriter import Entry, with_parents
+from ocibuild.layers.tarwriter import Entry, read_range, with_parents
 from ocibuild.layers.writer import LayerWriter, content_key
 from ocibuild.store.atomic import temp_dir, write_atomic
 from ocibuild.store.blobs import LayerBlob, cache_key
@@ -87,9 +87,7 @@ class Compiled:
     size: int
 
     def read(self) -> bytes:
-        with open(self.pack, "rb") as f:
-            f.seek(self.offset)
-            return f.read(self.size)
+        return read_range(self.pack, self.offset, self.size)
 
 
 _SPARE: dict[str, subprocess.Popen] = {}  # interpreter -> a started compiler nobody took yet

@@ -47,9 +47,13 @@ class Entry:
 
     def content(self) -> bytes:
         """The regular file's bytes (for keys and small files: a layer streams them instead)."""
-        with open(self.source, "rb") as f:
-            f.seek(self.offset)
-            return f.read(self.size)
+        return read_range(self.source, self.offset, self.size)
+
+
+def read_range(path: Path, offset: int, size: int) -> bytes:
+    with open(path, "rb") as f:
+        f.seek(offset)
+        return f.read(size)
 
 
 class HashingWriter:

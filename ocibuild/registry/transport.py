@@ -110,7 +110,7 @@ class Transport:
                                                 stream=True, timeout=self.retry.timeout, allow_redirects=True)
             except (requests.ConnectionError, requests.Timeout) as exc:
                 failed = getattr(getattr(exc, "request", None), "url", None) or url  # after redirects
-                if (_failure(exc) == "connection refused" and not self._answered and ours
+                if (_failure(exc) == "connection refused" and not self._answered
                         and _origin(failed) == _origin(self.endpoint.base_url)
                         and not requests.utils.get_environ_proxies(failed)):  # a proxy refusing is not the registry
                     raise RegistryError(f"{self.host} refused the connection ({method} {url}): "
