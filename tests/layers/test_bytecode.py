@@ -263,3 +263,18 @@ def test_one_image_path_given_twice_compiles_the_last_source_only(tmp_path):
     with bc.shared_bytecode(tmp_path / "tmp"):
         assert compiler.compile(twice, tmp_path / "a") == {}
         assert compiler.compile([(tmp_path / "bad.py", "m.py")], tmp_path / "b") == {}
+
+
+@pytest.mark.parametrize("record", [b"\xff\xfe3.11.2", b"3.11.99; rm -rf /", b"", b"3.12"])
+def test_an_unreadable_or_odd_version_record_is_asked_again(fresh_choice, monkeypatch, tmp_path, record):
+    """The record is read back as a version X.Y.Z or not at all: anything else is probed again
+    and rewritten, never used in a cache key."""
+    monkeypatch.setattr(bc, "SYSTEM_BIN", tmp_path)
+    fake_python(tmp_path / "python3.11", f'exec "{sys.executable}" "$@"')
+    assert bc.bytecode_for("3.11").interpreter == str(tmp_path / "python3.11") and len(fresh_choice) == 1
+    [saved] = (Path(os.environ["OCIBUILD_HOME"]) / "cache" / "interpreters").iterdir()
+    version = saved.read_text()
+    saved.write_bytes(record)
+    bc.bytecode_for.cache_clear()
+    code = bc.bytecode_for("3.11")
+    assert (code.compiler_version, len(fresh_choice), saved.read_text()) == (version, 2, version)
