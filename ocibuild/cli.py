@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import gc
 import json
 import sys
 from pathlib import Path
@@ -617,4 +618,11 @@ def table(headers: list[str], rows: list[list[str]]) -> str:
 
 
 def main():
-    cli(prog_name="ocibuild")
+    try:
+        cli(prog_name="ocibuild")
+    finally:
+        # The interpreter's exit would walk every object in full collections only to free memory
+        # the process is about to hand back: about 40 ms of an edit's 250. Frozen objects are
+        # still released (reference counts, modules, atexit handlers); only cyclic garbage is left
+        # to the kernel, which Python never promised to finalize at exit anyway.
+        gc.freeze()
