@@ -1,10 +1,12 @@
 """Start-up imports only what the command uses: `ocibuild --help` loads no HTTP stack, no YAML, no
 Debian parser, no uv wrapper, not the SDK and no `tarfile`; an edit-loop build loads no HTTP stack
-either. The process ends without the interpreter's final collections."""
+and no requirement parser either. The process ends without the interpreter's final collections."""
 
 import subprocess
 import sys
 
+from tests.bento.test_build import tiny_service
+from tests.conftest import run_process
 
 HEAVY = ("requests", "urllib3", "yaml", "debian.deb822", "plumbum", "packaging.requirements", "ocibuild.sdk", "tarfile")
 
@@ -33,6 +35,21 @@ def test_the_registry_client_loads_oras_only_when_a_registry_challenges():
     a push to a registry that asks for no token never needs."""
     modules = imported_by("import ocibuild.registry.push, ocibuild.registry.transport, ocibuild.registry.referrers")
     assert "requests" in modules and not [m for m in modules if m == "oras" or m.startswith("oras.")]
+
+
+def test_an_edit_loop_build_parses_its_requirements_and_lock_without_packaging(home, tmp_path, python_base):
+    """`six==1.16.0` in service.py and uv's `name==version` lines are read by `sdk.pep508`'s
+    patterns; `packaging`'s parser (a tenth of an edit's build) is not imported."""
+    root = tiny_service(tmp_path)
+    build = ["build", str(root), "--containerize", "--base", python_base, "--format", "oci-layout"]
+    assert run_process(*build, "--version", "1", "--image-output", str(tmp_path / "1")).returncode == 0
+    (root / "service.py").write_text((root / "service.py").read_text() + "\n# edited\n")
+    edit = run_process(*build, "--version", "2", "--image-output", str(tmp_path / "2"),
+                       env={"PYTHONPROFILEIMPORTTIME": "1"})
+    assert edit.returncode == 0, edit.stderr
+    modules = {line.rpartition("|")[2].strip() for line in edit.stderr.splitlines() if line.startswith("import time:")}
+    assert "ocibuild.sdk.pep508" in modules and "ocibuild.containerize" in modules
+    assert not [m for m in ("packaging.requirements", "tomllib", "requests") if m in modules]
 
 
 def test_the_process_ends_without_a_final_collection_but_with_its_exit_handlers():

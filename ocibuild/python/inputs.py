@@ -13,13 +13,9 @@ from __future__ import annotations
 import json
 import os
 import re
-import tomllib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
-
-from packaging.requirements import InvalidRequirement, Requirement
-from packaging.utils import canonicalize_name
 
 from ocibuild.errors import LockError, RecordError, SpecError
 from ocibuild.sdk.images import PythonImage, strip_credentials
@@ -118,6 +114,8 @@ def _existing(root: Path, name: str, what: str) -> Path:
 
 
 def _pyproject(root: Path, image: PythonImage, environ, inputs: PythonInputs) -> None:
+    import tomllib  # here and below: a service without such inputs does not pay for the parsers
+
     path = _existing(root, image.pyproject, "pyproject file")
     try:
         data = tomllib.loads(path.read_text())
@@ -171,6 +169,9 @@ def uv_export(project: Path, extras: tuple[str, ...], environ) -> str:
 
 def requirement_entries(text: str, source: str) -> list[tuple[str, str]]:
     """Each requirement of a requirements text as one line (continuations joined), with its name."""
+    from packaging.requirements import InvalidRequirement, Requirement
+    from packaging.utils import canonicalize_name
+
     joined = re.sub(r"\\\n", " ", text)
     entries = []
     for raw in joined.splitlines():
@@ -194,6 +195,10 @@ def entry_requirement(entry: str) -> str:
 
 def pylock_entries(path: Path, source: str) -> list[tuple[str, str]]:
     """A PEP 751 lock as requirement entries: each package's version, marker and wheel hashes."""
+    import tomllib
+
+    from packaging.utils import canonicalize_name
+
     try:
         data = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as exc:
@@ -219,6 +224,9 @@ def merge_lock(inputs: PythonInputs, resolved: str) -> str:
     """The locked entries as given, then what uv resolved for the rest (minus what is locked)."""
     if not inputs.locked:
         return resolved
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
     taken = {name for name, _ in inputs.locked}
     kept, skipping = [], False
     for line in resolved.splitlines():

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from ocibuild.errors import LockError
 from ocibuild.oci.platform import Platform
+from ocibuild.sdk.pep508 import pinned_name
 
 _HASH = re.compile(r"hash=(md5|sha256|sha384|sha512|blake2b):[0-9a-f]{32,128}")  # what uv may write
 _PLAIN = re.compile(r" +--" + _HASH.pattern + r"( \\)?|\s*(#.*)?")  # most lines: a hash continuation, a comment
@@ -67,8 +68,6 @@ def lock_problem(text: str) -> str | None:
     or on continuation lines, comments and blank lines. Control characters are
     refused, so no line can break where uv would break it and this check would not.
     """
-    from packaging.requirements import InvalidRequirement, Requirement
-
     if _CONTROL.search(text):
         return "it holds a control character"
     for number, line in enumerate(text.split("\n"), 1):
@@ -80,16 +79,27 @@ def lock_problem(text: str) -> str | None:
                 return f"line {number} is neither a hash nor a comment"
             continue
         requirement, *options = body.split(" --")
-        try:
-            req = Requirement(requirement)
-        except InvalidRequirement:
-            return f"line {number} is not a pinned requirement"
-        if not (req.url.startswith(("https://", "http://")) and not req.specifier if req.url
-                else [s.operator for s in req.specifier] == ["=="]):
-            return f"line {number}: {req.name} is not pinned to one version or to an http(s) URL"
+        if (name := pinned_name(requirement)) is None:  # not uv's usual `name==version`: parse it
+            req = _requirement(requirement)
+            if req is None:
+                return f"line {number} is not a pinned requirement"
+            if not (req.url.startswith(("https://", "http://")) and not req.specifier if req.url
+                    else [s.operator for s in req.specifier] == ["=="]):
+                return f"line {number}: {req.name} is not pinned to one version or to an http(s) URL"
+            name = req.name
         if not all(_HASH.fullmatch(option.strip()) for option in options):
-            return f"line {number}: {req.name} has an option other than --hash"
+            return f"line {number}: {name} has an option other than --hash"
     return None
+
+
+def _requirement(text: str):
+    """`text` parsed by `packaging` (None: not a requirement), imported only for a line that needs it."""
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    try:
+        return Requirement(text)
+    except InvalidRequirement:
+        return None
 
 
 def read_lock(path: Path, where: str) -> str:

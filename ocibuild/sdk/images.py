@@ -7,9 +7,8 @@ import re
 import sys
 from dataclasses import dataclass
 
-from packaging.requirements import InvalidRequirement, Requirement
-
 from ocibuild.errors import SpecError
+from ocibuild.sdk.pep508 import is_simple_requirement
 
 _PYTHON_VERSION = re.compile(r"^3\.(\d{1,2})$")
 _DEBIAN_PACKAGE = re.compile(r"^[a-z0-9][a-z0-9+.-]+$")
@@ -36,6 +35,11 @@ def validate_python_version(version: str) -> str:
 
 
 def validate_requirement(requirement: str) -> str:
+    """A PEP 508 requirement, checked as `service.py` is imported (`pep508`: most need no parser)."""
+    if isinstance(requirement, str) and is_simple_requirement(requirement):
+        return requirement.strip()
+    from packaging.requirements import InvalidRequirement, Requirement
+
     try:
         Requirement(requirement)
     except InvalidRequirement as exc:

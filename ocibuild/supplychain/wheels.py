@@ -11,7 +11,6 @@ import json
 import logging
 import re
 import tempfile
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -109,6 +108,8 @@ def ask(record: Path, lock: Path, python_version: str, platform: Platform) -> Wh
 def wheel_files(lock: Path, python_version: str, platform: Platform) -> list[dict] | None:
     """The PEP 751 packages uv resolves the lock's pins to for `platform`, one wheel each (index
     metadata only: nothing is downloaded); None when uv cannot say."""
+    import tomllib
+
     from plumbum import ProcessExecutionError
 
     from ocibuild.python.lock import uv_command
