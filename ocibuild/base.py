@@ -36,7 +36,8 @@ class Sources:
     home: Path | None = None
 
     def debian_archive(self, release: str, architecture: str):
-        from ocibuild.debian.archive import DebianArchive, DebianSettings
+        from ocibuild.debian.archive import DebianArchive
+        from ocibuild.debian.settings import DebianSettings
 
         if self.home is None:
             raise ImageError("this bento is built on Debian packages, but no Debian archive is configured")

@@ -37,7 +37,7 @@ def test_the_registry_client_loads_oras_only_when_a_registry_challenges():
     assert "requests" in modules and not [m for m in modules if m == "oras" or m.startswith("oras.")]
 
 
-def test_an_edit_loop_build_parses_its_requirements_and_lock_without_packaging(home, tmp_path, python_base):
+def test_an_edit_loop_build_imports_no_parser_or_client_it_does_not_use(home, tmp_path, python_base):
     """`six==1.16.0` in service.py and uv's `name==version` lines are read by `sdk.pep508`'s
     patterns; `packaging`'s parser (a tenth of an edit's build) is not imported."""
     root = tiny_service(tmp_path)
@@ -50,6 +50,9 @@ def test_an_edit_loop_build_parses_its_requirements_and_lock_without_packaging(h
     modules = {line.rpartition("|")[2].strip() for line in edit.stderr.splitlines() if line.startswith("import time:")}
     assert "ocibuild.sdk.pep508" in modules and "ocibuild.containerize" in modules
     assert not [m for m in ("packaging.requirements", "tomllib", "requests") if m in modules]
+    # nor what only a registry, or a Debian package not read before, needs
+    assert not [m for m in ("ocibuild.registry.config", "ocibuild.registry.auth", "ocibuild.debian.archive")
+                if m in modules]
 
 
 def test_the_process_ends_without_a_final_collection_but_with_its_exit_handlers():

@@ -15,10 +15,11 @@ from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Iterator
 from pathlib import Path
 
-from ocibuild.debian.archive import DebianArchive, DebianSettings
+from ocibuild.debian.archive import DebianArchive
 from ocibuild.debian.index import DebPackage
 from ocibuild.debian.installed import BaseSystem
 from ocibuild.debian.resolve import installed_names, resolve
+from ocibuild.debian.settings import DebianSettings
 from ocibuild.layers.bytecode import Bytecode, bytecode_for
 from ocibuild.layers.compression import Compression
 from ocibuild.layers.tarwriter import Member, write_member_layer

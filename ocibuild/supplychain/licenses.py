@@ -37,7 +37,7 @@ def license_record(cache: Path, package: DebPackage) -> Path:
 
 def deb_license_finder(home: Path, release: str, architecture: str) -> Callable[[DebPackage], tuple[str, ...]]:
     """Licenses per locked package: from the cache, else from its `.deb` (downloaded by hash)."""
-    from ocibuild.debian.archive import DebianArchive, DebianSettings
+    from ocibuild.debian.settings import DebianSettings
 
     cache = DebianSettings.cache_dir(home)
     archive = None
@@ -47,7 +47,9 @@ def deb_license_finder(home: Path, release: str, architecture: str) -> Callable[
         remembered = license_record(cache, package)
         if remembered.is_file():
             return tuple(json.loads(remembered.read_text()))
-        if archive is None:
+        if archive is None:  # the archive reader, only for a package not read before
+            from ocibuild.debian.archive import DebianArchive
+
             archive = DebianArchive(DebianSettings.load(home), release, architecture, cache)
         found = read_deb_licenses(archive.deb(package), package.name)
         write_atomic(remembered, json.dumps(list(found)).encode(), 0o644)

@@ -33,7 +33,7 @@ def record_key(kind: str, path: Path) -> str:
 
 def _paths(bento: Bento, home: Path) -> list[tuple[str, Path, str]]:
     """(kind, record file, lock text) for every record this bento's SBOMs use."""
-    from ocibuild.debian.archive import DebianSettings
+    from ocibuild.debian.settings import DebianSettings
 
     found = []
     for target in bento.info.targets:

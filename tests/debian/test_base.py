@@ -16,7 +16,8 @@ from ocibuild.bento.build import build_bento
 from ocibuild.bento.store import BentoStore
 from ocibuild.base import Sources
 from ocibuild.containerize import ContainerizeOptions, containerize as containerize_bento
-from ocibuild.debian.archive import DebianArchive, DebianSettings
+from ocibuild.debian.archive import DebianArchive
+from ocibuild.debian.settings import DebianSettings
 from ocibuild.errors import DebianError
 from ocibuild.debian.lock import DebianLock
 from ocibuild.debian.installed import read_base_system
