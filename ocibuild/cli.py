@@ -499,6 +499,8 @@ def serve(obj, target, port, host):
     """Serve a service directory or a bento (TAG) over HTTP on this machine."""
     from ocibuild.bento.run import serve_local
 
+    global _FREEZE_AT_EXIT
+    _FREEZE_AT_EXIT = False
     serve_local(target, obj.bentos(), host, port)
 
 
@@ -617,12 +619,19 @@ def table(headers: list[str], rows: list[list[str]]) -> str:
                      for row in [headers, *rows])
 
 
+# Whether the process skips the interpreter's final collections on its way out (`main`): `serve`
+# clears it, since it ran the service's own code, whose objects (files it left open and unflushed
+# among them) get the interpreter's usual exit.
+_FREEZE_AT_EXIT = True
+
+
 def main():
     try:
         cli(prog_name="ocibuild")
     finally:
         # The interpreter's exit would walk every object in full collections only to free memory
         # the process is about to hand back: about 40 ms of an edit's 250. Frozen objects are
-        # still released (reference counts, modules, atexit handlers); only cyclic garbage is left
-        # to the kernel, which Python never promised to finalize at exit anyway.
-        gc.freeze()
+        # still released by reference counts as modules are cleared, and atexit handlers run;
+        # only objects in reference cycles are left to the kernel unfinalized.
+        if _FREEZE_AT_EXIT:
+            gc.freeze()

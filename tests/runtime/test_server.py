@@ -133,3 +133,40 @@ def test_a_service_that_cannot_be_imported_is_one_error(tmp_path, entry_point):
     with pytest.raises(ServiceLoadError, match=f"cannot import {entry_point.split(':')[0]} from {tmp_path}: "
                                                 "No module named '(missing_module_zz|no_such_dependency_zz)'"):
         load(tmp_path, entry_point)
+
+
+def test_a_service_left_in_a_reference_cycle_is_finalized_when_serve_stops(tmp_path):
+    """`serve` runs the user's code, so its process ends with the interpreter's usual collections:
+    a file the service left open, in an object kept only by a cycle, is flushed on SIGTERM (the
+    other commands skip them: tests/test_startup.py)."""
+    (tmp_path / "service.py").write_text(f'''
+import ocibuild
+
+@ocibuild.service(image=ocibuild.images.PythonImage(python_version="3.11"))
+class Audit:
+    def __init__(self):
+        self.me = self  # a cycle: only the collector frees it
+        self.log = open({str(tmp_path / "audit.log")!r}, "w")
+        self.log.write("started\\n")
+
+    @ocibuild.api
+    def ping(self) -> str:
+        self.log.write("ping\\n")
+        return "pong"
+''')
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "ocibuild", "serve", str(tmp_path), "--port", str(port),
+                             "--host", "127.0.0.1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(100):
+            try:
+                assert post(f"http://127.0.0.1:{port}/ping", "{}").json() == "pong"
+                break
+            except requests.ConnectionError:
+                time.sleep(0.1)
+        else:
+            pytest.fail(f"the service never answered on port {port}")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+    assert (tmp_path / "audit.log").read_text() == "started\nping\n"
