@@ -7,26 +7,24 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ocibuild.oci.reference import DOCKER_HUB, DOCKER_HUB_API
+from ocibuild.registry.config import RegistryConfig, load_config
 
 if TYPE_CHECKING:  # the HTTP stack is imported when a registry is first used, not by every command
     from ocibuild.registry.auth import Keychain
     from ocibuild.registry.client import Repository
-    from ocibuild.registry.config import RegistryConfig
     from ocibuild.registry.transport import RetryPolicy, Transport
 
 
 class Registries:
     """Transports per host, shared so that tokens and connections are reused."""
 
-    def __init__(self, config: RegistryConfig | None, keychain: Keychain | None, retry: RetryPolicy | None = None,
-                 chunk_size: int | None = None, retry_from_env: bool = False, home: Path | None = None):
-        """`config` None: `home`'s, and `keychain` None: the usual credential stores, both read when
-        a registry is first used (a command on local bases and outputs reads and imports neither);
-        `retry` None: the default policy (from the environment with `retry_from_env`);
-        `chunk_size` None: the client's default."""
-        self._config = config
+    def __init__(self, config: RegistryConfig, keychain: Keychain | None, retry: RetryPolicy | None = None,
+                 chunk_size: int | None = None, retry_from_env: bool = False):
+        """`keychain` None: the usual credential stores, read when a registry is first used (a
+        command on local bases and outputs never imports them); `retry` None: the default policy
+        (from the environment with `retry_from_env`); `chunk_size` None: the client's default."""
+        self.config = config
         self._keychain = keychain
-        self._home = home
         self._retry = retry
         self._retry_from_env = retry_from_env
         self._chunk_size = chunk_size
@@ -35,15 +33,8 @@ class Registries:
 
     @classmethod
     def from_home(cls, home: Path) -> Registries:
-        return cls(None, None, retry_from_env=True, home=home)
-
-    @property
-    def config(self) -> RegistryConfig:
-        if self._config is None:
-            from ocibuild.registry.config import load_config
-
-            self._config = load_config(self._home)
-        return self._config
+        """The configuration is read now, so that a broken one fails a command before its work."""
+        return cls(load_config(home), None, retry_from_env=True)
 
     @property
     def keychain(self) -> Keychain:

@@ -63,3 +63,18 @@ def test_config_file_and_environment(tmp_path):
     endpoints = config.pull_endpoints("docker.io", "registry-1.docker.io")
     assert [(e.host, e.scheme) for e in endpoints] == [
         ("127.0.0.1:5000", "http"), ("mirror.local:5000", "https"), ("registry-1.docker.io", "https")]
+
+
+def test_a_broken_configuration_fails_a_build_before_its_work(home, tmp_path, python_base):
+    """registries.yaml is read as a command starts, not at its first push: nothing is built."""
+    from tests.bento.test_build import tiny_service
+    from tests.conftest import run_process
+
+    home.mkdir(parents=True)
+    (home / "registries.yaml").write_text("mirrors: [unclosed\n")
+    out = tmp_path / "layout"
+    result = run_process("build", str(tiny_service(tmp_path)), "--version", "1", "--containerize", "--base",
+                         python_base, "--format", "oci-layout", "--image-output", str(out), "--push", "127.0.0.1:9/x:1")
+    assert result.returncode == 1 and "registries.yaml is not valid YAML" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert not (home / "bentos" / "tiny").exists() and not out.exists()
