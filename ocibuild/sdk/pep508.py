@@ -18,7 +18,9 @@ _COMPARISON = rf"(?:==|!=|<=|>=|<|>){_SPACE}{_RELEASE}|~={_SPACE}[0-9]+(?:\.[0-9
 # A PEP 440 version in its normal form: release, then optional pre-, post- and dev-release.
 _PIN = rf"{_RELEASE}(?:(?:a|b|rc)[0-9]+)?(?:\.post[0-9]+)?(?:\.dev[0-9]+)?"
 
-_SIMPLE = re.compile(rf"{_SPACE}{_NAME}{_SPACE}(?:(?:{_COMPARISON})(?:{_SPACE},{_SPACE}(?:{_COMPARISON}))*)?{_SPACE}")
+# Spaces after the name belong to the comparisons: two `[ \t]*` side by side would take quadratic
+# time to refuse a long run of spaces.
+_SIMPLE = re.compile(rf"{_SPACE}{_NAME}(?:{_SPACE}(?:{_COMPARISON})(?:{_SPACE},{_SPACE}(?:{_COMPARISON}))*)?{_SPACE}")
 _PINNED = re.compile(rf"({_NAME})=={_PIN}")
 
 

@@ -3,16 +3,20 @@ corpus of generated strings, every one the patterns take, packaging parses (a pi
 and one `==`); and the shapes services and locks use most are taken, so the fast path is used."""
 
 import random
+import subprocess
+import sys
 
 import pytest
 from packaging.requirements import InvalidRequirement, Requirement
 
 from ocibuild.sdk.pep508 import is_simple_requirement, pinned_name
 
+# with letters and digits of other scripts, which `\d`, `\w` or re.IGNORECASE would let in
 NAMES = ["numpy", "a", "Z9", "zope.interface", "python-dateutil", "typing_extensions", "x-", "-x", ".a", "a..b",
-         "n\u00e9", "a b", "a/b", ""]
+         "n\u00e9", "a b", "a/b", "", "\u212a", "\u017fix", "a\u0661"]
 VERSIONS = ["1", "1.26", "1.26.4", "01.2", "2024.1", "1.0rc1", "1.0a2", "2.9.0.post0", "1.0.dev3", "1.0b1.post2.dev3",
-            "1.", ".1", "1..2", "1.0+cpu", "1.*", "v1", "1.0-1", "1.0rc", "one", "1e3", ""]
+            "1.", ".1", "1..2", "1.0+cpu", "1.*", "v1", "1.0-1", "1.0rc", "one", "1e3", "", "\u0661", "1.\uff11",
+            "1.0RC1"]
 OPERATORS = ["==", "!=", ">=", "<=", ">", "<", "~=", "===", "=", "=>", "<>", "==="]
 GLUE = ["", " ", "\t", "  ", "\n", ",", " , ", ";", "[x]", " @ https://x/y.whl", " ; python_version >= '3.8'", "#", "\\"]
 
@@ -79,3 +83,12 @@ def test_what_uv_writes_in_a_lock_needs_no_parser(text):
                                   "numpy ; python_version >= '3.8'", "numpy @ https://x/numpy.whl", "numpy>=1,"])
 def test_anything_else_is_left_to_packaging(text):
     assert not is_simple_requirement(text) and pinned_name(text) is None
+
+
+def test_a_long_run_of_spaces_is_refused_in_linear_time():
+    """The patterns never put two `[ \t]*` side by side: when they did, 200,000 spaces took
+    minutes to refuse (quadratic backtracking); now milliseconds, so 30 s is a bound, not a timing."""
+    code = ("from ocibuild.sdk.pep508 import is_simple_requirement as simple, pinned_name as pin\n"
+            "for text in ('numpy' + ' ' * 200_000 + 'x', 'numpy>=1' + ' ' * 200_000 + 'x', 'a==' + '1' * 200_000 + ' x'):\n"
+            "    assert not simple(text) and pin(text) is None\n")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=30)
