@@ -181,8 +181,8 @@ def lock_debian(image: PythonImage, platform: Platform, sources: Sources, pinned
     On a `base_image`, only the packages it lacks are locked, from its release: both are read
     from the base itself, resolved exactly as containerize will resolve it.
     """
-    from ocibuild.debian.settings import DebianSettings
     from ocibuild.debian.lock import EXCLUDED, DebianLock, base_packages
+    from ocibuild.debian.settings import DebianSettings
 
     if image.base_image is not None and not image.debian_packages:
         return None
@@ -198,9 +198,9 @@ def lock_debian(image: PythonImage, platform: Platform, sources: Sources, pinned
 
 
 def _lock_debian(image: PythonImage, platform: Platform, sources: Sources, pinned, settings):
-    from ocibuild.debian.settings import DebianSettings
     from ocibuild.debian.base import lock_packages
     from ocibuild.debian.installed import read_base_system
+    from ocibuild.debian.settings import DebianSettings
 
     base_system = None
     if image.base_image is not None:
