@@ -40,12 +40,12 @@ def tagged_referrers(repo: Repository, subject: Digest) -> list[dict]:
     response = repo.transport.request("GET", f"/v2/{repo.name}/manifests/{referrers_tag(subject)}", repo.push,
                                       expected=(200, 404), headers={"Accept": mediatypes.INDEX}, stream=True,
                                       what=f"read the referrers of {subject} in {repo.name}")
-    try:
-        if response.status_code == 404:
-            return []
+    try:  # a 404's answer is read too: read to its end, the connection goes back to the pool
         data = response.raw.read(MAX_MANIFEST + 1, decode_content=True)
     finally:
         response.close()
+    if response.status_code == 404:
+        return []
     if len(data) > MAX_MANIFEST:
         raise RegistryError(f"{repo}: the referrers index of {subject} is too large")
     where = f"the referrers index of {subject} in {repo.name}"

@@ -160,6 +160,7 @@ class FaultProxy:
         self.cycle = itertools.cycle(faults)
         self.lock = threading.Lock()
         self.seen: list[tuple[str, str, str]] = []
+        self.connections = 0  # accepted: a client that reuses its connections opens few
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -167,6 +168,11 @@ class FaultProxy:
 
             def log_message(self, *args):
                 pass
+
+            def setup(self):
+                super().setup()
+                with proxy.lock:
+                    proxy.connections += 1
 
             def handle_one(self):
                 length = int(self.headers.get("Content-Length") or 0)

@@ -286,3 +286,20 @@ def test_a_malformed_referrers_tag_is_one_error_not_a_traceback(tmp_path):
                 tagged_referrers(repo, subject)
     finally:
         server.shutdown()
+
+
+def test_a_missing_referrers_tag_leaves_its_connection_for_the_next_request(plain_registry, tmp_path):
+    """The fallback tag is read on every push to a registry without the referrers API, and is
+    missing on the first: its 404 answer is read to the end, so the next request reuses the
+    connection (a new TLS handshake per push, on a remote registry) rather than opening one."""
+    from ocibuild.oci.digest import Digest
+    from ocibuild.registry.referrers import tagged_referrers
+
+    proxy = FaultProxy(plain_registry.host, ["ok"])
+    try:
+        repo = registries(tmp_path).repository(proxy.host, "ocibuild/no-referrers")
+        for _ in range(4):
+            assert tagged_referrers(repo, Digest("sha256:" + "0" * 64)) == []
+    finally:
+        proxy.stop()
+    assert len(proxy.seen) == 4 and proxy.connections == 1
