@@ -12,13 +12,13 @@ import importlib
 import inspect
 import logging
 import sys
-import traceback
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from ocibuild.bento.standins import stand_ins
-from ocibuild.errors import OcibuildError, ServiceLoadError
+from ocibuild.errors import ServiceLoadError
+from ocibuild.runtime.usercode import failure, shown
 from ocibuild.sdk.service import ServiceSpec, service_spec
 
 DEFAULT_MODULE = "service"
@@ -64,7 +64,7 @@ def load_service(root: Path, entry_point: str | None = None) -> LoadedService:
             # No service came out: a missing import is the likelier cause than the code itself.
             top = next(iter(finder.origins))
             filename, line = finder.origins[top]
-            raise ServiceLoadError(f"{_shown(root, filename)}:{line}: ModuleNotFoundError: No module named "
+            raise ServiceLoadError(f"{shown(root, filename)}:{line}: ModuleNotFoundError: No module named "
                                    f"'{top}' (and {module_name}.py defines no usable @ocibuild.service class)") from None
     if finder.stood_in:
         log.info("read %s with stand-ins for modules not installed here: %s", module_name,
@@ -75,30 +75,8 @@ def load_service(root: Path, entry_point: str | None = None) -> LoadedService:
 def _import(root: Path, module_name: str):
     try:
         return importlib.import_module(module_name)
-    except SyntaxError as exc:
-        where = f"{_shown(root, exc.filename)}:{exc.lineno}" if exc.filename else module_name
-        raise ServiceLoadError(f"{where}: syntax error: {exc.msg}") from exc
-    except OcibuildError as exc:
-        raise ServiceLoadError(f"{_origin(root, exc)}: {exc}") from exc
     except BaseException as exc:  # noqa: BLE001 - user code may raise anything, even SystemExit
-        raise ServiceLoadError(f"{_origin(root, exc)}: {type(exc).__name__}: {exc}") from exc
-
-
-def _origin(root: Path, exc: BaseException) -> str:
-    """`file:line` of the innermost frame inside the service directory."""
-    frames = [f for f in traceback.extract_tb(exc.__traceback__) if _inside(root, f.filename)]
-    if not frames:
-        return "service import failed"
-    return f"{_shown(root, frames[-1].filename)}:{frames[-1].lineno}"
-
-
-def _inside(root: Path, filename: str) -> bool:
-    return Path(filename).resolve().is_relative_to(root)
-
-
-def _shown(root: Path, filename: str) -> str:
-    path = Path(filename).resolve()
-    return path.relative_to(root).as_posix() if path.is_relative_to(root) else str(path)
+        raise ServiceLoadError(failure(root, exc, f"importing {module_name}")) from exc
 
 
 def _find_service(module, module_name: str, class_name: str) -> LoadedService:

@@ -1,4 +1,5 @@
 """The image's entrypoint: `serve` (or no command) starts the service; anything else is exec'd.
+A service that fails to import or start is one line on stderr; `serve --verbose` shows its traceback.
 
 `python3 -m ocibuild.runtime.entrypoint` needs no shell, so it works on distroless bases.
 The image config names the service in `OCIBUILD_SERVICE` and sets the working directory to the
@@ -16,11 +17,13 @@ def main(argv: list[str]) -> int:
     if argv and argv[0] != "serve":
         os.execvp(argv[0], argv)
     args = argv[1:]
+    verbose = "--verbose" in args
+    args = [a for a in args if a != "--verbose"]
     port = None
-    if args[:1] == ["--port"] and len(args) == 2:
+    if args[:1] == ["--port"] and len(args) == 2 and args[1].isdigit():
         port = int(args[1])
     elif args:
-        print("usage: serve [--port PORT]", file=sys.stderr)
+        print("usage: serve [--port PORT] [--verbose]", file=sys.stderr)
         return 2
     from ocibuild.contract import SERVICE_ENV, SRC_ENV
     from ocibuild.errors import OcibuildError
@@ -29,6 +32,8 @@ def main(argv: list[str]) -> int:
     try:
         serve(Path(os.environ.get(SRC_ENV, ".")), os.environ[SERVICE_ENV], port=port)
     except OcibuildError as exc:
+        if verbose:  # the user's own traceback is chained to the error
+            raise
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
     return 0

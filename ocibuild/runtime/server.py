@@ -10,6 +10,7 @@ from pathlib import Path
 
 from ocibuild.contract import MODELS_DIR_ENV, PORT, PORT_ENV
 from ocibuild.errors import MissingEnvError, ServiceLoadError
+from ocibuild.runtime.usercode import failure
 from ocibuild.sdk.service import service_spec
 
 def missing_envs(required: tuple[str, ...], environ=os.environ) -> list[str]:
@@ -19,16 +20,25 @@ def missing_envs(required: tuple[str, ...], environ=os.environ) -> list[str]:
 def load(src: Path, entry_point: str):
     """Import `module:Class` from `src` and return (spec, class)."""
     module_name, _, class_name = entry_point.partition(":")
+    src = src.resolve()
     sys.path.insert(0, str(src))
     try:
         module = importlib.import_module(module_name)
-    except ImportError as exc:  # the module, or something it imports, is not there
-        raise ServiceLoadError(f"cannot import {module_name} from {src}: {exc}") from None
+    except Exception as exc:  # the user's code may raise anything; an interrupt stays one
+        raise ServiceLoadError(failure(src, exc, f"importing {module_name} from {src}")) from exc
     cls = getattr(module, class_name, None)
     spec = service_spec(cls) if cls is not None else None
     if spec is None:
         raise ServiceLoadError(f"{entry_point} is not an @ocibuild.service class")
     return spec, cls
+
+
+def start(src: Path, cls: type):
+    """The service's instance: its `__init__` (loading weights, opening clients) is the user's code."""
+    try:
+        return cls()
+    except Exception as exc:
+        raise ServiceLoadError(failure(src.resolve(), exc, f"starting {cls.__name__}")) from exc
 
 
 def serve(src: Path, entry_point: str, host: str = "0.0.0.0", port: int | None = None,
@@ -48,7 +58,7 @@ def serve(src: Path, entry_point: str, host: str = "0.0.0.0", port: int | None =
     missing = missing_envs(spec.required_envs())
     if missing:
         raise MissingEnvError(f"required environment variable(s) not set: {', '.join(missing)}")
-    app = ServiceApp(spec, cls())
+    app = ServiceApp(spec, start(src, cls))
     config = uvicorn.Config(app, host=host, port=port or int(os.environ.get(PORT_ENV, PORT)),
                             lifespan="on", timeout_graceful_shutdown=30, log_level="info")
     # uvicorn drains in-flight requests on SIGTERM, then re-raises the signal to the handler

@@ -79,6 +79,15 @@ def test_genuine_errors_in_service_are_still_one_line(tmp_path, body, message):
         load_service(service(tmp_path, body))
 
 
+def test_an_error_raised_inside_importlib_names_the_service_line_from_inside_its_directory(tmp_path, monkeypatch):
+    """importlib's frames are `<frozen importlib._bootstrap>`: relative, so from the service
+    directory they resolved to paths inside it and the message named a frozen frame."""
+    root = service(tmp_path, "import importlib\nimportlib.import_module('...helpers', 'a')\n")
+    monkeypatch.chdir(root)
+    with pytest.raises(ServiceLoadError, match=r"^service.py:2: ImportError: attempted relative import beyond"):
+        load_service(root)
+
+
 def test_stand_ins_subclass_decorate_and_compute(tmp_path):
     root = service(tmp_path, HEAD + """
 class Net(nn.Module):

@@ -124,15 +124,61 @@ def test_serve_a_bento_by_tag(home, tmp_path):
         assert proc.wait(30) == 0
 
 
-@pytest.mark.parametrize("entry_point", ["missing_module_zz:Svc", "service_importing_zz:Svc"])
-def test_a_service_that_cannot_be_imported_is_one_error(tmp_path, entry_point):
+@pytest.mark.parametrize(("entry_point", "message"), [
+    ("missing_module_zz:Svc", "importing missing_module_zz from {src}: ModuleNotFoundError: No module named 'missing_module_zz'"),
+    ("service_importing_zz:Svc", "service_importing_zz.py:2: ModuleNotFoundError: No module named 'no_such_dependency_zz'"),
+    ("service_raising_zz:Svc", "service_raising_zz.py:3: KeyError: 'MODEL_BUCKET'"),
+])
+def test_a_service_that_cannot_be_imported_is_one_error(tmp_path, monkeypatch, entry_point, message):
+    """Named by the service's own file and line, even from inside the service directory, where
+    importlib's `<frozen ...>` frames would otherwise resolve to paths inside it."""
     from ocibuild.errors import ServiceLoadError
     from ocibuild.runtime.server import load
 
-    (tmp_path / "service_importing_zz.py").write_text("import no_such_dependency_zz\n")
-    with pytest.raises(ServiceLoadError, match=f"cannot import {entry_point.split(':')[0]} from {tmp_path}: "
-                                                "No module named '(missing_module_zz|no_such_dependency_zz)'"):
+    (tmp_path / "service_importing_zz.py").write_text("import os\nimport no_such_dependency_zz\n")
+    (tmp_path / "service_raising_zz.py").write_text("import os\n\nBUCKET = os.environ['MODEL_BUCKET']\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    with pytest.raises(ServiceLoadError) as raised:
         load(tmp_path, entry_point)
+    assert str(raised.value) == message.format(src=tmp_path.resolve())
+
+
+FAILING_INIT = """
+import ocibuild
+
+
+def connect():
+    raise ConnectionError("no database at db:5432")
+
+
+@ocibuild.service(image=ocibuild.images.PythonImage(python_version="3.11"))
+class Reports:
+    def __init__(self):
+        self.db = connect()
+
+    @ocibuild.api
+    def ping(self) -> str:
+        return "pong"
+"""
+
+
+def test_a_service_whose_init_fails_is_one_line_naming_its_code(tmp_path):
+    """The image's entrypoint and `ocibuild serve` alike: the innermost line of the user's code,
+    exit 1, no traceback; `--verbose` shows the user's traceback."""
+    (tmp_path / "service.py").write_text(FAILING_INIT)
+    expected = "error: service.py:6: ConnectionError: no database at db:5432"
+    env = {**os.environ, "OCIBUILD_SERVICE": "service:Reports", "OCIBUILD_SRC": str(tmp_path)}
+    image = subprocess.run([sys.executable, "-m", "ocibuild.runtime.entrypoint", "serve", "--port", str(free_port())],
+                           env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert (image.returncode, image.stderr.strip()) == (1, expected)
+    cli = subprocess.run([sys.executable, "-m", "ocibuild", "serve", str(tmp_path), "--port", str(free_port())],
+                         capture_output=True, text=True, timeout=60)
+    assert (cli.returncode, cli.stderr.strip()) == (1, expected)
+    verbose = subprocess.run([sys.executable, "-m", "ocibuild.runtime.entrypoint", "serve", "--verbose"],
+                             env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert verbose.returncode != 0
+    assert "Traceback" in verbose.stderr and 'service.py", line 12, in __init__' in verbose.stderr
 
 
 def test_a_service_left_in_a_reference_cycle_is_finalized_when_serve_stops(tmp_path):
