@@ -34,7 +34,7 @@ from ocibuild.debian.index import DebPackage, LazyPackageIndex
 from ocibuild.debian.settings import DebianSettings
 from ocibuild.errors import DebianError
 from ocibuild.progress import task
-from ocibuild.store.atomic import TempFile, write_atomic
+from ocibuild.store.atomic import TempFile, directory_lock, write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ class DebianArchive:
         self.cache = cache
         self._local = threading.local()  # downloads run in threads: one connection pool each
         self._release = None  # debian.deb822.Release, once read
-        self._keep: tuple[Path, bytes] | None = None  # the release to keep as the newest, once its index is here
+        self._keep: tuple[Path, bytes, datetime] | None = None  # the release to keep as the newest, once its index is here
 
     @property
     def session(self):
@@ -110,14 +110,20 @@ class DebianArchive:
         # cache (`index`), as apt keeps a release with its lists: a glimpse of a newer release
         # whose index never came would otherwise pin this cache to an index it cannot get
         if verified and served is not None and (kept is None or kept[1] < served):
-            self._keep = (path, text)
+            self._keep = (path, text, served)
         return release
 
     def _kept_with_index(self) -> None:
+        """Keep the release read as the newest, unless another build kept a newer one since it
+        was read: the comparison is made again, and the write done, under the directory's lock
+        (staged elsewhere, as the staging takes its own directory's lock)."""
         if self._keep is not None:
-            path, text = self._keep
+            path, text, served = self._keep
             path.parent.mkdir(parents=True, exist_ok=True)
-            write_atomic(path, text, 0o644)
+            with directory_lock(path.parent):
+                kept = _kept_release(path, self.suite)
+                if kept is None or kept[1] < served:
+                    write_atomic(path, text, 0o644, staging=self.cache / "staging")
             self._keep = None
 
     def _verified_release(self, signed: bytes) -> tuple[bytes, bool]:

@@ -16,12 +16,13 @@ from ocibuild.bento.build import build_bento
 from ocibuild.bento.store import BentoStore
 from ocibuild.base import Sources
 from ocibuild.containerize import ContainerizeOptions, containerize as containerize_bento
-from ocibuild.debian.archive import DebianArchive
+from ocibuild.debian.archive import DebianArchive, release_date
 from ocibuild.debian.settings import DebianSettings
 from ocibuild.errors import DebianError
 from ocibuild.debian.lock import DebianLock
 from ocibuild.debian.installed import read_base_system
 from ocibuild.errors import SpecError
+from ocibuild.store.atomic import directory_lock
 from ocibuild.store.blobs import BlobStore
 from ocibuild.registry.auth import Keychain
 from ocibuild.registry.config import RegistryConfig
@@ -217,6 +218,36 @@ def test_a_release_older_than_one_read_before_is_passed_over(mirror, tmp_path, c
     newest = DebianArchive(settings, "bookworm", "amd64", cache)
     assert newest.release()["Date"] == served["Date"]
     newest._kept_with_index()
+    assert Release(kept.read_bytes())["Date"] == served["Date"]
+
+
+def test_a_newer_release_kept_by_another_build_meanwhile_is_not_replaced(mirror, tmp_path):
+    """Two builds read the kept release, then each keeps what it was served: the one that comes
+    second compares again, under the lock, and does not put back an older release."""
+    dists, settings = mirror
+    cache = tmp_path / "cache"
+    seed = DebianArchive(settings, "bookworm", "amd64", cache)
+    served = seed.release()
+    seed._kept_with_index()
+    [kept] = (cache / "releases").iterdir()
+    older = kept.read_text().replace(f"Date: {served['Date']}", "Date: Sat, 01 Jan 2000 00:00:00 UTC", 1)
+    kept.write_text(older)
+    slow = DebianArchive(settings, "bookworm", "amd64", cache)
+    assert slow.release()["Date"] == served["Date"]  # newer than the kept one of 2000: to be kept
+    newer = older.replace("2000", "2095")
+    kept.write_text(newer)  # meanwhile another build kept a release of 2095
+    slow._kept_with_index()
+    assert kept.read_text() == newer
+    assert [p.name for p in (cache / "staging").iterdir()] == []
+    # the comparison and the write are one step: while another holds the lock, nothing is written
+    kept.write_text(older)
+    slow._keep = (kept, served.dump().encode(), release_date(served, "bookworm"))
+    with directory_lock(kept.parent):
+        writer = threading.Thread(target=slow._kept_with_index)
+        writer.start()
+        writer.join(0.5)
+        assert writer.is_alive() and kept.read_text() == older
+    writer.join(10)
     assert Release(kept.read_bytes())["Date"] == served["Date"]
 
 
