@@ -49,6 +49,13 @@ def test_syntax_error_names_file_and_line(home, echo):
     assert_one_line_error(run_process("build", str(echo)), "service.py:3", "syntax error")
 
 
+def test_an_interrupt_while_the_service_is_imported_stays_an_interrupt(home, echo):
+    """Ctrl-C during a slow import is the user's stop, not an error in their code."""
+    (echo / "service.py").write_text("import ocibuild\nraise KeyboardInterrupt\n")
+    result = run_process("build", str(echo))
+    assert (result.returncode, result.stderr) == (130, "error: interrupted\n")
+
+
 def test_import_error_names_file_and_line(home, echo):
     (echo / "helpers.py").write_text("x = 1\nimport does_not_exist_zz\n")
     (echo / "service.py").write_text("import ocibuild\nimport helpers\n")

@@ -75,6 +75,8 @@ def load_service(root: Path, entry_point: str | None = None) -> LoadedService:
 def _import(root: Path, module_name: str):
     try:
         return importlib.import_module(module_name)
+    except KeyboardInterrupt:
+        raise
     except BaseException as exc:  # noqa: BLE001 - user code may raise anything, even SystemExit
         raise ServiceLoadError(failure(root, exc, f"importing {module_name}")) from exc
 

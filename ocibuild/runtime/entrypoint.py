@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
+import traceback
 from pathlib import Path
 
 
@@ -20,7 +21,7 @@ def main(argv: list[str]) -> int:
     verbose = "--verbose" in args
     args = [a for a in args if a != "--verbose"]
     port = None
-    if args[:1] == ["--port"] and len(args) == 2 and args[1].isdigit():
+    if args[:1] == ["--port"] and len(args) == 2 and args[1].isascii() and args[1].isdigit():
         port = int(args[1])
     elif args:
         print("usage: serve [--port PORT] [--verbose]", file=sys.stderr)
@@ -33,8 +34,9 @@ def main(argv: list[str]) -> int:
         serve(Path(os.environ.get(SRC_ENV, ".")), os.environ[SERVICE_ENV], port=port)
     except OcibuildError as exc:
         if verbose:  # the user's own traceback is chained to the error
-            raise
-        print(f"error: {exc}", file=sys.stderr)
+            traceback.print_exc()
+        else:
+            print("error: " + " ".join(str(exc).split()), file=sys.stderr)
         return exc.exit_code
     return 0
 

@@ -24,7 +24,7 @@ def load(src: Path, entry_point: str):
     sys.path.insert(0, str(src))
     try:
         module = importlib.import_module(module_name)
-    except Exception as exc:  # the user's code may raise anything; an interrupt stays one
+    except (Exception, SystemExit) as exc:  # the user's code may raise anything; an interrupt stays one
         raise ServiceLoadError(failure(src, exc, f"importing {module_name} from {src}")) from exc
     cls = getattr(module, class_name, None)
     spec = service_spec(cls) if cls is not None else None
@@ -34,11 +34,12 @@ def load(src: Path, entry_point: str):
 
 
 def start(src: Path, cls: type):
-    """The service's instance: its `__init__` (loading weights, opening clients) is the user's code."""
+    """The service's instance: its `__init__` (loading weights, opening clients) is the user's
+    code. A `sys.exit()` there is a failure too: a supervisor would read exit 0 as a clean stop."""
     try:
         return cls()
-    except Exception as exc:
-        raise ServiceLoadError(failure(src.resolve(), exc, f"starting {cls.__name__}")) from exc
+    except (Exception, SystemExit) as exc:
+        raise ServiceLoadError(failure(src, exc, f"starting {cls.__name__}")) from exc
 
 
 def serve(src: Path, entry_point: str, host: str = "0.0.0.0", port: int | None = None,
@@ -51,6 +52,7 @@ def serve(src: Path, entry_point: str, host: str = "0.0.0.0", port: int | None =
 
     if models_dir is not None:
         os.environ[MODELS_DIR_ENV] = str(models_dir)
+    src = src.resolve()  # now: the service's code may change the working directory
     spec, cls = load(src, entry_point)
     for env in spec.envs:  # images bake defaults into their config; on a host, apply them here
         if env.value is not None:
