@@ -461,14 +461,18 @@ def push_(obj, source, ref):
 
 @cli.command()
 @click.argument("registry")
-@click.option("-u", "--username", prompt=True)
-@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@click.option("-u", "--username", help="Asked for when not given, except with --password-stdin.")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input (needs --username).")
 @click.pass_obj
 def login(obj, registry, username, password_stdin):
     """Check credentials against REGISTRY and save them (docker config format)."""
     from ocibuild.registry.auth import Credential, login_file, store_login
     from ocibuild.registry.login import check_login
 
+    if username is None:
+        if password_stdin:  # a prompt would read the password as the name, and print it in errors
+            raise click.UsageError("--password-stdin needs --username")
+        username = click.prompt("Username")
     password = sys.stdin.readline().rstrip("\n") if password_stdin else click.prompt("Password", hide_input=True)
     credential = Credential(username, password)
     check_login(registry, credential, obj.registries.config)

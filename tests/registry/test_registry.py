@@ -173,6 +173,9 @@ def test_token_auth_scopes_and_refusals(example, token_registry, tmp_path):
 def test_login_logout_and_push_via_the_cli(example, basic_registry, tmp_path):
     env = {"OCIBUILD_HOME": str(tmp_path / "home"), "REGISTRY_AUTH_FILE": str(tmp_path / "auth.json")}
     host = basic_registry.host
+    nameless = run_process("login", host, "--password-stdin", input="hunter2secret\n", env=env)
+    assert nameless.returncode == 2 and "--password-stdin needs --username" in nameless.stderr
+    assert "hunter2secret" not in nameless.stdout + nameless.stderr  # not read as the name, nor printed
     bad = run_process("login", host, "-u", "alice", "--password-stdin", input="wrong\n", env=env)
     assert bad.returncode == 1 and "denied log in as 'alice'" in bad.stderr and "wrong" not in bad.stderr
     assert not (tmp_path / "auth.json").exists()
