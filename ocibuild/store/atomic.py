@@ -112,9 +112,11 @@ class TempFile:
         return target
 
     def __exit__(self, *exc) -> None:
-        self.file.close()
-        if not self.committed:
-            self.path.unlink(missing_ok=True)
+        try:
+            self.file.close()  # flushes: on a full disk it fails too, and the file must still go
+        finally:
+            if not self.committed:
+                self.path.unlink(missing_ok=True)
 
 
 def write_atomic(target: Path, data: bytes, mode: int = 0o666, staging: Path | None = None) -> Path:
