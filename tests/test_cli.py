@@ -49,6 +49,16 @@ def test_syntax_error_names_file_and_line(home, echo):
     assert_one_line_error(run_process("build", str(echo)), "service.py:3", "syntax error")
 
 
+def test_what_the_service_prints_as_it_is_imported_stays_off_stdout(home, echo):
+    """stdout is what scripts read: `TAG=$(ocibuild build -q)`, `--output json`."""
+    (echo / "service.py").write_text("print('hello from service.py')\n" + (echo / "service.py").read_text())
+    quiet = run_process("build", str(echo), "-q", "--version", "p1")
+    assert (quiet.returncode, quiet.stdout) == (0, "echo:p1\n")
+    assert "hello from service.py" in quiet.stderr
+    record = run_process("build", str(echo), "--output", "json", "--version", "p2")
+    assert json.loads(record.stdout)["tag"] == "echo:p2"
+
+
 def test_an_interrupt_while_the_service_is_imported_stays_an_interrupt(home, echo):
     """Ctrl-C during a slow import is the user's stop, not an error in their code."""
     (echo / "service.py").write_text("import ocibuild\nraise KeyboardInterrupt\n")

@@ -12,7 +12,7 @@ import importlib
 import inspect
 import logging
 import sys
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,7 +54,9 @@ def load_service(root: Path, entry_point: str | None = None) -> LoadedService:
     if not (root / (module_name.replace(".", "/") + ".py")).is_file() and \
             not (root / module_name.replace(".", "/") / "__init__.py").is_file():
         raise ServiceLoadError(f"no {module_name.replace('.', '/')}.py in {root}")
-    with importable_from(root), stand_ins(root) as finder:
+    # what the service prints as it is imported is no output of ocibuild's: stdout carries only
+    # what scripts read (`TAG=$(ocibuild build -q)`, `--output json`)
+    with importable_from(root), stand_ins(root) as finder, redirect_stdout(sys.stderr):
         module = _import(root, module_name)
         try:
             loaded = _find_service(module, module_name, class_name)
