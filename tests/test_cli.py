@@ -59,6 +59,12 @@ def test_what_the_service_prints_as_it_is_imported_stays_off_stdout(home, echo):
     assert json.loads(record.stdout)["tag"] == "echo:p2"
 
 
+def test_a_bentoignore_that_drops_the_service_module_is_refused(home, echo):
+    (echo / ".bentoignore").write_text("*.py\n")
+    assert_one_line_error(run_process("build", str(echo)), "service.py, the service's module, is excluded by .bentoignore")
+    assert not (home / "bentos").exists() or not any((home / "bentos").rglob("bento.yaml"))
+
+
 def test_an_interrupt_while_the_service_is_imported_stays_an_interrupt(home, echo):
     """Ctrl-C during a slow import is the user's stop, not an error in their code."""
     (echo / "service.py").write_text("import ocibuild\nraise KeyboardInterrupt\n")

@@ -13,7 +13,7 @@ from pathlib import Path
 import ocibuild
 from ocibuild.background import Background
 from ocibuild.base import Sources, pin, resolve_base
-from ocibuild.bento.collect import SourceFile, collect_files
+from ocibuild.bento.collect import SourceFile, check_module_kept, collect_files
 from ocibuild.bento.info import (
     BENTO_FILE,
     MODEL_COPIES,
@@ -78,6 +78,7 @@ def build_bento(path: Path, store: BentoStore, *, entry_point: str | None = None
     moment = now or datetime.now(UTC)
     tag = Tag(loaded.spec.name, validate_version(version) if version else new_version(moment))
     files = collect_files(root)
+    check_module_kept(files, loaded.entry_point.partition(":")[0])
     environ = build_environment(loaded.spec)
     inputs = gather(root, loaded.spec.image, environ)
     requirements = requirements_text(root, loaded.spec.image, inputs)

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pathspec
 
+from ocibuild.errors import SpecError
+
 IGNORE_FILE = ".bentoignore"
 BUILTIN_IGNORES = (".git/", "__pycache__/", "*.pyc", ".venv/")
 
@@ -76,3 +78,12 @@ def _source_file(root: Path, path: Path, rel: str) -> SourceFile | None:
         log.warning("skipping %s: symlink points outside the service directory", rel)
         return None
     return SourceFile(rel, 0, os.path.relpath(target, path.parent))
+
+
+def check_module_kept(files: list[SourceFile], module_name: str) -> None:
+    """The service's own module must be in the bento: a `.bentoignore` that drops it would give a
+    bento, and an image, that cannot start."""
+    path = module_name.replace(".", "/")
+    if not any(f.relpath in (f"{path}.py", f"{path}/__init__.py") for f in files):
+        raise SpecError(f"{path}.py, the service's module, is excluded by {IGNORE_FILE} (or is a link "
+                        "leaving the service directory): the bento could not start the service")
