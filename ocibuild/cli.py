@@ -105,7 +105,7 @@ def image_options(*output_flags: str):
 
 def _with_image_options(command, output_flags: tuple[str, ...]):
     for option in reversed([
-        click.option(*output_flags, "output", type=click.Path(path_type=Path), help="Where to write (default: ./NAME-VERSION.tar, or ./NAME-VERSION for oci-layout; nothing with --push)."),
+        click.option(*output_flags, "output", type=click.Path(path_type=Path), help="Where to write (default: ./NAME-VERSION.tar, or ./NAME-VERSION for oci-layout; nothing with --push, or a temporary archive with --load)."),
         click.option("--format", "fmt", type=click.Choice(list(FORMATS)), default="oci-archive", show_default=True,
                      help="oci-archive: one tar that docker, podman, skopeo and ctr load; oci-layout: a directory."),
         click.option("--compression", type=click.Choice(["gzip", "zstd", "none"]), default="gzip", show_default=True),
@@ -364,7 +364,7 @@ def make_image(obj, bento, output, fmt, compression, image_tag, base, platform, 
         publishers = []
         if local_output:
             dest = output or Path(f"{bento.info.name}-{bento.info.version}" + (".tar" if fmt == "oci-archive" else ""))
-            publishers.append(DockerPublisher(name, dest, loadable) if load else ArchivePublisher(dest, name, loadable)
+            publishers.append(DockerPublisher(name, output, loadable) if load else ArchivePublisher(dest, name, loadable)
                               if fmt == "oci-archive" else LayoutPublisher(dest, name))
         if push_to:  # last: its reference is the last line a script reads
             publishers.append(RegistryPublisher(Reference.parse(push_to), obj.registries, blobs))
@@ -373,7 +373,8 @@ def make_image(obj, bento, output, fmt, compression, image_tag, base, platform, 
             sbom_format, provenance, epoch, base, provenance_time, {"compression": compression}, obj.home, found))
         results = []
         for publisher in publishers:
-            steps(f"pushing to {push_to}" if isinstance(publisher, RegistryPublisher) else f"writing {dest}")
+            steps(f"pushing to {push_to}" if isinstance(publisher, RegistryPublisher)
+                  else "loading into the Docker engine" if load and output is None else f"writing {dest}")
             results.append(publisher.publish(root, attached))
         if cache_to:
             from ocibuild.bento.lockcache import lock_entries

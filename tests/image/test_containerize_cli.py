@@ -73,3 +73,19 @@ def test_load_into_the_engine(echo_bento, python_base, docker_engine, tmp_path):
                           "python3", "-c", "import os; print(os.environ['ECHO_PREFIX'])"], capture_output=True, text=True)
     assert out.stdout.strip() == ">", out.stderr
     subprocess.run(["docker", "rmi", "ocibuild-test/echo:cli"], capture_output=True)
+
+
+def test_load_without_an_output_leaves_no_archive_behind(echo_bento, python_base, docker_engine, tmp_path):
+    """The image goes into the engine; its archive was a means, not an output (stdout names the image)."""
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    result = run_process("containerize", echo_bento, "--base", python_base, "--load", "--image-tag",
+                         "ocibuild-test/echo:no-archive", cwd=cwd)
+    try:
+        assert result.returncode == 0, result.stderr
+        assert result.stdout == "ocibuild-test/echo:no-archive\n" and "loading into the Docker engine" in result.stderr
+        assert list(cwd.iterdir()) == []
+        assert subprocess.run(["docker", "image", "inspect", "ocibuild-test/echo:no-archive"],
+                              capture_output=True).returncode == 0
+    finally:
+        subprocess.run(["docker", "rmi", "ocibuild-test/echo:no-archive"], capture_output=True)
