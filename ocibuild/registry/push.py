@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ocibuild.errors import RegistryError
 from ocibuild.oci.digest import Digest
 from ocibuild.oci.index import Manifest, walk
 from ocibuild.oci.layer import Blob
@@ -45,7 +46,10 @@ class PushReport:
 
 def push(root: Manifest, ref: Reference, registries: Registries, blobs: BlobStore,
          workers: int = WORKERS, referrers: tuple[Manifest, ...] = ()) -> PushReport:
-    """`referrers` (manifests whose subject is `root` or one of its images) go after the tag."""
+    """`referrers` (manifests whose subject is `root` or one of its images) go after the tag.
+    A digest in `ref` is a claim about what is pushed: another one is refused before anything is sent."""
+    if ref.digest is not None and ref.digest != root.digest:
+        raise RegistryError(f"{ref} names {ref.digest}, but what would be pushed is {root.digest}")
     repo = registries.repository(ref.api_host, ref.repository)
     report = PushReport(ref, root.digest)
     manifests = list(walk(root))

@@ -77,6 +77,18 @@ def test_push_after_an_edit_uploads_only_the_new_layer_and_config(example, plain
     assert sent < edited.layers[-1].descriptor.size + 64 * 1024  # the top layer, the config and the manifest
 
 
+def test_a_digest_in_the_destination_must_be_what_is_pushed(example, plain_registry, tmp_path):
+    """`push SRC REG/REPO@sha256:...` is a claim: another image is refused before any request."""
+    regs = registries(tmp_path)
+    other = "sha256:" + "a" * 64
+    with pytest.raises(RegistryError, match=f"names {other}, but what would be pushed is {example.image.digest}"):
+        push(example.image, Reference.parse(f"{plain_registry.host}/ocibuild/pinned@{other}"), regs, example.cache)
+    assert regs.transport(plain_registry.host).stats.requests == 0
+    report = push(example.image, Reference.parse(f"{plain_registry.host}/ocibuild/pinned@{example.image.digest}"),
+                  regs, example.cache)
+    assert report.digest == example.image.digest
+
+
 def test_an_interrupted_push_run_again_uploads_nothing_twice(example, plain_registry, tmp_path):
     ref = f"{plain_registry.host}/ocibuild/interrupted:v1"
     proxy = FaultProxy(plain_registry.host, ["ok"] * 12 + ["500"] * 500)
