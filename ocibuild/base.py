@@ -71,6 +71,15 @@ def parse_local(text: str) -> tuple[str, Path, str | None]:
     return transport, path, ref
 
 
+def check_reference(reference: str) -> None:
+    """Refuse a base that cannot name an image (a malformed reference, a local path not there)
+    before any work, without reading it: `resolve_base` reads it when the layers are built."""
+    if is_local(reference) or reference.partition(":")[2].startswith(("/", ".")):
+        parse_local(reference)
+    else:
+        Reference.parse(reference)
+
+
 def pin(reference: str | None, registries: Registries) -> tuple[str, Digest] | None:
     """A registry base's reference and the digest its tag names now; None for other bases."""
     if reference is None or is_local(reference):

@@ -154,13 +154,15 @@ def build(obj, path, entry_point, version, platform, refresh, cache_from, quiet,
              if param.name in image and context.get_parameter_source(param.name) != ParameterSource.DEFAULT]
     if given and not then_containerize:
         raise click.UsageError(f"{', '.join(given)} only apply with --containerize")
+    targets = platform_list(platform) if platform else [host_platform()]
+    if then_containerize:  # before the bento is stored: it would be kept for an image never made
+        check_image_options(targets, **image)
     registry_locks = None
     if cache_from and not refresh:
         from ocibuild.bento.lockcache import LockCache
         from ocibuild.registry.cache import open_cache
 
         registry_locks = LockCache(open_cache(obj.blobs, obj.registries, list(cache_from), needs_bytes=False).locks)
-    targets = platform_list(platform) if platform else [host_platform()]
 
     def prestart(spec):  # the image's compiler starts while the bento is written
         from ocibuild.layers.bytecode import bytecode_for
@@ -169,14 +171,25 @@ def build(obj, path, entry_point, version, platform, refresh, cache_from, quiet,
     bento = build_bento(path, obj.bentos(), entry_point=entry_point, version=version, platform=targets[0],
                         platforms=tuple(targets), refresh=refresh, registry_locks=registry_locks,
                         loaded_hook=prestart if then_containerize else None)
-    if quiet:
-        click.echo(str(bento.tag))
-    elif output_format == "json":
-        click.echo(json.dumps({"tag": str(bento.tag), "path": str(bento.path), **bento.info.to_dict()}, indent=2))
-    else:
-        click.echo(f"Built bento {bento.tag}", err=then_containerize)
+    references = None
     if then_containerize:
-        make_image(obj, bento, platform=None, cache_from=cache_from, **image)
+        click.echo(f"Built bento {bento.tag}", err=True)
+        try:
+            references = make_image(obj, bento, platform=None, cache_from=cache_from, **image)
+        except BaseException:  # the command failed: the store is left as it was, without this bento
+            with contextlib.suppress(Exception):
+                obj.bentos().delete(bento.tag)
+            raise
+    # stdout, once the whole command has succeeded: the tag or the record, then the image's references
+    if output_format == "json" and not quiet:
+        record = {"tag": str(bento.tag), "path": str(bento.path), **bento.info.to_dict()}
+        click.echo(json.dumps(record if references is None else {**record, "image": {"references": references}},
+                              indent=2))
+        return
+    if quiet or not then_containerize:
+        click.echo(str(bento.tag) if quiet else f"Built bento {bento.tag}")
+    for reference in references or []:
+        click.echo(reference)
 
 
 @cli.command("list")
@@ -309,7 +322,33 @@ def containerize(obj, tag, platform, **image):
 
     stdout gets the image's reference only (with --push, the pushed REGISTRY/REPO@DIGEST last);
     everything else goes to stderr."""
-    make_image(obj, obj.bentos().get(tag), platform=platform, **image)
+    for reference in make_image(obj, obj.bentos().get(tag), platform=platform, **image):
+        click.echo(reference)
+
+
+def check_image_options(targets, output, fmt, compression, image_tag, base, load_platform, load, push_to,
+                        metadata_file, cache_to, sbom_format, provenance, provenance_time) -> None:
+    """What can be wrong in the image options whatever is built, refused before any work
+    (`targets` None: the host's platform, or the bento's)."""
+    from ocibuild.base import check_reference
+    from ocibuild.oci.platform import Platform
+    from ocibuild.oci.reference import Reference
+
+    if load and FORMATS[fmt] != "oci-archive":
+        raise click.UsageError("--load needs --format oci-archive")
+    if image_tag:
+        Reference.image_name(image_tag)
+    for reference in (push_to, cache_to):
+        if reference:
+            Reference.parse(reference)
+    if base:
+        check_reference(base)
+    if load_platform:
+        loadable = Platform.target(load_platform)
+        if targets is not None and str(loadable) not in [str(p) for p in targets]:
+            raise click.UsageError(f"--load-platform {loadable} is not one of the platforms built")
+    if metadata_file and metadata_file.is_dir():
+        raise click.BadParameter(f"{metadata_file} is a directory", param_hint="'--metadata-file'")
 
 
 def make_image(obj, bento, output, fmt, compression, image_tag, base, platform, load_platform, load, push_to,
@@ -326,16 +365,16 @@ def make_image(obj, bento, output, fmt, compression, image_tag, base, platform, 
     from ocibuild.store.atomic import TempFile
     from ocibuild.supplychain.attach import SupplyChainOptions, find_wheels, finish_wheels, referrers, remember_wheels
 
+    targets = platform_list(platform) if platform else None
+    check_image_options(targets or list(bento.info.targets), output=output, fmt=fmt, compression=compression,
+                        image_tag=image_tag, base=base, load_platform=load_platform, load=load, push_to=push_to,
+                        metadata_file=metadata_file, cache_to=cache_to, sbom_format=sbom_format,
+                        provenance=provenance, provenance_time=provenance_time)
     fmt = FORMATS[fmt]
-    if load and fmt != "oci-archive":
-        raise click.UsageError("--load needs --format oci-archive")
     name = Reference.image_name(image_tag or f"{bento.info.name}:{bento.info.version}")
     loadable = Platform.target(load_platform) if load_platform else host_platform()
     epoch = source_date_epoch()
     options = ContainerizeOptions(None, Compression(compression), base, epoch)
-    targets = platform_list(platform) if platform else None
-    if load_platform and str(loadable) not in [str(p) for p in targets or bento.info.targets]:
-        raise click.UsageError(f"--load-platform {loadable} is not one of the platforms built")
     bytecode_for(bento.info.python_version).prestart()  # starts while the image's inputs are looked up
     steps = Steps(lambda line: click.echo(line, err=True))
     blobs = obj.blobs
@@ -349,8 +388,6 @@ def make_image(obj, bento, output, fmt, compression, image_tag, base, platform, 
 
             restore_sbom_records(bento, obj.home, blobs.locks)
     # opened before the image is built: a metadata file that cannot be written fails before any output
-    if metadata_file and metadata_file.is_dir():
-        raise click.BadParameter(f"{metadata_file} is a directory", param_hint="'--metadata-file'")
     with TempFile(metadata_file.absolute().parent) if metadata_file else contextlib.nullcontext() as meta:
         with Background(1) as pool:  # the SBOM's network questions, asked while the layers are written
             wheels = pool.submit(find_wheels, bento, targets or locked_platforms(bento),
@@ -397,8 +434,7 @@ def make_image(obj, bento, output, fmt, compression, image_tag, base, platform, 
                               [r.reference for r, p in zip(results, pushed) if not p], layers, steps.seconds)
             meta.file.write(json.dumps(record, indent=2).encode() + b"\n")
             meta.commit(metadata_file)
-        for result in results:
-            click.echo(result.reference)
+        return [result.reference for result in results]
 
 
 def images_of(root):

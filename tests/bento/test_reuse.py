@@ -1,6 +1,8 @@
 """Nothing re-resolved that did not change: `build` reuses the Python and Debian locks of a previous
 build with the same inputs, without the network; `--refresh` and changed inputs resolve again."""
 
+import json
+
 import pytest
 
 import ocibuild.bento.build as build_module
@@ -72,3 +74,33 @@ def test_build_containerize_in_one_process(home, tmp_path, python_base):
     assert usage.returncode == 2, usage.stderr
     assert "--format, --load, --push, --no-provenance only apply with --containerize" in usage.stderr
     assert [p.name for p in (home / "bentos" / "tiny").iterdir() if p.is_dir()] == ["1"]  # no bento 2
+
+
+def test_build_containerize_that_fails_leaves_no_bento(home, tmp_path, python_base):
+    """A bad image option is refused before the bento is built; a failure while the image is made
+    takes the new bento away again: the command failed, the store is as it was."""
+    root = tiny_service(tmp_path)
+    build = ["build", str(root), "--containerize", "--base", python_base]
+    for option, message in ((["--push", "127.0.0.1:1/x:bad!tag"], "invalid"),
+                            (["--image-tag", "BAD TAG"], "invalid"),
+                            (["--base", "oci-archive:/nonexistent/base.tar"], "does not exist"),
+                            (["--load-platform", "linux/arm64", "--platform", "linux/amd64"], "not one of the platforms"),
+                            (["--format", "oci-layout", "--load"], "--load needs --format oci-archive")):
+        refused = run_process(*build[:-2], *option, *(build[-2:] if "--base" not in option else []))
+        assert refused.returncode != 0 and message in refused.stderr, (option, refused.stderr)
+        assert "Built bento" not in refused.stderr and refused.stdout == ""
+        assert not (home / "bentos").exists(), option
+    failed = run_process(*build, "--push", "127.0.0.1:1/tiny:1", "--output", "json")  # no registry listens there
+    assert failed.returncode == 1 and "refused the connection" in failed.stderr and "Built bento tiny:" in failed.stderr
+    assert failed.stdout == ""
+    assert run_process("list", "-o", "json").stdout.strip() == "[]"
+
+
+def test_build_containerize_json_is_one_document_with_the_references(home, tmp_path, python_base):
+    root = tiny_service(tmp_path)
+    out = tmp_path / "image"
+    result = run_process("build", str(root), "--version", "j", "--containerize", "--base", python_base,
+                         "--format", "oci-layout", "--image-output", str(out), "--output", "json")
+    assert result.returncode == 0, result.stderr
+    record = json.loads(result.stdout)
+    assert record["tag"] == "tiny:j" and record["image"] == {"references": [str(out)]}
