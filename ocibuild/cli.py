@@ -62,14 +62,33 @@ def one_line(exc: BaseException) -> str:
     return " ".join(text.split())
 
 
+def usage_error(exc: click.UsageError):
+    """A usage error is one line too, with where to read the usage (click prints four); a bare
+    `ocibuild` or `ocibuild models` still shows the help, as click does."""
+    if isinstance(exc, click.exceptions.NoArgsIsHelpError):
+        exc.show()
+        sys.exit(exc.exit_code)
+    command = exc.ctx.command_path if exc.ctx is not None else "ocibuild"
+    click.echo(f"error: {' '.join(exc.format_message().split())} (see `{command} --help`)", err=True)
+    sys.exit(exc.exit_code)
+
+
 class OcibuildGroup(click.Group):
     """Turns failures into one line on stderr and an exit code; tracebacks only with --verbose."""
+
+    def make_context(self, info_name, args, parent=None, **extra):
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except click.UsageError as exc:  # `ocibuild --bogus`
+            usage_error(exc)
 
     def invoke(self, ctx):
         requests = sys.modules.get("requests")
         expected = (OcibuildError, OSError, ValueError) + ((requests.RequestException,) if requests else ())
         try:
             return super().invoke(ctx)
+        except click.UsageError as exc:  # a subcommand's arguments, or an unknown subcommand
+            usage_error(exc)
         except expected as exc:
             if ctx.params.get("verbose"):
                 raise
@@ -153,7 +172,7 @@ def build(obj, path, entry_point, version, platform, refresh, cache_from, quiet,
     given = [flag_given(param, image[param.name]) for param in context.command.params
              if param.name in image and context.get_parameter_source(param.name) != ParameterSource.DEFAULT]
     if given and not then_containerize:
-        raise click.UsageError(f"{', '.join(given)} only apply with --containerize")
+        raise click.UsageError(f"{', '.join(given)} only appl{'ies' if len(given) == 1 else 'y'} with --containerize")
     targets = platform_list(platform) if platform else [host_platform()]
     if then_containerize:  # before the bento is stored: it would be kept for an image never made
         check_image_options(targets, **image)

@@ -29,6 +29,26 @@ def test_version_and_help():
         assert result.returncode == 0 and "Usage:" in result.stdout
 
 
+@pytest.mark.parametrize(("args", "fragments"), [
+    (["build", "/nonexistent/svc"], ["Directory '/nonexistent/svc' does not exist", "(see `ocibuild build --help`)"]),
+    (["--bogus"], ["No such option '--bogus'", "(see `ocibuild --help`)"]),
+    (["biuld"], ["No such command 'biuld'. Did you mean 'build'?"]),
+    (["containerize"], ["Missing argument 'TAG'", "(see `ocibuild containerize --help`)"]),
+    (["models", "import", "/nonexistent/model", "--name", "m"], ["'/nonexistent/model' does not exist"]),
+    (["build", ".", "--push", "x"], ["--push only applies with --containerize"]),
+])
+def test_a_usage_error_is_one_line_naming_where_the_usage_is(home, args, fragments):
+    result = run_process(*args)
+    assert result.returncode == 2 and result.stdout == ""
+    assert_one_line_error(result, *fragments)
+
+
+def test_a_bare_group_shows_its_help():
+    for args in ([], ["models"]):
+        result = run_process(*args)
+        assert "Usage: ocibuild" in result.stdout + result.stderr and "error:" not in result.stderr
+
+
 def test_build_list_get_delete(home, echo):
     result = run_process("build", str(echo), "--version", "1")
     assert result.returncode == 0 and "echo:1" in result.stdout

@@ -67,7 +67,7 @@ def test_build_containerize_in_one_process(home, tmp_path, python_base):
     assert result.stdout == f"{out}\n"  # what a script reads: the image written
     assert out.is_file()
     usage = run_process("build", str(root), "--version", "2", "--image-output", str(out))
-    assert usage.returncode == 2 and "only apply with --containerize" in usage.stderr
+    assert usage.returncode == 2 and "--image-output only applies with --containerize" in usage.stderr
     # flags whose value is a boolean, or the default typed out, are refused too, by the name typed
     usage = run_process("build", str(root), "--version", "2", "--load", "--no-provenance", "--format", "oci-archive",
                         "--push", "localhost:5000/x:1")
