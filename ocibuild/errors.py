@@ -66,6 +66,10 @@ class MissingEnvError(OcibuildError):
     exit_code = 78  # EX_CONFIG
 
 
+class ServeError(OcibuildError):
+    """The service cannot listen where it was asked to (a port out of range or in use, a bad host)."""
+
+
 class CredentialError(OcibuildError):
     """Registry credentials could not be read or obtained from a helper."""
 

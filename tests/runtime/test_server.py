@@ -216,3 +216,26 @@ class Audit:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(30) == 0
     assert (tmp_path / "audit.log").read_text() == "started\nping\n"
+
+
+def test_a_port_that_cannot_be_listened_on_is_one_line(tmp_path):
+    """Out of range (the flag or $PORT), in use, or a host that is no address: one `error:` line,
+    where uvicorn printed its log and a traceback."""
+    import socket
+
+    (tmp_path / "service.py").write_text(FAILING_INIT.replace("        self.db = connect()\n", "        pass\n"))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = taken.getsockname()[1]
+        cases = [
+            (["--port", "99999"], {}, "error: port '99999' is not a TCP port (0-65535)"),
+            (["--port", str(busy), "--host", "127.0.0.1"], {}, f"error: cannot listen on 127.0.0.1:{busy}: Address already in use"),
+            (["--port", str(free_port()), "--host", "999.1.1.1"], {}, "error: cannot listen on 999.1.1.1:"),
+            ([], {"PORT": "3000abc"}, "error: port '3000abc' is not a TCP port (0-65535)"),
+        ]
+        for args, env, expected in cases:
+            result = subprocess.run([sys.executable, "-m", "ocibuild", "serve", str(tmp_path), *args],
+                                    env={**os.environ, **env}, capture_output=True, text=True, timeout=60)
+            assert result.returncode == 1 and result.stderr.startswith(expected), (args, result.stderr)
+            assert len(result.stderr.splitlines()) == 1, result.stderr
