@@ -18,6 +18,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from ocibuild.errors import LockError, RecordError, SpecError
+from ocibuild.python.lock import is_pinned
 from ocibuild.sdk.images import PythonImage, strip_credentials
 from ocibuild.sdk.service import ServiceSpec
 
@@ -185,6 +186,9 @@ def requirement_entries(text: str, source: str) -> list[tuple[str, str]]:
             raise LockError(f"{source}: invalid requirement {requirement!r}: {exc}") from None
         if "--hash" not in line:
             raise LockError(f"{source}: {req.name} has no --hash: a locked file pins every package with its hashes")
+        if not is_pinned(req):  # else the build would pass and only the image refuse its lock
+            raise LockError(f"{source}: {req.name} is not pinned to one version or to an http(s) URL: "
+                            "a locked file pins every package with its hashes")
         entries.append((canonicalize_name(req.name), " ".join(line.split())))
     return entries
 

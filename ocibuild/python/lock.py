@@ -83,13 +83,19 @@ def lock_problem(text: str) -> str | None:
             req = _requirement(requirement)
             if req is None:
                 return f"line {number} is not a pinned requirement"
-            if not (req.url.startswith(("https://", "http://")) and not req.specifier if req.url
-                    else [s.operator for s in req.specifier] == ["=="]):
+            if not is_pinned(req):
                 return f"line {number}: {req.name} is not pinned to one version or to an http(s) URL"
             name = req.name
         if not all(_HASH.fullmatch(option.strip()) for option in options):
             return f"line {number}: {name} has an option other than --hash"
     return None
+
+
+def is_pinned(req) -> bool:
+    """A parsed requirement a lock may hold: one version (`==`), or an http(s) URL alone."""
+    if req.url:
+        return req.url.startswith(("https://", "http://")) and not req.specifier
+    return [s.operator for s in req.specifier] == ["=="]
 
 
 def _requirement(text: str):

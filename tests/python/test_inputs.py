@@ -39,6 +39,14 @@ def test_locked_numpy_is_used_exactly_with_its_hashes(home, tmp_path, fixture):
     assert all("--hash=sha256:" in entry for _, entry in requirement_entries(lock, LOCK))
 
 
+@pytest.mark.parametrize("line", ["numpy>=1.26 --hash=sha256:" + "d" * 64, "numpy --hash=sha256:" + "d" * 64,
+                                  "numpy @ file:///tmp/numpy.whl --hash=sha256:" + "d" * 64])
+def test_a_hashed_requirement_that_pins_no_version_is_refused_as_it_is_read(line):
+    """The build would otherwise pass, and only containerize refuse the lock it wrote."""
+    with pytest.raises(LockError, match=r"^requirements.txt: numpy is not pinned to one version or to an http\(s\) URL"):
+        requirement_entries(f"six==1.16.0 --hash=sha256:{'e' * 64}\n{line}\n", "requirements.txt")
+
+
 def test_uv_lock_that_does_not_match_the_pyproject_is_one_line(home, tmp_path):
     root = locked_service("uvlock", tmp_path / "uvlock")
     pyproject = root / "pyproject.toml"
