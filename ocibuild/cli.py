@@ -171,9 +171,11 @@ def build(obj, path, entry_point, version, platform, refresh, cache_from, quiet,
     context = click.get_current_context()
     given = [flag_given(param, image[param.name]) for param in context.command.params
              if param.name in image and context.get_parameter_source(param.name) != ParameterSource.DEFAULT]
+    if quiet and output_format == "json":
+        raise click.UsageError("-q and --output json each say what stdout gets: give one")
     if given and not then_containerize:
         raise click.UsageError(f"{', '.join(given)} only appl{'ies' if len(given) == 1 else 'y'} with --containerize")
-    targets = platform_list(platform) if platform else [host_platform()]
+    targets = platform_list(platform) if platform is not None else [host_platform()]
     if then_containerize:  # before the bento is stored: it would be kept for an image never made
         check_image_options(targets, **image)
     registry_locks = None
@@ -200,7 +202,7 @@ def build(obj, path, entry_point, version, platform, refresh, cache_from, quiet,
                 obj.bentos().delete(bento.tag)
             raise
     # stdout, once the whole command has succeeded: the tag or the record, then the image's references
-    if output_format == "json" and not quiet:
+    if output_format == "json":
         record = {"tag": str(bento.tag), "path": str(bento.path), **bento.info.to_dict()}
         click.echo(json.dumps(record if references is None else {**record, "image": {"references": references}},
                               indent=2))
@@ -384,7 +386,7 @@ def make_image(obj, bento, output, fmt, compression, image_tag, base, platform, 
     from ocibuild.store.atomic import TempFile
     from ocibuild.supplychain.attach import SupplyChainOptions, find_wheels, finish_wheels, referrers, remember_wheels
 
-    targets = platform_list(platform) if platform else None
+    targets = platform_list(platform) if platform is not None else None
     check_image_options(targets or list(bento.info.targets), output=output, fmt=fmt, compression=compression,
                         image_tag=image_tag, base=base, load_platform=load_platform, load=load, push_to=push_to,
                         metadata_file=metadata_file, cache_to=cache_to, sbom_format=sbom_format,
@@ -670,7 +672,10 @@ def flag_given(param: click.Parameter, value) -> str:
 def platform_list(text: str):
     from ocibuild.oci.platform import Platform
 
-    return list(dict.fromkeys(Platform.target(p) for p in text.split(",") if p.strip()))
+    targets = list(dict.fromkeys(Platform.target(p) for p in text.split(",") if p.strip()))
+    if not targets:
+        raise click.BadParameter("no platform given", param_hint="'--platform'")
+    return targets
 
 
 def table(headers: list[str], rows: list[list[str]]) -> str:

@@ -36,11 +36,18 @@ def test_version_and_help():
     (["containerize"], ["Missing argument 'TAG'", "(see `ocibuild containerize --help`)"]),
     (["models", "import", "/nonexistent/model", "--name", "m"], ["'/nonexistent/model' does not exist"]),
     (["build", ".", "--push", "x"], ["--push only applies with --containerize"]),
+    (["build", ".", "-q", "--output", "json"], ["-q and --output json each say what stdout gets"]),
+    (["build", ".", "--platform", ""], ["Invalid value for '--platform': no platform given"]),
 ])
 def test_a_usage_error_is_one_line_naming_where_the_usage_is(home, args, fragments):
     result = run_process(*args)
     assert result.returncode == 2 and result.stdout == ""
     assert_one_line_error(result, *fragments)
+
+
+def test_an_empty_version_is_refused_not_replaced(home, echo):
+    assert_one_line_error(run_process("build", str(echo), "--version", ""), "invalid version ''")
+    assert not (home / "bentos").exists()
 
 
 def test_a_bare_group_shows_its_help():

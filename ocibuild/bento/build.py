@@ -76,7 +76,7 @@ def build_bento(path: Path, store: BentoStore, *, entry_point: str | None = None
     if loaded_hook is not None:
         loaded_hook(loaded.spec)
     moment = now or datetime.now(UTC)
-    tag = Tag(loaded.spec.name, validate_version(version) if version else new_version(moment))
+    tag = Tag(loaded.spec.name, validate_version(version) if version is not None else new_version(moment))
     files = collect_files(root)
     check_module_kept(files, loaded.entry_point.partition(":")[0])
     environ = build_environment(loaded.spec)
