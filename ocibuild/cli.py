@@ -237,7 +237,7 @@ def get(obj, tag, output):
     import yaml
 
     info = obj.bentos().get(tag).info.to_dict()
-    click.echo(json.dumps(info, indent=2) if output == "json" else yaml.safe_dump(info, sort_keys=False), nl=False)
+    click.echo(json.dumps(info, indent=2) + "\n" if output == "json" else yaml.safe_dump(info, sort_keys=False), nl=False)
 
 
 @cli.command()
@@ -625,7 +625,7 @@ def models_get(obj, tag, output):
     import yaml
 
     info = obj.models().get(tag).info.to_dict()
-    click.echo(json.dumps(info, indent=2) if output == "json" else yaml.safe_dump(info, sort_keys=False), nl=False)
+    click.echo(json.dumps(info, indent=2) + "\n" if output == "json" else yaml.safe_dump(info, sort_keys=False), nl=False)
 
 
 @models.command("delete")
@@ -656,7 +656,8 @@ def models_export(obj, tag, file):
 
 
 def delete_entries(store, tags, yes: bool) -> None:
-    entries = [store.get(t) for t in tags]  # resolve all first: an unknown tag deletes nothing
+    # resolve all first: an unknown tag deletes nothing; two tags of one entry delete it once
+    entries = list({str(e.tag): e for e in (store.get(t) for t in tags)}.values())
     if not yes:
         click.confirm(f"Delete {', '.join(str(e.tag) for e in entries)}?", abort=True)
     for entry in entries:

@@ -65,9 +65,11 @@ def test_build_list_get_delete(home, echo):
     assert all(r["size"] > 0 for r in listed)
     table = run_process("list").stdout.splitlines()
     assert table[0].split() == ["TAG", "SIZE", "CREATED"] and table[1].startswith("echo:2")
-    assert json.loads(run_process("get", "echo", "-o", "json").stdout)["version"] == "2"
+    got = run_process("get", "echo", "-o", "json").stdout
+    assert json.loads(got)["version"] == "2" and got.endswith("}\n")
     assert "service: service:Echo" in run_process("get", "echo:1").stdout
-    assert run_process("delete", "echo:2", "-y").returncode == 0
+    both = run_process("delete", "echo:2", "echo", "echo:latest", "-y")  # one bento, named three ways
+    assert (both.returncode, both.stdout, both.stderr) == (0, "Deleted bento echo:2\n", "")
     assert [r["tag"] for r in json.loads(run_process("list", "-o", "json").stdout)] == ["echo:1"]
 
 
