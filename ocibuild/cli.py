@@ -588,6 +588,9 @@ def models_import(obj, path, name, labels, max_archive_size, max_archive_members
         click.echo(f"Imported model {import_model_artifact(store, path, obj.registries, obj.blobs, limits).tag}")
         return
     path = existing(path, "PATH")
+    if name is None and Path(path).is_dir():
+        raise click.UsageError(f"{path} is a directory: give the model's name, `--name NAME` (an archive "
+                               "from `ocibuild models export` names its own)")
     if name is None:
         from ocibuild.bento.archive import import_model
 

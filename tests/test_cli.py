@@ -37,6 +37,7 @@ def test_version_and_help():
     (["models", "import", "/nonexistent/model", "--name", "m"], ["'/nonexistent/model' does not exist"]),
     (["build", ".", "--push", "x"], ["--push only applies with --containerize"]),
     (["build", ".", "-q", "--output", "json"], ["-q and --output json each say what stdout gets"]),
+    (["models", "import", "."], [". is a directory: give the model's name, `--name NAME`"]),
     (["build", ".", "--platform", ""], ["Invalid value for '--platform': no platform given"]),
 ])
 def test_a_usage_error_is_one_line_naming_where_the_usage_is(home, args, fragments):
