@@ -91,11 +91,14 @@ class TempFile:
     not at all. Readable as the umask allows (`mode` 0o666 & ~umask) once committed."""
 
     def __init__(self, directory: Path, prefix: str = PREFIX, mode: int = 0o666):
-        directory.mkdir(parents=True, exist_ok=True)
-        with directory_lock(directory):
-            _sweep(directory, prefix)
-            fd, name = tempfile.mkstemp(dir=directory, prefix=prefix)
-            fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            with directory_lock(directory):
+                _sweep(directory, prefix)
+                fd, name = tempfile.mkstemp(dir=directory, prefix=prefix)
+                fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError as exc:  # named by the directory the user gave, not a temp name they never chose
+            raise OSError(exc.errno, exc.strerror, str(directory)) from None
         self.path = Path(name)
         self.mode = mode
         self.file: BinaryIO = os.fdopen(fd, "wb")

@@ -30,3 +30,23 @@ def test_a_write_that_fails_as_it_is_flushed_leaves_no_temp_file(tmp_path):
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "27"  # EFBIG
     assert list(out.iterdir()) == []
+
+
+def test_a_temp_file_that_cannot_be_made_is_named_by_its_directory(tmp_path):
+    """The user chose the directory, never the temp name: an error names the directory. (Made to
+    fail with too many open files, which holds for root too: root writes into any directory.)"""
+    code = textwrap.dedent("""
+        import os, resource, sys
+        from pathlib import Path
+        from ocibuild.store.atomic import TempFile
+
+        open_now = len(os.listdir("/proc/self/fd")) - 1
+        resource.setrlimit(resource.RLIMIT_NOFILE, (open_now + 1, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+        try:
+            TempFile(Path(sys.argv[1]))  # the directory's lock takes the last descriptor
+        except OSError as exc:
+            print(exc.strerror, exc.filename)
+    """)
+    result = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert result.stdout.strip() == f"Too many open files {tmp_path}", result.stderr
+    assert list(tmp_path.iterdir()) == []
