@@ -139,7 +139,7 @@ def fetch_artifact(target: str, artifact_type: str, registries: Registries,
     if document.get("mediaType", media_type) != mediatypes.MANIFEST:
         raise ArchiveError(f"{where} is not an OCI artifact manifest ({document.get('mediaType', media_type)})")
     if document.get("artifactType") != artifact_type:
-        raise ArchiveError(f"{where} is a {document.get('artifactType') or 'plain image'}, not a {artifact_type}")
+        raise ArchiveError(f"{where} is {document.get('artifactType') or 'a plain image'}, not {artifact_type}")
     layers = [Descriptor.from_json(d, f"layer {i} of {where}") for i, d in enumerate(document["layers"])]
     for layer in layers:
         if layer.media_type not in LAYER_TYPES:

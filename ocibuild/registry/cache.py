@@ -91,7 +91,7 @@ class CacheSource:
         where = f"cache {ref}"
         document = parse_json(data, where)
         if document.get("artifactType") != CACHE_TYPE:
-            raise ImageError(f"{where} is a {document.get('artifactType') or 'plain image'}, not a {CACHE_TYPE}")
+            raise ImageError(f"{where} is {document.get('artifactType') or 'a plain image'}, not {CACHE_TYPE}")
         config = Descriptor.from_json(document.get("config"), f"the config of {where}")
         if config.media_type != CACHE_CONFIG or config.size > MAX_CONFIG:
             raise ImageError(f"{where}: its config is {config.media_type} of {config.size} bytes: refusing it")

@@ -149,7 +149,9 @@ class Transport:
             delay = min(float(retry_after), self.retry.max_wait)
         out_of_time = deadline is not None and time.monotonic() + delay > deadline
         if attempt + 1 >= self.retry.attempts or out_of_time:
-            raise RegistryError(f"{self.host} did not answer: {reason} (tried {attempt + 1} times"
+            # an HTTP status is an answer, of a server failing: not silence
+            verb = "kept failing" if ": HTTP " in reason else "did not answer"
+            raise RegistryError(f"{self.host} {verb}: {reason} (tried {attempt + 1} times"
                                 + (f" in {self.retry.deadline:g} s)" if out_of_time else ")"))
         log.debug("retrying in %.2fs: %s", delay, reason)
         time.sleep(delay)
