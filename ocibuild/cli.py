@@ -582,6 +582,8 @@ def models_import(obj, path, name, labels, max_archive_size, max_archive_members
     from ocibuild.artifacts import import_model_artifact, is_oci
     from ocibuild.report import human_size
 
+    if labels and name is None:  # an archive or artifact carries its own model.yaml, labels included
+        raise click.UsageError("--label only applies with --name")
     store = obj.models()
     limits = limits_of(max_archive_size, max_archive_members, max_archive_file_size)
     if name is None and is_oci(path):

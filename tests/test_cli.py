@@ -38,6 +38,7 @@ def test_version_and_help():
     (["build", ".", "--push", "x"], ["--push only applies with --containerize"]),
     (["build", ".", "-q", "--output", "json"], ["-q and --output json each say what stdout gets"]),
     (["models", "import", "."], [". is a directory: give the model's name, `--name NAME`"]),
+    (["models", "import", "oci://127.0.0.1:1/m:1", "--label", "a=b"], ["--label only applies with --name"]),
     (["build", ".", "--platform", ""], ["Invalid value for '--platform': no platform given"]),
 ])
 def test_a_usage_error_is_one_line_naming_where_the_usage_is(home, args, fragments):
