@@ -65,7 +65,7 @@ def one_line(exc: BaseException) -> str:
 def usage_error(exc: click.UsageError):
     """A usage error is one line too, with where to read the usage (click prints four); a bare
     `ocibuild` or `ocibuild models` still shows the help, as click does."""
-    if isinstance(exc, click.exceptions.NoArgsIsHelpError):
+    if isinstance(exc, getattr(click.exceptions, "NoArgsIsHelpError", ())):  # click 8.2 and later
         exc.show()
         sys.exit(exc.exit_code)
     command = exc.ctx.command_path if exc.ctx is not None else "ocibuild"
@@ -194,13 +194,10 @@ def build(obj, path, entry_point, version, platform, refresh, cache_from, quiet,
                         loaded_hook=prestart if then_containerize else None)
     references = None
     if then_containerize:
+        # a bento is whole before its image is begun: if the image fails, it stays (this line says
+        # so) for `ocibuild containerize TAG` to try again without building it again
         click.echo(f"Built bento {bento.tag}", err=True)
-        try:
-            references = make_image(obj, bento, platform=None, cache_from=cache_from, **image)
-        except BaseException:  # the command failed: the store is left as it was, without this bento
-            with contextlib.suppress(Exception):
-                obj.bentos().delete(bento.tag)
-            raise
+        references = make_image(obj, bento, platform=None, cache_from=cache_from, **image)
     # stdout, once the whole command has succeeded: the tag or the record, then the image's references
     if output_format == "json":
         record = {"tag": str(bento.tag), "path": str(bento.path), **bento.info.to_dict()}
