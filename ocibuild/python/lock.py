@@ -92,10 +92,10 @@ def lock_problem(text: str) -> str | None:
 
 
 def is_pinned(req) -> bool:
-    """A parsed requirement a lock may hold: one version (`==`), or an http(s) URL alone."""
+    """A parsed requirement a lock may hold: one version (`==`, no `.*`), or an http(s) URL alone."""
     if req.url:
         return req.url.startswith(("https://", "http://")) and not req.specifier
-    return [s.operator for s in req.specifier] == ["=="]
+    return [(s.operator, s.version.endswith(".*")) for s in req.specifier] == [("==", False)]
 
 
 def _requirement(text: str):

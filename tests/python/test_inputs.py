@@ -40,6 +40,7 @@ def test_locked_numpy_is_used_exactly_with_its_hashes(home, tmp_path, fixture):
 
 
 @pytest.mark.parametrize("line", ["numpy>=1.26 --hash=sha256:" + "d" * 64, "numpy --hash=sha256:" + "d" * 64,
+                                  "numpy==1.26.* --hash=sha256:" + "d" * 64,
                                   "numpy @ file:///tmp/numpy.whl --hash=sha256:" + "d" * 64])
 def test_a_hashed_requirement_that_pins_no_version_is_refused_as_it_is_read(line):
     """The build would otherwise pass, and only containerize refuse the lock it wrote."""

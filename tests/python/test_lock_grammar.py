@@ -34,6 +34,7 @@ def test_what_uv_and_locked_inputs_write_is_accepted(lock):
     (f"numpy @ file:///etc/numpy.whl {H}\n", "numpy is not pinned to one version or to an http(s) URL"),
     (f"numpy @ git+https://127.0.0.1:1/numpy {H}\n", "numpy is not pinned to one version or to an http(s) URL"),
     (f"numpy>=2 {H}\n", "numpy is not pinned to one version"),
+    (f"numpy==1.26.* {H}\n", "numpy is not pinned to one version"),  # uv --require-hashes refuses it too
     (f"numpy==2.0.0 \\\n    --hash=crc32:{'a' * 32}\n", "line 2 is neither a hash"),
     # a line break uv may see where a split on newlines would not
     (f"numpy==2.0.0 {H}\r--index-url http://127.0.0.1:1/simple\n", "control character"),
