@@ -82,10 +82,11 @@ def test_syntax_error_names_file_and_line(home, echo):
 
 def test_what_the_service_prints_as_it_is_imported_stays_off_stdout(home, echo):
     """stdout is what scripts read: `TAG=$(ocibuild build -q)`, `--output json`."""
-    (echo / "service.py").write_text("print('hello from service.py')\n" + (echo / "service.py").read_text())
+    (echo / "service.py").write_text("import os\nprint('hello from service.py')\nos.write(1, b'to descriptor 1\\n')\n"
+                                     "os.system('echo from a subprocess')\n" + (echo / "service.py").read_text())
     quiet = run_process("build", str(echo), "-q", "--version", "p1")
     assert (quiet.returncode, quiet.stdout) == (0, "echo:p1\n")
-    assert "hello from service.py" in quiet.stderr
+    assert all(line in quiet.stderr for line in ("hello from service.py", "to descriptor 1", "from a subprocess"))
     record = run_process("build", str(echo), "--output", "json", "--version", "p2")
     assert json.loads(record.stdout)["tag"] == "echo:p2"
 

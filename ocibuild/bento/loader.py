@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import logging
+import os
 import sys
 from contextlib import contextmanager, redirect_stdout
 from dataclasses import dataclass
@@ -48,15 +49,34 @@ def importable_from(root: Path):
             del sys.modules[name]
 
 
+@contextmanager
+def stdout_to_stderr():
+    """What the service prints as it is imported is no output of ocibuild's: stdout carries only
+    what scripts read (`TAG=$(ocibuild build -q)`, `--output json`). Descriptor 1 is pointed at
+    stderr too, for what bypasses `sys.stdout` (`os.write(1, ...)`, a subprocess, C code)."""
+    sys.stdout.flush()
+    try:
+        saved = os.dup(1)
+        os.dup2(2, 1)
+    except OSError:  # no descriptor 1 or 2 to point: Python's own stream is all there is to move
+        saved = None
+    try:
+        with redirect_stdout(sys.stderr):
+            yield
+    finally:
+        if saved is not None:
+            sys.stderr.flush()
+            os.dup2(saved, 1)
+            os.close(saved)
+
+
 def load_service(root: Path, entry_point: str | None = None) -> LoadedService:
     root = root.resolve()
     module_name, _, class_name = (entry_point or DEFAULT_MODULE).partition(":")
     if not (root / (module_name.replace(".", "/") + ".py")).is_file() and \
             not (root / module_name.replace(".", "/") / "__init__.py").is_file():
         raise ServiceLoadError(f"no {module_name.replace('.', '/')}.py in {root}")
-    # what the service prints as it is imported is no output of ocibuild's: stdout carries only
-    # what scripts read (`TAG=$(ocibuild build -q)`, `--output json`)
-    with importable_from(root), stand_ins(root) as finder, redirect_stdout(sys.stderr):
+    with importable_from(root), stand_ins(root) as finder, stdout_to_stderr():
         module = _import(root, module_name)
         try:
             loaded = _find_service(module, module_name, class_name)
