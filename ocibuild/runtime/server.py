@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 import signal
 import socket
@@ -65,12 +66,14 @@ def serve(src: Path, entry_point: str, host: str = "0.0.0.0", port: int | None =
     app = ServiceApp(spec, start(src, cls))
     # bound here, once the service has started (until then a connection is refused, not left
     # waiting), so that a port in use is one error, not the server's log and traceback
-    sock = bind(host, port)
+    sockets = bind(host, port)
     config = uvicorn.Config(app, host=host, port=port, lifespan="on", timeout_graceful_shutdown=30, log_level="info")
+    # uvicorn says where it listens only when it binds the sockets itself
+    logging.getLogger("uvicorn.error").info("Listening on %s (SIGTERM or Ctrl+C to stop)", listening(sockets))
     # uvicorn drains in-flight requests on SIGTERM, then re-raises the signal to the handler
     # installed before it started; a no-op handler there makes a drained shutdown exit 0.
     signal.signal(signal.SIGTERM, lambda *_: None)
-    uvicorn.Server(config).run(sockets=[sock])
+    uvicorn.Server(config).run(sockets=sockets)
 
 
 def listen_port(port: int | None, environ=os.environ) -> int:
@@ -81,17 +84,34 @@ def listen_port(port: int | None, environ=os.environ) -> int:
     return int(text)
 
 
-def bind(host: str, port: int) -> socket.socket:
+def bind(host: str, port: int) -> list[socket.socket]:
+    """A socket bound on each address `host` names (all interfaces for "", as for "0.0.0.0" and
+    "::"), as asyncio's server binds them: `localhost` is both 127.0.0.1 and ::1 where the hosts
+    file says so."""
     try:
-        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
-                                                              flags=socket.AI_PASSIVE)[0]
+        found = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except (OSError, UnicodeError) as exc:
         raise ServeError(f"cannot listen on {host}:{port}: {getattr(exc, 'strerror', None) or exc}") from None
-    sock = socket.socket(family, kind, proto)
+    addresses = list(dict.fromkeys((family, kind, proto, address) for family, kind, proto, _, address in found))
+    sockets = []
     try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a restart rebinds at once, as uvicorn does
-        sock.bind(address)
+        for family, kind, proto, address in addresses:
+            sock = socket.socket(family, kind, proto)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a restart rebinds at once, as uvicorn does
+            if family == socket.AF_INET6 and len(addresses) > 1:  # its IPv4 twin is bound on its own
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            if port == 0 and len(sockets) > 1:  # any free port: the one the first address got, on every address
+                address = (address[0], sockets[0].getsockname()[1], *address[2:])
+            sock.bind(address)
     except OSError as exc:
-        sock.close()
+        for sock in sockets:
+            sock.close()
         raise ServeError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
-    return sock
+    return sockets
+
+
+def listening(sockets: list[socket.socket]) -> str:
+    """Where the service answers, as people type it (port 0 asks for any free port)."""
+    return ", ".join(f"http://{'[%s]' % a[0] if s.family == socket.AF_INET6 else a[0]}:{a[1]}"
+                     for s in sockets for a in [s.getsockname()])

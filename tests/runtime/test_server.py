@@ -239,3 +239,29 @@ def test_a_port_that_cannot_be_listened_on_is_one_line(tmp_path):
                                     env={**os.environ, **env}, capture_output=True, text=True, timeout=60)
             assert result.returncode == 1 and result.stderr.startswith(expected), (args, result.stderr)
             assert len(result.stderr.splitlines()) == 1, result.stderr
+
+
+def test_serve_listens_on_every_address_of_its_host_and_says_where(tmp_path):
+    """`--host ""` is every interface, IPv4 and IPv6, as uvicorn bound them; port 0 is one free
+    port for all; the log names the addresses, since uvicorn does not when given the sockets."""
+    import re
+
+    (tmp_path / "service.py").write_text(FAILING_INIT.replace("        self.db = connect()\n", "        pass\n"))
+    proc = subprocess.Popen([sys.executable, "-m", "ocibuild", "serve", str(tmp_path), "--port", "0", "--host", ""],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        line = next(line for line in proc.stderr if "Listening on" in line)
+        assert re.search(r"Listening on http://0\.0\.0\.0:(\d+), http://\[::\]:\1 ", line), line
+        port = re.search(r":(\d+)", line).group(1)
+        for host in ("127.0.0.1", "[::1]"):
+            for _ in range(100):
+                try:
+                    assert post(f"http://{host}:{port}/ping", "{}").json() == "pong"
+                    break
+                except requests.ConnectionError:
+                    time.sleep(0.1)
+            else:
+                pytest.fail(f"nothing answered on {host}:{port}")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
