@@ -426,11 +426,14 @@ def make_image(obj, bento, output, fmt, compression, image_tag, base, platform, 
         steps("supply chain records")
         attached = referrers(root, bento, str(name), obj.blobs, SupplyChainOptions(
             sbom_format, provenance, epoch, base, provenance_time, {"compression": compression}, obj.home, found))
-        results = []
-        for publisher in publishers:
-            steps(f"pushing to {push_to}" if isinstance(publisher, RegistryPublisher)
+        # the push runs first, though its reference is printed last: a registry that refuses (the
+        # likelier failure) then fails the command before any local output is written
+        done = {}
+        for i in sorted(range(len(publishers)), key=lambda i: not isinstance(publishers[i], RegistryPublisher)):
+            steps(f"pushing to {push_to}" if isinstance(publishers[i], RegistryPublisher)
                   else "loading into the Docker engine" if load and output is None else f"writing {dest}")
-            results.append(publisher.publish(root, attached))
+            done[i] = publishers[i].publish(root, attached)
+        results = [done[i] for i in range(len(publishers))]
         if cache_to:
             from ocibuild.bento.lockcache import lock_entries
             from ocibuild.registry.cache import write_cache

@@ -75,6 +75,15 @@ def test_load_into_the_engine(echo_bento, python_base, docker_engine, tmp_path):
     subprocess.run(["docker", "rmi", "ocibuild-test/echo:cli"], capture_output=True)
 
 
+def test_a_push_that_fails_leaves_no_local_output_written(echo_bento, python_base, tmp_path):
+    """The push runs before the archive is written: a refused push leaves the output as it was."""
+    out = tmp_path / "both.tar"
+    result = run_process("containerize", echo_bento, "--base", python_base, "-o", str(out),
+                         "--push", "127.0.0.1:1/echo:1")  # nothing listens there
+    assert result.returncode == 1 and "refused the connection" in result.stderr and result.stdout == ""
+    assert not out.exists() and [p.name for p in tmp_path.iterdir() if p.name.startswith(".ocibuild")] == []
+
+
 def test_load_without_an_output_leaves_no_archive_behind(echo_bento, python_base, docker_engine, tmp_path):
     """The image goes into the engine; its archive was a means, not an output (stdout names the image)."""
     cwd = tmp_path / "cwd"
