@@ -150,7 +150,9 @@ class ModelStore(VersionedStore):
 
     def import_path(self, source: Path, name: str, labels: dict | None = None) -> tuple[StoredModel, bool]:
         """Store a file or directory as a new version of `name`; (newest, False) when the newest
-        version already holds exactly this content, so re-importing does not fork versions."""
+        version already holds exactly this content (and the labels, when any are given: other
+        labels make a new version, as a version's model.yaml never changes), so re-importing
+        does not fork versions."""
         validate_name(name, "model name")
         if not source.exists():
             raise SpecError(f"{source} does not exist")
@@ -164,7 +166,8 @@ class ModelStore(VersionedStore):
                 shutil.copy2(source, files / source.name)
             content = content_digest(files)
             newest = self.newest(name)
-            if newest is not None and newest.info.digest == content[0]:
+            asked = {str(k): str(v) for k, v in (labels or {}).items()}
+            if newest is not None and newest.info.digest == content[0] and (not asked or newest.info.labels == asked):
                 return newest, False
             return self._commit(staged, name, labels or {}, {}, content), True
 

@@ -198,9 +198,14 @@ def test_models_cli(home, tmp_path):
     result = run_process("models", "import", str(source), "--name", "w", "--label", "team=ml")
     assert result.returncode == 0 and result.stdout.startswith("Imported model w:")
     assert run_process("models", "import", str(source), "--name", "w").stdout.startswith("Unchanged: model w:")
+    assert run_process("models", "import", str(source), "--name", "w", "--label", "team=ml").stdout.startswith(
+        "Unchanged: model w:")
     listed = run_process("models", "list").stdout.splitlines()
     assert listed[0].split()[:4] == ["TAG", "SIZE", "CREATED", "DIGEST"] and listed[1].startswith("w:")
     assert "team: ml" in run_process("models", "get", "w").stdout
+    relabelled = run_process("models", "import", str(source), "--name", "w", "--label", "stage=prod")
+    assert relabelled.stdout.startswith("Imported model w:")  # new labels are not dropped: a new version holds them
+    assert "stage: prod" in run_process("models", "get", "w").stdout
     assert run_process("models", "export", "w", str(tmp_path / "w.tar.gz")).returncode == 0
     assert run_process("models", "delete", "w", "-y").returncode == 0
     assert run_process("models", "import", str(tmp_path / "w.tar.gz")).stdout.startswith("Imported model w:")
