@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import importlib
 import logging
 import os
@@ -93,25 +94,43 @@ def bind(host: str, port: int) -> list[socket.socket]:
     except (OSError, UnicodeError) as exc:
         raise ServeError(f"cannot listen on {host}:{port}: {getattr(exc, 'strerror', None) or exc}") from None
     addresses = list(dict.fromkeys((family, kind, proto, address) for family, kind, proto, _, address in found))
-    sockets = []
+    sockets, unusable = [], None
     try:
         for family, kind, proto, address in addresses:
-            sock = socket.socket(family, kind, proto)
+            if port == 0 and sockets:  # any free port: the one the first address got, on every address
+                address = (address[0], sockets[0].getsockname()[1], *address[2:])
+            try:
+                sock = socket.socket(family, kind, proto)
+            except OSError as exc:
+                if exc.errno != errno.EAFNOSUPPORT:
+                    raise ServeError(f"cannot listen on {_shown(family, address)}: {exc.strerror or exc}") from None
+                unusable = unusable or (address, exc)  # a family this kernel lacks: serve on the others
+                continue
             sockets.append(sock)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a restart rebinds at once, as uvicorn does
             if family == socket.AF_INET6 and len(addresses) > 1:  # its IPv4 twin is bound on its own
                 sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-            if port == 0 and len(sockets) > 1:  # any free port: the one the first address got, on every address
-                address = (address[0], sockets[0].getsockname()[1], *address[2:])
-            sock.bind(address)
-    except OSError as exc:
+            try:
+                sock.bind(address)
+            except OSError as exc:
+                if exc.errno != errno.EADDRNOTAVAIL or len(addresses) == 1:  # in use, denied: never skipped
+                    raise ServeError(f"cannot listen on {_shown(family, address)}: {exc.strerror or exc}") from None
+                sockets.pop().close()  # ::1 named by `localhost` on a machine without IPv6
+                unusable = unusable or (address, exc)
+        if not sockets:
+            address, exc = unusable
+            raise ServeError(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
+    except ServeError:
         for sock in sockets:
             sock.close()
-        raise ServeError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+        raise
     return sockets
+
+
+def _shown(family: int, address: tuple) -> str:
+    return f"[{address[0]}]:{address[1]}" if family == socket.AF_INET6 else f"{address[0]}:{address[1]}"
 
 
 def listening(sockets: list[socket.socket]) -> str:
     """Where the service answers, as people type it (port 0 asks for any free port)."""
-    return ", ".join(f"http://{'[%s]' % a[0] if s.family == socket.AF_INET6 else a[0]}:{a[1]}"
-                     for s in sockets for a in [s.getsockname()])
+    return ", ".join(f"http://{_shown(s.family, s.getsockname())}" for s in sockets)

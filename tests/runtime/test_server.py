@@ -1,6 +1,7 @@
 """`ocibuild serve` on the host: a real uvicorn server on loopback, driven over HTTP."""
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -244,13 +245,19 @@ def test_a_port_that_cannot_be_listened_on_is_one_line(tmp_path):
 def test_serve_listens_on_every_address_of_its_host_and_says_where(tmp_path):
     """`--host ""` is every interface, IPv4 and IPv6, as uvicorn bound them; port 0 is one free
     port for all; the log names the addresses, since uvicorn does not when given the sockets."""
+    import queue
     import re
+    import threading
 
     (tmp_path / "service.py").write_text(FAILING_INIT.replace("        self.db = connect()\n", "        pass\n"))
     proc = subprocess.Popen([sys.executable, "-m", "ocibuild", "serve", str(tmp_path), "--port", "0", "--host", ""],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
-        line = next(line for line in proc.stderr if "Listening on" in line)
+        lines = queue.Queue()
+        threading.Thread(target=lambda: [lines.put(line) for line in proc.stderr], daemon=True).start()
+        line = ""
+        while "Listening on" not in line:
+            line = lines.get(timeout=60)  # a server that never says where it listens fails, not hangs
         assert re.search(r"Listening on http://0\.0\.0\.0:(\d+), http://\[::\]:\1 ", line), line
         port = re.search(r":(\d+)", line).group(1)
         for host in ("127.0.0.1", "[::1]"):
@@ -262,6 +269,36 @@ def test_serve_listens_on_every_address_of_its_host_and_says_where(tmp_path):
                     time.sleep(0.1)
             else:
                 pytest.fail(f"nothing answered on {host}:{port}")
-    finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+BIND_WITHOUT_IPV6 = """set -e
+mount --bind "$1" /etc/hosts
+ip link set lo up
+echo 1 > /proc/sys/net/ipv6/conf/all/disable_ipv6
+echo 1 > /proc/sys/net/ipv6/conf/lo/disable_ipv6
+exec "$2" -c 'from ocibuild.runtime.server import bind, listening; print(listening(bind("localhost", 0)))'
+"""
+
+
+def test_a_host_name_with_an_address_this_machine_cannot_use_serves_on_the_others(tmp_path):
+    """`::1 localhost` in the hosts file of a machine without IPv6 (RHEL's default file): the
+    IPv4 address is served, as before ocibuild bound the sockets itself. In a network and mount
+    namespace of the test's own, where IPv6 is off and the hosts file is the test's."""
+    import shutil
+
+    if os.geteuid() != 0 or not shutil.which("unshare") or not shutil.which("ip"):
+        pytest.skip("needs root, unshare and ip for a network namespace without IPv6")
+    hosts = tmp_path / "hosts"
+    hosts.write_text("127.0.0.1 localhost\n::1 localhost\n")
+    script = tmp_path / "bind.sh"
+    script.write_text(BIND_WITHOUT_IPV6)
+    result = subprocess.run(["unshare", "-m", "-n", "sh", str(script), str(hosts), sys.executable],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert re.fullmatch(r"http://127\.0\.0\.1:\d+\n", result.stdout), result.stdout
