@@ -1,6 +1,8 @@
 """Every CLI error path: one line on stderr naming the problem, a non-zero exit, no traceback."""
 
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -89,6 +91,9 @@ def test_what_the_service_prints_as_it_is_imported_stays_off_stdout(home, echo):
     assert all(line in quiet.stderr for line in ("hello from service.py", "to descriptor 1", "from a subprocess"))
     record = run_process("build", str(echo), "--output", "json", "--version", "p2")
     assert json.loads(record.stdout)["tag"] == "echo:p2"
+    closed = subprocess.run(f"{sys.executable} -m ocibuild build {echo} -q --version p3 >&-", shell=True,
+                            capture_output=True, text=True, timeout=120)  # started with stdout closed
+    assert closed.returncode == 0 and "Traceback" not in closed.stderr, closed.stderr
 
 
 def test_a_bentoignore_that_drops_the_service_module_is_refused(home, echo):

@@ -13,7 +13,7 @@ import inspect
 import logging
 import os
 import sys
-from contextlib import contextmanager, redirect_stdout
+from contextlib import contextmanager, nullcontext, redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,20 +54,28 @@ def stdout_to_stderr():
     """What the service prints as it is imported is no output of ocibuild's: stdout carries only
     what scripts read (`TAG=$(ocibuild build -q)`, `--output json`). Descriptor 1 is pointed at
     stderr too, for what bypasses `sys.stdout` (`os.write(1, ...)`, a subprocess, C code)."""
-    sys.stdout.flush()
+    if sys.stdout is not None:  # None: started with stdout closed
+        sys.stdout.flush()
     try:
         saved = os.dup(1)
-        os.dup2(2, 1)
-    except OSError:  # no descriptor 1 or 2 to point: Python's own stream is all there is to move
+    except OSError:  # closed: it is closed again afterwards
         saved = None
     try:
-        with redirect_stdout(sys.stderr):
+        os.dup2(2, 1)
+        pointed = True
+    except OSError:  # no stderr either: Python's own stream is all there is to move
+        pointed = False
+    try:
+        with redirect_stdout(sys.stderr) if sys.stderr is not None else nullcontext():
             yield
     finally:
-        if saved is not None:
+        if sys.stderr is not None:
             sys.stderr.flush()
+        if saved is not None:
             os.dup2(saved, 1)
             os.close(saved)
+        elif pointed:
+            os.close(1)
 
 
 def load_service(root: Path, entry_point: str | None = None) -> LoadedService:
