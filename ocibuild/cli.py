@@ -14,7 +14,7 @@ from click.core import ParameterSource
 
 import ocibuild
 from ocibuild.contract import ocibuild_home
-from ocibuild.errors import OcibuildError
+from ocibuild.errors import ImageError, OcibuildError
 
 # Output formats, named as the transports that read them (`oci-archive:`, `oci-layout:`); the
 # first names ocibuild gave them stay accepted.
@@ -378,7 +378,7 @@ def make_image(obj, bento, output, fmt, compression, image_tag, base, platform, 
     from ocibuild.layers.compression import Compression
     from ocibuild.oci.platform import Platform, host_platform
     from ocibuild.oci.reference import Reference
-    from ocibuild.publish import ArchivePublisher, DockerPublisher, LayoutPublisher, RegistryPublisher
+    from ocibuild.publish import ArchivePublisher, DockerPublisher, LayoutPublisher, RegistryPublisher, check_writable
     from ocibuild.report import Steps, layer_records, metadata, summary
     from ocibuild.store.atomic import TempFile
     from ocibuild.supplychain.attach import SupplyChainOptions, find_wheels, finish_wheels, referrers, remember_wheels
@@ -427,12 +427,26 @@ def make_image(obj, bento, output, fmt, compression, image_tag, base, platform, 
         attached = referrers(root, bento, str(name), obj.blobs, SupplyChainOptions(
             sbom_format, provenance, epoch, base, provenance_time, {"compression": compression}, obj.home, found))
         # the push runs first, though its reference is printed last: a registry that refuses (the
-        # likelier failure) then fails the command before any local output is written
-        done = {}
+        # likelier failure) then fails the command before any local output is written. What the
+        # local outputs need is checked before it; if one still fails, the error says what was pushed.
+        if local_output and not (load and output is None):
+            check_writable(dest)
+        if load and push_to:
+            from ocibuild.engine import require_engine
+
+            require_engine()
+        done, pushed = {}, None
         for i in sorted(range(len(publishers)), key=lambda i: not isinstance(publishers[i], RegistryPublisher)):
             steps(f"pushing to {push_to}" if isinstance(publishers[i], RegistryPublisher)
                   else "loading into the Docker engine" if load and output is None else f"writing {dest}")
-            done[i] = publishers[i].publish(root, attached)
+            try:
+                done[i] = publishers[i].publish(root, attached)
+            except (OcibuildError, OSError) as exc:
+                if pushed is None:
+                    raise
+                raise ImageError(f"pushed {pushed}, but {one_line(exc)}") from exc
+            if isinstance(publishers[i], RegistryPublisher):
+                pushed = done[i].reference
         results = [done[i] for i in range(len(publishers))]
         if cache_to:
             from ocibuild.bento.lockcache import lock_entries

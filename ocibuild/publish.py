@@ -5,6 +5,7 @@ several at once. A publisher receives an Image or Index and never asks where its
 
 from __future__ import annotations
 
+import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -43,6 +44,16 @@ def writing(dest: Path) -> Iterator[None]:
         yield
     except OSError as exc:
         raise ImageError(f"cannot write {dest}: {exc.strerror or exc}") from None
+
+
+def check_writable(dest: Path) -> None:
+    """Refuse an output whose directory cannot be written, before anything is published (a push
+    runs first, and should not be followed by an output that could never be written)."""
+    parent = dest.absolute().parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise ImageError(f"cannot write {dest}: {parent} is not a directory this user may write")
 
 
 def loadable_image(root: Manifest, platform: Platform | None) -> Image | None:

@@ -2,10 +2,13 @@
 
 import json
 import subprocess
+import sys
 
 import pytest
+import requests
 
 from tests.conftest import ECHO, copy_service, run_process
+from tests.registry.conftest import plain_registry, registry_bin  # noqa: F401 - fixtures: a registry to push to
 
 
 @pytest.fixture
@@ -82,6 +85,39 @@ def test_a_push_that_fails_leaves_no_local_output_written(echo_bento, python_bas
                          "--push", "127.0.0.1:1/echo:1")  # nothing listens there
     assert result.returncode == 1 and "refused the connection" in result.stderr and result.stdout == ""
     assert not out.exists() and [p.name for p in tmp_path.iterdir() if p.name.startswith(".ocibuild")] == []
+
+
+def test_an_output_that_cannot_be_written_is_refused_before_the_push(echo_bento, python_base, plain_registry,
+                                                                     tmp_path):
+    (tmp_path / "afile").write_text("a file, not a directory")
+    ref = f"{plain_registry.host}/ocibuild/never:1"
+    result = run_process("containerize", echo_bento, "--base", python_base, "-o", str(tmp_path / "afile" / "x.tar"),
+                         "--push", ref)
+    assert result.returncode == 1 and "is not a directory this user may write" in result.stderr
+    assert "pushing" not in result.stderr
+    assert requests.get(f"http://{plain_registry.host}/v2/ocibuild/never/tags/list").status_code == 404
+
+
+def test_a_local_output_that_fails_after_the_push_says_what_was_pushed(echo_bento, python_base, plain_registry,
+                                                                      tmp_path):
+    """The archive runs out of room (a file size limit, as a full disk would) once the push is done."""
+    import resource
+    import signal
+
+    def small_files():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (8 << 20, 8 << 20))
+
+    warm = run_process("containerize", echo_bento, "--base", python_base, "-o", str(tmp_path / "warm.tar"))
+    assert warm.returncode == 0, warm.stderr  # every layer cached: only the archive is large
+    out = tmp_path / "big.tar"
+    result = subprocess.run([sys.executable, "-m", "ocibuild", "containerize", echo_bento, "--base", python_base,
+                             "-o", str(out), "--push", f"{plain_registry.host}/ocibuild/half:1"],
+                            capture_output=True, text=True, timeout=300, preexec_fn=small_files)
+    assert result.returncode == 1, result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"error: pushed {plain_registry.host}/ocibuild/half@sha256:") and f"cannot write {out}" in last
+    assert not out.exists()
 
 
 def test_load_without_an_output_leaves_no_archive_behind(echo_bento, python_base, docker_engine, tmp_path):
