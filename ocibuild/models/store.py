@@ -167,7 +167,8 @@ class ModelStore(VersionedStore):
             content = content_digest(files)
             newest = self.newest(name)
             asked = {str(k): str(v) for k, v in (labels or {}).items()}
-            if newest is not None and newest.info.digest == content[0] and (not asked or newest.info.labels == asked):
+            kept = {str(k): str(v) for k, v in newest.info.labels.items()} if newest is not None else {}
+            if newest is not None and newest.info.digest == content[0] and (not asked or kept == asked):
                 return newest, False
             return self._commit(staged, name, labels or {}, {}, content), True
 
