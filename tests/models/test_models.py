@@ -298,3 +298,20 @@ def test_a_carried_model_may_not_link_outside_itself(tmp_path, plant):
         match = "the symlink points outside"
     with pytest.raises(ArchiveError, match=match):
         verify_model(model)
+
+
+def test_labels_read_from_a_model_yaml_match_the_same_labels_given_as_text(home, tmp_path):
+    """A model.yaml written elsewhere may hold `n: 1`: `--label n=1` is the same label."""
+    import yaml
+
+    from ocibuild.models.store import MODEL_FILE
+
+    source = tmp_path / "weights.bin"
+    source.write_bytes(b"123")
+    store = ModelStore(home)
+    stored, _ = store.import_path(source, "w", {"n": "1"})
+    record = stored.path / MODEL_FILE
+    record.write_text(record.read_text().replace("n: '1'", "n: 1"))
+    assert yaml.safe_load(record.read_text())["labels"] == {"n": 1}
+    again, created = store.import_path(source, "w", {"n": "1"})
+    assert (again.info.version, created) == (stored.info.version, False)
