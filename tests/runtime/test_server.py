@@ -39,6 +39,17 @@ def post(url, body, **kwargs):
     return requests.post(url, data=body, headers={"content-type": "application/json"}, timeout=10, **kwargs)
 
 
+def answers_pong(url: str) -> None:
+    """The service at `url` answers "pong", once it has started (10 s at most)."""
+    for _ in range(100):
+        try:
+            assert post(url, "{}").json() == "pong"
+            return
+        except requests.ConnectionError:
+            time.sleep(0.1)
+    pytest.fail(f"nothing answered at {url}")
+
+
 def test_endpoints_answer(server):
     url, _ = server
     assert requests.post(f"{url}/echo", json={"text": "hi", "times": 2}).json() == ">hi >hi"
@@ -205,14 +216,7 @@ class Audit:
     proc = subprocess.Popen([sys.executable, "-m", "ocibuild", "serve", str(tmp_path), "--port", str(port),
                              "--host", "127.0.0.1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        for _ in range(100):
-            try:
-                assert post(f"http://127.0.0.1:{port}/ping", "{}").json() == "pong"
-                break
-            except requests.ConnectionError:
-                time.sleep(0.1)
-        else:
-            pytest.fail(f"the service never answered on port {port}")
+        answers_pong(f"http://127.0.0.1:{port}/ping")
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(30) == 0
@@ -261,14 +265,7 @@ def test_serve_listens_on_every_address_of_its_host_and_says_where(tmp_path):
         assert re.search(r"Listening on http://0\.0\.0\.0:(\d+), http://\[::\]:\1 ", line), line
         port = re.search(r":(\d+)", line).group(1)
         for host in ("127.0.0.1", "[::1]"):
-            for _ in range(100):
-                try:
-                    assert post(f"http://{host}:{port}/ping", "{}").json() == "pong"
-                    break
-                except requests.ConnectionError:
-                    time.sleep(0.1)
-            else:
-                pytest.fail(f"nothing answered on {host}:{port}")
+            answers_pong(f"http://{host}:{port}/ping")
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(30) == 0
     finally:
