@@ -344,10 +344,10 @@ def containerize(obj, tag, platform, **image):
         click.echo(reference)
 
 
-def check_image_options(targets, output, fmt, compression, image_tag, base, load_platform, load, push_to,
-                        metadata_file, cache_to, sbom_format, provenance, provenance_time) -> None:
+def check_image_options(targets, *, fmt, image_tag, base, load_platform, load, push_to, metadata_file, cache_to,
+                        **_others) -> None:
     """What can be wrong in the image options whatever is built, refused before any work
-    (`targets` None: the host's platform, or the bento's)."""
+    (`targets`: the platforms the image is for)."""
     from ocibuild.base import check_reference
     from ocibuild.oci.platform import Platform
     from ocibuild.oci.reference import Reference
@@ -363,7 +363,7 @@ def check_image_options(targets, output, fmt, compression, image_tag, base, load
         check_reference(base)
     if load_platform:
         loadable = Platform.target(load_platform)
-        if targets is not None and str(loadable) not in [str(p) for p in targets]:
+        if str(loadable) not in [str(p) for p in targets]:
             raise click.UsageError(f"--load-platform {loadable} is not one of the platforms built")
     if metadata_file and metadata_file.is_dir():
         raise click.BadParameter(f"{metadata_file} is a directory", param_hint="'--metadata-file'")
@@ -384,10 +384,9 @@ def make_image(obj, bento, output, fmt, compression, image_tag, base, platform, 
     from ocibuild.supplychain.attach import SupplyChainOptions, find_wheels, finish_wheels, referrers, remember_wheels
 
     targets = platform_list(platform) if platform is not None else None
-    check_image_options(targets or list(bento.info.targets), output=output, fmt=fmt, compression=compression,
-                        image_tag=image_tag, base=base, load_platform=load_platform, load=load, push_to=push_to,
-                        metadata_file=metadata_file, cache_to=cache_to, sbom_format=sbom_format,
-                        provenance=provenance, provenance_time=provenance_time)
+    check_image_options(targets or list(bento.info.targets), fmt=fmt, image_tag=image_tag, base=base,
+                        load_platform=load_platform, load=load, push_to=push_to, metadata_file=metadata_file,
+                        cache_to=cache_to)
     fmt = FORMATS[fmt]
     name = Reference.image_name(image_tag or f"{bento.info.name}:{bento.info.version}")
     loadable = Platform.target(load_platform) if load_platform else host_platform()
@@ -435,18 +434,18 @@ def make_image(obj, bento, output, fmt, compression, image_tag, base, platform, 
             from ocibuild.engine import require_engine
 
             require_engine()
-        done, pushed = {}, None
+        done, pushed_to = {}, None
         for i in sorted(range(len(publishers)), key=lambda i: not isinstance(publishers[i], RegistryPublisher)):
             steps(f"pushing to {push_to}" if isinstance(publishers[i], RegistryPublisher)
                   else "loading into the Docker engine" if load and output is None else f"writing {dest}")
             try:
                 done[i] = publishers[i].publish(root, attached)
             except (OcibuildError, OSError) as exc:
-                if pushed is None:
+                if pushed_to is None:
                     raise
-                raise ImageError(f"pushed {pushed}, but {one_line(exc)}") from exc
+                raise ImageError(f"pushed {pushed_to}, but {one_line(exc)}") from exc
             if isinstance(publishers[i], RegistryPublisher):
-                pushed = done[i].reference
+                pushed_to = done[i].reference
         results = [done[i] for i in range(len(publishers))]
         if cache_to:
             from ocibuild.bento.lockcache import lock_entries
