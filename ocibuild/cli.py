@@ -703,6 +703,29 @@ def table(headers: list[str], rows: list[list[str]]) -> str:
                      for row in [headers, *rows])
 
 
+def _verbose_here(ctx, param, value) -> None:
+    """`ocibuild build . --verbose` means `ocibuild --verbose build .`: where people type it
+    after an error that says tracebacks come with --verbose."""
+    if value:
+        import logging
+
+        root = ctx.find_root()
+        root.params["verbose"] = True
+        if isinstance(root.obj, Context):
+            root.obj.verbose = True
+        logging.getLogger().setLevel(logging.DEBUG)
+
+
+def _accept_verbose_anywhere(group: click.Group) -> None:
+    for command in group.commands.values():
+        command.params.append(click.Option(["-v", "--verbose"], is_flag=True, expose_value=False,
+                                           callback=_verbose_here, help="Show debug output and tracebacks."))
+        if isinstance(command, click.Group):
+            _accept_verbose_anywhere(command)
+
+
+_accept_verbose_anywhere(cli)
+
 # Whether the process skips the interpreter's final collections on its way out (`main`): `serve`
 # clears it, since it ran the service's own code, whose objects (files it left open and unflushed
 # among them) get the interpreter's usual exit.

@@ -109,6 +109,15 @@ def test_an_interrupt_while_the_service_is_imported_stays_an_interrupt(home, ech
     assert (result.returncode, result.stderr) == (130, "error: interrupted\n")
 
 
+def test_verbose_after_the_command_shows_the_traceback_too(home, echo):
+    """Where people type it after an error that says tracebacks come with --verbose."""
+    (echo / "service.py").write_text("import ocibuild\nx = nmupy\n")
+    for args in (["--verbose", "build", str(echo)], ["build", str(echo), "--verbose"], ["build", "-v", str(echo)]):
+        result = run_process(*args)
+        assert result.returncode == 1 and "Traceback" in result.stderr and "NameError" in result.stderr, args
+    assert run_process("models", "list", "-v").returncode == 0
+
+
 def test_import_error_names_file_and_line(home, echo):
     (echo / "helpers.py").write_text("x = 1\nimport does_not_exist_zz\n")
     (echo / "service.py").write_text("import ocibuild\nimport helpers\n")
