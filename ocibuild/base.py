@@ -58,6 +58,11 @@ def is_local(reference: str) -> bool:
     return reference.split(":", 1)[0] in TRANSPORTS
 
 
+def _names_a_path(reference: str) -> bool:
+    """TRANSPORT:PATH, a known transport or not (an unknown one is refused by `parse_local`)."""
+    return is_local(reference) or reference.partition(":")[2].startswith(("/", "."))
+
+
 def parse_local(text: str) -> tuple[str, Path, str | None]:
     transport, _, rest = text.partition(":")
     if transport not in TRANSPORTS or not rest:
@@ -74,7 +79,7 @@ def parse_local(text: str) -> tuple[str, Path, str | None]:
 def check_reference(reference: str) -> None:
     """Refuse a base that cannot name an image (a malformed reference, a local path not there)
     before any work, without reading it: `resolve_base` reads it when the layers are built."""
-    if is_local(reference) or reference.partition(":")[2].startswith(("/", ".")):
+    if _names_a_path(reference):
         parse_local(reference)
     else:
         Reference.parse(reference)
@@ -92,7 +97,7 @@ def pin(reference: str | None, registries: Registries) -> tuple[str, Digest] | N
 
 def resolve_base(reference: str, platform: Platform, sources: Sources, pinned: Digest | None = None) -> BaseImage:
     """The image `reference` names for `platform` (at the `pinned` digest for a registry tag)."""
-    if is_local(reference) or reference.partition(":")[2].startswith(("/", ".")):  # TRANSPORT:PATH
+    if _names_a_path(reference):
         base = _local(reference, platform, sources.blobs)
     else:
         from ocibuild.registry.pull import pull_image

@@ -396,6 +396,7 @@ def make_image(obj, bento, output, fmt, compression, image_tag, base, platform, 
     steps = Steps(lambda line: click.echo(line, err=True))
     blobs = obj.blobs
     local_output = bool(output or load or not push_to)
+    loaded_only = load and output is None  # into the engine through a temporary archive: no file to write
     if cache_from or cache_to:
         from ocibuild.registry.cache import open_cache
 
@@ -428,7 +429,7 @@ def make_image(obj, bento, output, fmt, compression, image_tag, base, platform, 
         # the push runs first, though its reference is printed last: a registry that refuses (the
         # likelier failure) then fails the command before any local output is written. What the
         # local outputs need is checked before it; if one still fails, the error says what was pushed.
-        if local_output and not (load and output is None):
+        if local_output and not loaded_only:
             check_writable(dest)
         if load and push_to:
             from ocibuild.engine import require_engine
@@ -437,7 +438,7 @@ def make_image(obj, bento, output, fmt, compression, image_tag, base, platform, 
         done, pushed_to = {}, None
         for i in sorted(range(len(publishers)), key=lambda i: not isinstance(publishers[i], RegistryPublisher)):
             steps(f"pushing to {push_to}" if isinstance(publishers[i], RegistryPublisher)
-                  else "loading into the Docker engine" if load and output is None else f"writing {dest}")
+                  else "loading into the Docker engine" if loaded_only else f"writing {dest}")
             try:
                 done[i] = publishers[i].publish(root, attached)
             except (OcibuildError, OSError) as exc:

@@ -143,8 +143,7 @@ class ModelStore(VersionedStore):
                 content: tuple[str, int, int]) -> StoredModel:
         digest, size, count = content
         now = datetime.now(UTC)
-        info = ModelInfo(name, new_version(now), utc_iso(now), size, digest, count,
-                         {str(k): str(v) for k, v in labels.items()}, metadata)
+        info = ModelInfo(name, new_version(now), utc_iso(now), size, digest, count, _text(labels), metadata)
         info.dump(staged / MODEL_FILE)
         return StoredModel(self.commit(staged, info.tag), info)
 
@@ -166,9 +165,8 @@ class ModelStore(VersionedStore):
                 shutil.copy2(source, files / source.name)
             content = content_digest(files)
             newest = self.newest(name)
-            asked = {str(k): str(v) for k, v in (labels or {}).items()}
-            kept = {str(k): str(v) for k, v in newest.info.labels.items()} if newest is not None else {}
-            if newest is not None and newest.info.digest == content[0] and (not asked or kept == asked):
+            if newest is not None and newest.info.digest == content[0] and (
+                    not labels or _text(newest.info.labels) == _text(labels)):
                 return newest, False
             return self._commit(staged, name, labels or {}, {}, content), True
 
@@ -180,6 +178,11 @@ class ModelStore(VersionedStore):
         with self.staging() as staged:
             link_tree(source, staged / "m")
             return StoredModel(self.commit(staged / "m", info.tag), info)
+
+
+def _text(labels: dict) -> dict[str, str]:
+    """Labels as model.yaml holds them: text (one written elsewhere may say `n: 1`)."""
+    return {str(k): str(v) for k, v in labels.items()}
 
 
 def model_tag(name: str, version: str) -> Tag:

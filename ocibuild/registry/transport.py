@@ -134,7 +134,8 @@ class Transport:
                 continue
             if status == 429 or status >= 500:
                 _read_answer(response)
-                self._wait(attempt, f"{method} {url}: HTTP {status}", response.headers.get("Retry-After"), deadline)
+                self._wait(attempt, f"{method} {url}: HTTP {status}", response.headers.get("Retry-After"), deadline,
+                           answered=True)
                 continue
             if status in expected:
                 if not stream:
@@ -143,14 +144,16 @@ class Transport:
             raise self._error(response, what)
         raise RegistryError(f"{self.host}: {what or method} failed after {self.retry.attempts} attempts")
 
-    def _wait(self, attempt: int, reason: str, retry_after: str | None = None, deadline: float | None = None) -> None:
+    def _wait(self, attempt: int, reason: str, retry_after: str | None = None, deadline: float | None = None,
+              answered: bool = False) -> None:
+        """Sleep before the next attempt, or give up; `answered`: the failure was an HTTP status,
+        a server failing, not silence."""
         delay = min(self.retry.backoff * 2 ** attempt, self.retry.max_wait)
         if retry_after and retry_after.isdigit():
             delay = min(float(retry_after), self.retry.max_wait)
         out_of_time = deadline is not None and time.monotonic() + delay > deadline
         if attempt + 1 >= self.retry.attempts or out_of_time:
-            # an HTTP status is an answer, of a server failing: not silence
-            verb = "kept failing" if ": HTTP " in reason else "did not answer"
+            verb = "kept failing" if answered else "did not answer"
             raise RegistryError(f"{self.host} {verb}: {reason} (tried {attempt + 1} times"
                                 + (f" in {self.retry.deadline:g} s)" if out_of_time else ")"))
         log.debug("retrying in %.2fs: %s", delay, reason)
@@ -208,7 +211,8 @@ class Transport:
                 raise AuthError(f"{self.host}: the token service {realm}: {type(exc).__name__}") from None
             body = _read_answer(answer)
             if answer.status_code == 429 or answer.status_code >= 500:
-                self._wait(attempt, f"token service {realm}: HTTP {answer.status_code}", answer.headers.get("Retry-After"))
+                self._wait(attempt, f"token service {realm}: HTTP {answer.status_code}", answer.headers.get("Retry-After"),
+                           answered=True)
                 continue
             if answer.status_code in (401, 403):
                 who = f"user {c.username!r}" if c and c.username else "anonymous access"
