@@ -4,6 +4,7 @@ with no auth, htpasswd Basic auth or token auth; a token server; and a fault-inj
 from __future__ import annotations
 
 import base64
+import collections
 import datetime
 import itertools
 import json
@@ -150,16 +151,23 @@ class FaultProxy:
     Faults: "ok", "reset" (drop the connection), "500", "429" (Retry-After: 0), "stall" (answer
     nothing for `stall` seconds, then drop). `corrupt_blobs` flips a byte of every blob body: a
     registry that lies about a digest.
+
+    The cycle is shared by every client thread, so concurrent requests interleave on it: one
+    request's retries could draw nothing but faults. To keep the test about recovering, not about
+    luck, one method and path is faulted at most `faults_per_request` times; after that it is
+    served, so a client with more attempts than that always gets through.
     """
 
     HOP = {"connection", "transfer-encoding", "keep-alive", "content-length"}
 
-    def __init__(self, upstream: str, faults: list[str], stall: float = 3.0, corrupt_blobs: bool = False):
+    def __init__(self, upstream: str, faults: list[str], stall: float = 3.0, corrupt_blobs: bool = False,
+                 faults_per_request: int = 3):
         self.upstream = f"http://{upstream}"
         self.corrupt_blobs = corrupt_blobs
         self.cycle = itertools.cycle(faults)
         self.lock = threading.Lock()
         self.seen: list[tuple[str, str, str]] = []
+        self.faulted: collections.Counter[tuple[str, str]] = collections.Counter()
         self.connections = 0  # accepted: a client that reuses its connections opens few
         proxy = self
 
@@ -179,6 +187,10 @@ class FaultProxy:
                 body = self.rfile.read(length) if length else None
                 with proxy.lock:
                     fault = next(proxy.cycle)
+                    key = (self.command, self.path.partition("?")[0])
+                    if fault != "ok" and proxy.faulted[key] >= faults_per_request:
+                        fault = "ok"
+                    proxy.faulted[key] += fault != "ok"
                     proxy.seen.append((self.command, self.path, fault))
                 if fault == "reset":
                     self.close_connection = True
