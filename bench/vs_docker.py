@@ -15,6 +15,8 @@ Paths, for the example service and for a numpy+pandas+scipy+scikit-learn one:
   loopback registry holding the previous image;
 - edit -> OCI layout (ocibuild only);
   each edit path is the median of `--runs` edits, one process each;
+- the same two with `build --containerize --watch`: from the write of `service.py` to the image's
+  reference on the watch's stdout (docker's column repeats its warm build + push);
 - in-image `import` time as a non-root user (every start after the first; one start of each image
   in turn, so both see the same drift of the machine's speed), and image sizes.
 Each ocibuild figure is one process (wall time and peak RSS from wait4).
@@ -27,6 +29,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -106,6 +109,32 @@ def import_seconds(image: str, statement: str) -> tuple[float, float]:
     return float(out[-2]), float(out[-1])
 
 
+def watch_edits(src: Path, image_args: list[str], env: dict, runs: int) -> list[float]:
+    """Seconds from each write of `service.py` to its image's reference on the stdout of one
+    `build --containerize --watch` (which has built once before the first edit)."""
+    args = ["build", str(src), "--containerize", *image_args, "--watch"]
+    process = subprocess.Popen([sys.executable, "-m", "ocibuild", *args], env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.DEVNULL, text=True)
+    try:
+        if not process.stdout.readline():
+            raise SystemExit(f"ocibuild {' '.join(args)} failed")
+        seconds = []
+        for _ in range(runs):
+            time.sleep(0.5)  # a separate change, not the end of the last one
+            text = (src / "service.py").read_text() + "\n# edited\n"
+            os.sync()
+            started = time.perf_counter()
+            (src / "service.py").write_text(text)
+            if not process.stdout.readline():
+                raise SystemExit(f"ocibuild {' '.join(args)} failed")
+            seconds.append(time.perf_counter() - started)
+    finally:
+        process.send_signal(signal.SIGINT)
+        _, _, usage = os.wait4(process.pid, 0)
+    PEAK_RSS[" ".join(["build", src.name, "--watch", *image_args[2:4]])] = usage.ru_maxrss / 1024
+    return seconds
+
+
 def image_size(image: str) -> float:
     return int(sh("docker", "image", "inspect", "-f", "{{.Size}}", image).stdout.strip()) / 2**20
 
@@ -166,12 +195,19 @@ def bench(label: str, service: Path, layout: Path, registry: str, work: Path, ru
         shutil.rmtree(out)
         return seconds
 
+    docker_registry = None
     for name, edit_path in (("edit -> tarball", edit_tarball), ("edit -> registry", edit_registry)):
         pairs = [edit_path(i) for i in range(runs)]
-        rows.append((f"{label}: {name} (median of {runs})", statistics.median(m for m, _ in pairs),
-                     statistics.median(t for _, t in pairs)))
+        docker_registry = statistics.median(t for _, t in pairs)
+        rows.append((f"{label}: {name} (median of {runs})", statistics.median(m for m, _ in pairs), docker_registry))
     rows.append((f"{label}: edit -> OCI layout (median of {runs})", statistics.median(edit_layout(i) for i in range(runs)),
                  None))
+    watched = [*base, "--push", f"{registry}/{label}:5"]
+    rows.append((f"{label}: `--watch`, edit -> registry (median of {runs})",
+                 statistics.median(watch_edits(src, watched, env, runs)), docker_registry))
+    watched = [*base, "--format", "oci-layout", "--image-output", str(work / f"{label}-5")]
+    rows.append((f"{label}: `--watch`, edit -> OCI layout (median of {runs})",
+                 statistics.median(watch_edits(src, watched, env, runs)), None))
 
     sh("docker", "load", "-i", str(work / f"{label}-1.tar"))
     walls, cpus = [], []

@@ -5,8 +5,10 @@ from __future__ import annotations
 import contextlib
 import functools
 import gc
+import importlib
 import json
 import sys
+import traceback
 from pathlib import Path
 
 import click
@@ -83,20 +85,30 @@ class OcibuildGroup(click.Group):
             usage_error(exc)
 
     def invoke(self, ctx):
-        requests = sys.modules.get("requests")
-        expected = (OcibuildError, OSError, ValueError) + ((requests.RequestException,) if requests else ())
         try:
             return super().invoke(ctx)
         except click.UsageError as exc:  # a subcommand's arguments, or an unknown subcommand
             usage_error(exc)
-        except expected as exc:
-            if ctx.params.get("verbose"):
+        except (Exception, KeyboardInterrupt) as exc:
+            if not expected(exc) or ctx.params.get("verbose"):
                 raise
-            click.echo("error: " + one_line(exc), err=True)
-            sys.exit(exc.exit_code if isinstance(exc, OcibuildError) else 1)
-        except KeyboardInterrupt:
-            click.echo("error: interrupted", err=True)
-            sys.exit(130)
+            sys.exit(report_failure(exc))
+
+
+def expected(exc: BaseException) -> bool:
+    """A failure the user can act on, said in one line; anything else is a bug, with its traceback."""
+    requests = sys.modules.get("requests")
+    return isinstance(exc, (OcibuildError, OSError, ValueError, KeyboardInterrupt)
+                      + ((requests.RequestException,) if requests else ()))
+
+
+def report_failure(exc: BaseException) -> int:
+    """Say what went wrong on one line of stderr; the exit code it gives."""
+    if isinstance(exc, KeyboardInterrupt):
+        click.echo("error: interrupted", err=True)
+        return 130
+    click.echo("error: " + one_line(exc), err=True)
+    return exc.exit_code if isinstance(exc, OcibuildError) else 1
 
 
 @click.group(cls=OcibuildGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -160,12 +172,12 @@ def _with_image_options(command, output_flags: tuple[str, ...]):
 @click.option("--output", "output_format", type=click.Choice(["text", "json"]), default="text",
               show_default=True, help="json: the bento's record (bento.yaml) with its tag and path, on stdout.")
 @click.option("--containerize", "then_containerize", is_flag=True, help="Then build the image, in the same process (with the image options below).")
+@click.option("--watch", is_flag=True, help="Build again after every change to the files the bento collects, until Ctrl-C.")
 @image_options("--image-output")
 @click.pass_obj
 def build(obj, path, entry_point, version, platform, refresh, cache_from, quiet, output_format, then_containerize,
-          **image):
+          watch, **image):
     """Package the service in PATH into a bento (and, with --containerize, into an image)."""
-    from ocibuild.bento.build import build_bento
     from ocibuild.oci.platform import host_platform
 
     context = click.get_current_context()
@@ -178,6 +190,61 @@ def build(obj, path, entry_point, version, platform, refresh, cache_from, quiet,
     targets = platform_list(platform) if platform is not None else [host_platform()]
     if then_containerize:  # before the bento is stored: it would be kept for an image never made
         check_image_options(targets, **image)
+    run = functools.partial(build_once, obj, path, entry_point, version, targets, refresh, cache_from, quiet,
+                            output_format, image if then_containerize else None)
+    if not watch:
+        return run()
+    from ocibuild.watch import watch as watch_builds
+
+    check_watch_options(path, version, image if then_containerize else None)
+    for module in WATCH_IMPORTS if then_containerize else WATCH_IMPORTS[:1]:
+        importlib.import_module(module)
+    watch_builds(path, functools.partial(run_reporting, run, obj.verbose), lambda line: click.echo(line, err=True),
+                 skip=[obj.home])
+
+
+# What a build (and its image) imports, imported once by `build --watch` before it forks the builds.
+WATCH_IMPORTS = ("ocibuild.bento.build", "ocibuild.containerize", "ocibuild.publish", "ocibuild.report",
+                 "ocibuild.supplychain.attach", "ocibuild.layers.bytecode", "ocibuild.registry.session")
+
+
+def check_watch_options(path: Path, version: str | None, image: dict | None) -> None:
+    """What `--watch` cannot do: one version for many builds, or an image output that lands where
+    the next build collects it (each build would then start another, with the last image inside)."""
+    from ocibuild.watch import collected_changes
+
+    if version:
+        raise click.UsageError("--watch builds a new version for every change: --version names one")
+    if image is None:
+        return
+    if not (image["output"] or image["push_to"] or image["load"]):
+        raise click.UsageError("--watch --containerize needs --image-output, --push or --load: "
+                               "every build would leave another NAME-VERSION.tar here")
+    output = image["output"]
+    written = output / "index.json" if output and FORMATS[image["fmt"]] == "oci-layout" else output  # a layout's files
+    for flag, target, probe in (("--image-output", output, written),
+                                ("--metadata-file", image["metadata_file"], image["metadata_file"])):
+        if target and collected_changes(path.resolve(), [str(probe.absolute())]):
+            raise click.UsageError(f"{flag} {target} is in {path}, where the next build would collect it: "
+                                   "write it elsewhere, or add it to .bentoignore")
+
+
+def run_reporting(work, verbose: bool) -> int:
+    """`work()`'s exit code: 0, or its failure's, said as the command line says it."""
+    try:
+        work()
+        return 0
+    except (Exception, KeyboardInterrupt) as exc:
+        if not expected(exc) or verbose:
+            traceback.print_exc()
+            return 130 if isinstance(exc, KeyboardInterrupt) else 1
+        return report_failure(exc)
+
+
+def build_once(obj, path, entry_point, version, targets, refresh, cache_from, quiet, output_format, image):
+    """One `build` (`image`: the image options, with --containerize)."""
+    from ocibuild.bento.build import build_bento
+
     registry_locks = None
     if cache_from and not refresh:
         from ocibuild.bento.lockcache import LockCache
@@ -191,9 +258,9 @@ def build(obj, path, entry_point, version, platform, refresh, cache_from, quiet,
         bytecode_for(spec.image.python_version).prestart()
     bento = build_bento(path, obj.bentos(), entry_point=entry_point, version=version, platform=targets[0],
                         platforms=tuple(targets), refresh=refresh, registry_locks=registry_locks,
-                        loaded_hook=prestart if then_containerize else None)
+                        loaded_hook=prestart if image is not None else None)
     references = None
-    if then_containerize:
+    if image is not None:
         # a bento is whole before its image is begun: if the image fails, it stays (this line says
         # so) for `ocibuild containerize TAG` to try again without building it again
         click.echo(f"Built bento {bento.tag}", err=True)
@@ -204,7 +271,7 @@ def build(obj, path, entry_point, version, platform, refresh, cache_from, quiet,
         click.echo(json.dumps(record if references is None else {**record, "image": {"references": references}},
                               indent=2))
         return
-    if quiet or not then_containerize:
+    if quiet or image is None:
         click.echo(str(bento.tag) if quiet else f"Built bento {bento.tag}")
     for reference in references or []:
         click.echo(reference)
