@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import gc
-import importlib
 import json
 import sys
 import traceback
@@ -197,15 +196,8 @@ def build(obj, path, entry_point, version, platform, refresh, cache_from, quiet,
     from ocibuild.watch import watch as watch_builds
 
     check_watch_options(path, version, image if then_containerize else None)
-    for module in WATCH_IMPORTS if then_containerize else WATCH_IMPORTS[:1]:
-        importlib.import_module(module)
     watch_builds(path, functools.partial(run_reporting, run, obj.verbose), lambda line: click.echo(line, err=True),
                  skip=[obj.home])
-
-
-# What a build (and its image) imports, imported once by `build --watch` before it forks the builds.
-WATCH_IMPORTS = ("ocibuild.bento.build", "ocibuild.containerize", "ocibuild.publish", "ocibuild.report",
-                 "ocibuild.supplychain.attach", "ocibuild.layers.bytecode", "ocibuild.registry.session")
 
 
 def check_watch_options(path: Path, version: str | None, image: dict | None) -> None:

@@ -88,3 +88,7 @@ class DebianError(OcibuildError):
 
 class ResolveError(OcibuildError):
     """A Debian package, or a dependency of one, cannot be found or satisfied."""
+
+
+class WatchError(OcibuildError):
+    """`build --watch` cannot watch the service's files (no fork, the watcher failed)."""

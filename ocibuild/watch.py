@@ -3,9 +3,10 @@
 An edit loop is a series of builds of one directory, and for a one-file edit most of what a
 one-shot command costs is starting the interpreter and importing ocibuild. A watch pays that once:
 
-- This process imports what a build needs, then forks a child for every build. The child loads
-  the user's `service.py` afresh (this process never imports it, so no build sees an earlier
-  build's modules), and whatever a build does, `os._exit` in user code included, ends only it.
+- This process forks a child for every build, and then imports the modules of ocibuild that the
+  build imported, so the next child finds them imported. The child loads the user's `service.py`
+  afresh (this process never imports it, so no build sees an earlier build's modules), and
+  whatever a build does, `os._exit` in user code included, ends only it.
 - The file watcher (watchfiles: inotify on Linux, FSEvents on macOS) runs in a process of its
   own, forked before anything else, and reports over a pipe. So the process that forks builds
   never has a second thread: forking a process with threads can leave the child a lock that
@@ -19,6 +20,7 @@ This module knows how to watch and fork; what a build is, it is given.
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import select
@@ -29,13 +31,10 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from ocibuild.bento.collect import ignore_spec
-from ocibuild.errors import OcibuildError
+from ocibuild.errors import WatchError
 
-STEP_MS = 30  # a burst of events closer together than this is one change (an editor's save, a checkout)
-
-
-class WatchError(OcibuildError):
-    pass
+PACKAGE = __name__.partition(".")[0]
+STEP_MS = 10  # events closer together than this are one change (an editor's save: a write, a rename)
 
 
 def collected_changes(root: Path, paths: Iterable[str], skip: Iterable[Path] = ()) -> list[str]:
@@ -62,7 +61,8 @@ def watch(root: Path, build: Callable[[], int], say: Callable[[str], None], skip
     previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         while True:
-            code = _run_forked(build)
+            code, modules = _run_forked(build)
+            _import(modules)
             say(f"Watching {root} for changes (Ctrl-C to stop)" if code == 0 else
                 f"Build failed (exit code {code}); watching {root} for changes (Ctrl-C to stop)")
             changed = _next_changes(changes, watcher)
@@ -83,12 +83,15 @@ def _terminate(signum, frame):
     raise _Terminated
 
 
-def _run_forked(build: Callable[[], int]) -> int:
-    """`build`'s exit code, run in a child of this process."""
+def _run_forked(build: Callable[[], int]) -> tuple[int, list[str]]:
+    """`build`'s exit code, run in a child of this process, and the modules of this package the
+    child imported (which this process then imports, for the next child to find imported)."""
     sys.stdout.flush()
     sys.stderr.flush()
+    read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: never returns to the caller's stack
+        os.close(read_end)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         code = 70  # EX_SOFTWARE: a bug, shown as the interpreter would show it
         try:
@@ -107,17 +110,41 @@ def _run_forked(build: Callable[[], int]) -> int:
                     stream.flush()
                 except (OSError, ValueError):
                     pass
+            try:  # before the exit status: the parent reads this to its end, then waits
+                with open(write_end, "w") as report:
+                    report.write("\n".join(m for m in sys.modules if m == PACKAGE or m.startswith(PACKAGE + ".")))
+            except OSError:  # the watch is gone
+                pass
             os._exit(code)
-    while True:
+    os.close(write_end)
+    with open(read_end) as report:
         try:
-            return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+            modules = report.read().split()  # until the child ends
+            return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]), modules
         except KeyboardInterrupt:  # Ctrl-C reached the child too: let it end its build cleanly first
-            os.waitpid(pid, 0)
+            _reap(pid)
             raise
         except _Terminated:  # only this process was told: the build ends as on Ctrl-C
             os.kill(pid, signal.SIGINT)
-            os.waitpid(pid, 0)
+            _reap(pid)
             raise
+
+
+def _reap(pid: int) -> None:
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:  # already reaped, just before the interruption
+        pass
+
+
+def _import(modules: Iterable[str]) -> None:
+    """Import what a build imported (this package's modules only: never the user's code)."""
+    for name in modules:
+        if name not in sys.modules:
+            try:
+                importlib.import_module(name)
+            except Exception:  # noqa: BLE001 - a module a build made up; the next build imports what it needs
+                pass
 
 
 def _start_watcher(root: Path, skip: list[Path]) -> tuple[int, int]:

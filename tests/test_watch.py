@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from ocibuild import watch
 from ocibuild.watch import collected_changes
 from tests.conftest import ECHO, copy_service, run_process
 from tests.test_cli import assert_one_line_error
@@ -29,9 +30,11 @@ class Watching:
         self.out: queue.Queue[str] = queue.Queue()
         self.err: queue.Queue[str] = queue.Queue()
         self.stderr: list[str] = []
-        for stream, lines in ((self.process.stdout, self.out), (self.process.stderr, self.err)):
-            threading.Thread(target=lambda s=stream, q=lines: [q.put(line.rstrip("\n")) for line in s],
-                             daemon=True).start()
+        self.readers = [threading.Thread(target=lambda s=stream, q=lines: [q.put(line.rstrip("\n")) for line in s],
+                                         daemon=True)
+                        for stream, lines in ((self.process.stdout, self.out), (self.process.stderr, self.err))]
+        for reader in self.readers:
+            reader.start()
 
     def stdout_line(self, timeout: float = 120) -> str:
         return self.out.get(timeout=timeout)
@@ -44,6 +47,12 @@ class Watching:
             self.stderr.append(line)
             if line.startswith(prefix):
                 return line
+
+    def rest_of_stderr(self) -> list[str]:
+        """Once the process has ended: every stderr line not yet waited for."""
+        for reader in self.readers:
+            reader.join(timeout=30)
+        return list(self.err.queue)
 
     def children(self) -> set[int]:
         path = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
@@ -82,6 +91,28 @@ def test_only_changes_the_bento_would_collect_count(tmp_path):
     assert collected_changes(root, map(str, paths), skip=[home]) == ["gone.py", "pkg/m.py", "service.py"]
     (root / ".bentoignore").write_text("service.py\n")  # read again for every change
     assert collected_changes(root, [str(root / "service.py")]) == []
+
+
+def test_a_build_runs_in_a_child_and_this_process_then_imports_the_package_modules_it_used(tmp_path, monkeypatch):
+    (tmp_path / "probe").mkdir()
+    (tmp_path / "probe" / "__init__.py").write_text("")
+    (tmp_path / "probe" / "used.py").write_text("")
+    (tmp_path / "theirs.py").write_text("")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(watch, "PACKAGE", "probe")
+
+    def build() -> int:
+        import probe.used  # noqa: F401
+        import theirs  # noqa: F401 - not the package's: never imported by the watch itself
+
+        return 3
+    code, modules = watch._run_forked(build)
+    assert code == 3 and sorted(modules) == ["probe", "probe.used"]
+    assert "probe.used" not in sys.modules  # the build ran elsewhere
+    watch._import(modules + ["probe.made_up"])
+    assert "probe.used" in sys.modules and "theirs" not in sys.modules
+    for name in ("probe", "probe.used"):
+        monkeypatch.delitem(sys.modules, name)
 
 
 def test_watch_rebuilds_on_an_edit_only_survives_a_broken_build_and_stops_on_ctrl_c(home, echo):
@@ -124,8 +155,7 @@ def test_watch_rebuilds_on_an_edit_only_survives_a_broken_build_and_stops_on_ctr
         assert bento_count(home) == 3
 
         assert watching.interrupt() == 0
-        rest = watching.process.stderr.read() if watching.process.stderr else ""
-        assert "Stopped watching" in "\n".join([*list(watching.err.queue), rest])
+        assert any(line.startswith("Stopped watching") for line in watching.rest_of_stderr())
         time.sleep(0.5)
         assert not any(Path(f"/proc/{pid}").exists() for pid in watcher), "the file watcher outlived the watch"
     finally:
@@ -142,6 +172,19 @@ def test_sigterm_ends_the_watch_and_its_watcher(home, echo):
         assert "Stopped watching" in watching.stderr_until("Stopped watching")
         time.sleep(0.5)
         assert not any(Path(f"/proc/{pid}").exists() for pid in watcher)
+    finally:
+        watching.kill()
+
+
+def test_a_watcher_that_dies_ends_the_watch_with_one_line(home, echo):
+    watching = Watching(str(echo))
+    try:
+        watching.stderr_until("Watching ")
+        [watcher] = watching.children()
+        os.kill(watcher, signal.SIGKILL)
+        assert watching.process.wait(timeout=30) == 1
+        assert watching.stderr_until("error: ") == "error: the file watcher stopped (exit code -9)"
+        assert watching.rest_of_stderr() == []
     finally:
         watching.kill()
 
