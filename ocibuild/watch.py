@@ -12,8 +12,9 @@ one-shot command costs is starting the interpreter and importing ocibuild. A wat
   never has a second thread: forking a process with threads can leave the child a lock that
   nobody will release.
 - Only a change to a file the bento would collect starts a build: `.bentoignore` is read again
-  for every change, editors' swap and backup files do not count, and neither does anything under
-  `skip` (ocibuild's own store). Changes made while a build runs start the next build.
+  for every change, and neither editors' swap and backup files nor what watchfiles' default
+  filter skips (`.git`, `.venv`, `node_modules`, caches) count, nor anything under `skip`
+  (ocibuild's own store). Changes made while a build runs start the next build.
 
 This module knows how to watch and fork; what a build is, it is given.
 """
