@@ -190,7 +190,7 @@ def build(obj, path, entry_point, version, platform, refresh, cache_from, quiet,
     if then_containerize:  # before the bento is stored: it would be kept for an image never made
         check_image_options(targets, **image)
     run = functools.partial(build_once, obj, path, entry_point, version, targets, refresh, cache_from, quiet,
-                            output_format, image if then_containerize else None)
+                            output_format, image if then_containerize else None, json_lines=watch)
     if not watch:
         return run()
     from ocibuild.watch import watch as watch_builds
@@ -216,7 +216,7 @@ def check_watch_options(path: Path, version: str | None, image: dict | None) -> 
     written = output / "index.json" if output and FORMATS[image["fmt"]] == "oci-layout" else output  # a layout's files
     for flag, target, probe in (("--image-output", output, written),
                                 ("--metadata-file", image["metadata_file"], image["metadata_file"])):
-        if target and collected_changes(path.resolve(), [str(probe.absolute())]):
+        if target and collected_changes(path.resolve(), [str(probe.resolve())]):  # links and `..` followed
             raise click.UsageError(f"{flag} {target} is in {path}, where the next build would collect it: "
                                    "write it elsewhere, or add it to .bentoignore")
 
@@ -233,8 +233,10 @@ def run_reporting(work, verbose: bool) -> int:
         return report_failure(exc)
 
 
-def build_once(obj, path, entry_point, version, targets, refresh, cache_from, quiet, output_format, image):
-    """One `build` (`image`: the image options, with --containerize)."""
+def build_once(obj, path, entry_point, version, targets, refresh, cache_from, quiet, output_format, image,
+               json_lines=False):
+    """One `build` (`image`: the image options, with --containerize; `json_lines`: a record on one
+    line, as a watch prints one per build)."""
     from ocibuild.bento.build import build_bento
 
     registry_locks = None
@@ -261,7 +263,7 @@ def build_once(obj, path, entry_point, version, targets, refresh, cache_from, qu
     if output_format == "json":
         record = {"tag": str(bento.tag), "path": str(bento.path), **bento.info.to_dict()}
         click.echo(json.dumps(record if references is None else {**record, "image": {"references": references}},
-                              indent=2))
+                              indent=None if json_lines else 2))
         return
     if quiet or image is None:
         click.echo(str(bento.tag) if quiet else f"Built bento {bento.tag}")

@@ -7,47 +7,64 @@ one-shot command costs is starting the interpreter and importing ocibuild. A wat
   build imported, so the next child finds them imported. The child loads the user's `service.py`
   afresh (this process never imports it, so no build sees an earlier build's modules), and
   whatever a build does, `os._exit` in user code included, ends only it.
+- Each build is a process group of its own, so this process decides how it ends: Ctrl-C (or
+  SIGTERM) here is passed on to the whole build once, as a terminal would send it; a build still
+  running after `GRACE` seconds, or at the next Ctrl-C, is killed. The watch never ends with a
+  build still running.
 - The file watcher (watchfiles: inotify on Linux, FSEvents on macOS) runs in a process of its
   own, forked before anything else, and reports over a pipe. So the process that forks builds
   never has a second thread: forking a process with threads can leave the child a lock that
   nobody will release.
 - Only a change to a file the bento would collect starts a build: `.bentoignore` is read again
-  for every change, and neither editors' swap and backup files nor what watchfiles' default
-  filter skips (`.git`, `.venv`, `node_modules`, caches) count, nor anything under `skip`
-  (ocibuild's own store). Changes made while a build runs start the next build.
+  for every change (and a change to it always counts), and neither editors' swap and backup
+  files nor what watchfiles' default filter skips (`.git`, `.venv`, `node_modules`, caches)
+  count, nor anything under `skip` (ocibuild's own store), nor what ocibuild makes while it
+  writes an output (an image output inside the directory would otherwise start a build with each
+  write). Changes made while a build runs start the next build.
 
 This module knows how to watch and fork; what a build is, it is given.
 """
 
 from __future__ import annotations
 
+import atexit
 import importlib
 import json
 import os
 import select
 import signal
 import sys
+import time
 import traceback
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from ocibuild.bento.collect import ignore_spec
-from ocibuild.errors import WatchError
+from ocibuild.bento.collect import IGNORE_FILE, ignore_spec
+from ocibuild.errors import SpecError, WatchError
+from ocibuild.store.atomic import is_temporary
 
 PACKAGE = __name__.partition(".")[0]
 STEP_MS = 10  # events closer together than this are one change (an editor's save: a write, a rename)
+GRACE = 10.0  # seconds an interrupted build has to end before it is killed
+_STOPS = {signal.SIGINT, signal.SIGTERM}
 
 
 def collected_changes(root: Path, paths: Iterable[str], skip: Iterable[Path] = ()) -> list[str]:
-    """The changed `paths` (absolute) that a build of `root` would collect, relative to it, sorted."""
-    spec = ignore_spec(root)
+    """The changed `paths` (absolute) that a build of `root` would collect, relative to it, sorted.
+    A `.bentoignore` that cannot be read lets every change count: the build says what is wrong."""
+    try:
+        spec = ignore_spec(root)
+    except (OSError, SpecError):
+        spec = None
     skipped = [p.resolve() for p in skip]
     found = set()
     for path in map(Path, paths):
         if not path.is_relative_to(root) or path == root or any(path.is_relative_to(s) for s in skipped):
             continue
         rel = path.relative_to(root).as_posix()
-        if not spec.match_file(rel + "/" if path.is_dir() else rel):
+        if any(is_temporary(part) for part in rel.split("/")):  # an output's, being written (a build's own)
+            continue
+        if spec is None or rel == IGNORE_FILE or not spec.match_file(rel + "/" if path.is_dir() else rel):
             found.add(rel)
     return sorted(found)
 
@@ -62,12 +79,16 @@ def watch(root: Path, build: Callable[[], int], say: Callable[[str], None], skip
     previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         while True:
-            code, modules = _run_forked(build)
+            code, modules = _run_forked(build, changes)
             _import(modules)
+            if code == 0 and not modules:  # it never reached its end (os._exit in the service's code?)
+                code = 1
+                say("error: the build ended before it finished, without an error (os._exit in the service's code?)")
             say(f"Watching {root} for changes (Ctrl-C to stop)" if code == 0 else
                 f"Build failed (exit code {code}); watching {root} for changes (Ctrl-C to stop)")
             changed = _next_changes(changes, watcher)
-            say(f"Changed: {', '.join(changed[:5])}" + (f" and {len(changed) - 5} more" if len(changed) > 5 else ""))
+            say("Changed: " + (", ".join(changed[:5]) + (f" and {len(changed) - 5} more" if len(changed) > 5 else "")
+                               if changed else "files the watcher could not name"))
     except (KeyboardInterrupt, _Terminated):
         say(f"Stopped watching {root}")
     finally:
@@ -84,57 +105,142 @@ def _terminate(signum, frame):
     raise _Terminated
 
 
-def _run_forked(build: Callable[[], int]) -> tuple[int, list[str]]:
-    """`build`'s exit code, run in a child of this process, and the modules of this package the
-    child imported (which this process then imports, for the next child to find imported)."""
+def _run_forked(build: Callable[[], int], *inherited: int) -> tuple[int, list[str]]:
+    """`build`'s exit code, run in a child of this process (in a process group of its own; the
+    file descriptors `inherited` closed there), and the modules of this package the child
+    imported, which this process then imports for the next child to find imported. No modules:
+    the child ended before its end."""
+    read_end, write_end = os.pipe()
+    pid = _fork()
+    if pid == 0:  # the child ends here, whatever happens: never in the caller's stack
+        code = 70
+        try:
+            code = _child(build, write_end, (read_end, *inherited))
+        finally:
+            os._exit(code)
+    _set_group(pid)
+    os.close(write_end)
+    try:
+        _release()  # a Ctrl-C held during the fork is raised here, where the build is stopped
+        status = os.waitpid(pid, 0)[1]
+    except (KeyboardInterrupt, _Terminated):
+        _stop_build(pid)
+        os.close(read_end)
+        raise
+    return os.waitstatus_to_exitcode(status), _read_report(read_end)
+
+
+def _child(build: Callable[[], int], report: int, inherited: tuple[int, ...]) -> int:
+    """Run the build as a process of its own would: its exit code; its atexit handlers run (the
+    ones that end what it started, multiprocessing's daemons among them)."""
+    os.setpgid(0, 0)
+    for fd in inherited:
+        os.close(fd)
+    _no_input()
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    code = 70  # EX_SOFTWARE: a bug, shown as the interpreter would show it
+    try:
+        _release()  # a Ctrl-C sent while the child was made is raised here
+        code = build()
+    except KeyboardInterrupt:
+        code = 130
+    except SystemExit as exc:  # as the interpreter reads it
+        if exc.code is not None and not isinstance(exc.code, int):
+            print(exc.code, file=sys.stderr)
+        code = exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1
+    except BaseException:  # noqa: BLE001
+        traceback.print_exc()
+    signal.pthread_sigmask(signal.SIG_BLOCK, _STOPS)  # what is left runs to its end (or SIGKILL)
+    try:
+        atexit._run_exitfuncs()  # what the interpreter's exit does; os._exit (below) skips it
+        for stream in (sys.stdout, sys.stderr):
+            stream.flush()
+    except BaseException:  # noqa: BLE001 - nothing may reach the caller's stack
+        pass
+    # At the very end: the parent reads it once this process is gone. Never blocking: whatever
+    # does not fit the pipe is left out (a name cut short only fails to import).
+    try:
+        os.set_blocking(report, False)
+        os.write(report, "\n".join(m for m in sys.modules if m == PACKAGE or m.startswith(PACKAGE + ".")).encode())
+    except OSError:
+        pass
+    return code
+
+
+def _read_report(fd: int) -> list[str]:
+    """What the ended child wrote (never waiting: a process it left behind may hold the pipe)."""
+    os.set_blocking(fd, False)
+    data = b""
+    try:
+        while chunk := os.read(fd, 1 << 16):
+            data += chunk
+    except BlockingIOError:
+        pass
+    finally:
+        os.close(fd)
+    return data.decode(errors="replace").split()
+
+
+def _fork() -> int:
+    """`os.fork()`, with Ctrl-C and SIGTERM held until `_release()`. Raised inside fork's own
+    handlers in this process (the logging module releases its lock there), a KeyboardInterrupt is
+    printed and lost: the watch would go on after Ctrl-C."""
     sys.stdout.flush()
     sys.stderr.flush()
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: never returns to the caller's stack
-        os.close(read_end)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        code = 70  # EX_SOFTWARE: a bug, shown as the interpreter would show it
-        try:
-            code = build()
-        except KeyboardInterrupt:
-            code = 130
-        except SystemExit as exc:  # as the interpreter reads it
-            if exc.code is not None and not isinstance(exc.code, int):
-                print(exc.code, file=sys.stderr)
-            code = exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1
-        except BaseException:  # noqa: BLE001
-            traceback.print_exc()
-        finally:
-            for stream in (sys.stdout, sys.stderr):
-                try:
-                    stream.flush()
-                except (OSError, ValueError):
-                    pass
-            try:  # before the exit status: the parent reads this to its end, then waits
-                with open(write_end, "w") as report:
-                    report.write("\n".join(m for m in sys.modules if m == PACKAGE or m.startswith(PACKAGE + ".")))
-            except OSError:  # the watch is gone
-                pass
-            os._exit(code)
-    os.close(write_end)
-    with open(read_end) as report:
-        try:
-            modules = report.read().split()  # until the child ends
-            return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]), modules
-        except KeyboardInterrupt:  # Ctrl-C reached the child too: let it end its build cleanly first
-            _reap(pid)
-            raise
-        except _Terminated:  # only this process was told: the build ends as on Ctrl-C
-            os.kill(pid, signal.SIGINT)
-            _reap(pid)
-            raise
+    signal.pthread_sigmask(signal.SIG_BLOCK, _STOPS)
+    try:
+        return os.fork()
+    except OSError:
+        _release()
+        raise
 
 
-def _reap(pid: int) -> None:
+def _release() -> None:
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOPS)
+
+
+def _set_group(pid: int) -> None:
+    """The child's own process group, set from here too: signals sent to it before the child has
+    run `setpgid` must still reach it."""
+    try:
+        os.setpgid(pid, pid)
+    except OSError:  # already done by the child, or the child is gone
+        pass
+
+
+def _no_input() -> None:
+    """Standard input from /dev/null: a build never reads it, and a process outside the terminal's
+    foreground group that tried would be stopped (SIGTTIN), and the watch with it."""
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.close(devnull)
+
+
+def _stop_build(pid: int) -> None:
+    """End a build the watch was interrupted during: SIGINT to its process group, as a terminal's
+    Ctrl-C; SIGKILL after `GRACE` seconds or at the next interruption."""
+    _signal_group(pid, signal.SIGINT)
+    deadline = time.monotonic() + GRACE
+    try:
+        while time.monotonic() < deadline:
+            if os.waitpid(pid, os.WNOHANG)[0]:
+                return
+            time.sleep(0.02)
+    except ChildProcessError:
+        return
+    except (KeyboardInterrupt, _Terminated):
+        pass
+    _signal_group(pid, signal.SIGKILL)
     try:
         os.waitpid(pid, 0)
-    except ChildProcessError:  # already reaped, just before the interruption
+    except ChildProcessError:
+        pass
+
+
+def _signal_group(pid: int, signum: int) -> None:
+    try:
+        os.killpg(pid, signum)
+    except ProcessLookupError:
         pass
 
 
@@ -150,16 +256,17 @@ def _import(modules: Iterable[str]) -> None:
 
 def _start_watcher(root: Path, skip: list[Path]) -> tuple[int, int]:
     """The watcher's pid, and the read end of the pipe it reports on: one JSON line per change,
-    the list of paths changed, or `{"error": ...}` before it ends."""
+    the list of paths changed (empty: it could not name them), or `{"error": ...}` before it ends."""
     import watchfiles  # the parent imports it only to fork the process that uses it: no thread here
 
     read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        os.close(read_end)
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops it; Ctrl-C is the parent's to handle
+    pid = _fork()
+    if pid == 0:  # the watcher ends here, whatever happens: never in the caller's stack
         code = 0
         try:
+            os.close(read_end)
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops it; Ctrl-C is the parent's to handle
+            _release()
             _report_changes(root, skip, write_end, watchfiles)
         except BaseException as exc:  # noqa: BLE001 - whatever ended it, the parent must hear why
             code = 1
@@ -171,24 +278,50 @@ def _start_watcher(root: Path, skip: list[Path]) -> tuple[int, int]:
         finally:
             os._exit(code)
     os.close(write_end)
+    _release()
     return pid, read_end
 
 
 def _report_changes(root: Path, skip: list[Path], out: int, watchfiles) -> None:
+    """Watch `root` until this process's parent is gone. The watcher is started again after an
+    event it cannot read (a file name that is not UTF-8) and when `root` is replaced (removed and
+    made again): something changed, and a build finds out what."""
     parent = os.getppid()
-    for batch in watchfiles.watch(root, debounce=1600, step=STEP_MS, rust_timeout=1000, yield_on_timeout=True,
-                                  raise_interrupt=False):
-        if os.getppid() != parent:  # the watch ended without telling us (killed): so do we
-            return
-        changed = collected_changes(root, (path for _, path in batch), skip)
-        if changed:
-            os.write(out, json.dumps(changed).encode() + b"\n")
+    failures = 0
+    while True:
+        identity = _identity(root)
+        try:
+            for batch in watchfiles.watch(root, debounce=1600, step=STEP_MS, rust_timeout=1000,
+                                          yield_on_timeout=True, raise_interrupt=False):
+                if os.getppid() != parent:  # the watch ended without telling us (killed): so do we
+                    return
+                failures = 0
+                if _identity(root) != identity:
+                    os.write(out, b"[]\n")
+                    break
+                changed = collected_changes(root, (path for _, path in batch), skip)
+                if changed:
+                    os.write(out, json.dumps(changed).encode() + b"\n")
+        except RuntimeError:  # watchfiles' own error: an event it could not read
+            failures += 1
+            if failures > 3:  # not one event but the watcher itself
+                raise
+            os.write(out, b"[]\n")
+
+
+def _identity(root: Path) -> tuple[int, int]:
+    try:
+        stat = os.stat(root)
+    except FileNotFoundError:
+        raise WatchError(f"{root} is gone (removed or moved): start the watch again where it is") from None
+    return stat.st_dev, stat.st_ino
 
 
 def _next_changes(changes: int, watcher: int) -> list[str]:
     """Wait for the watcher's next report, then take any more already sent: one build for all."""
     buffered = b""
     found: set[str] = set()
+    reported = False
     timeout = None
     while True:
         ready, _, _ = select.select([changes], [], [], timeout)
@@ -204,7 +337,8 @@ def _next_changes(changes: int, watcher: int) -> list[str]:
             if isinstance(report, dict):
                 raise WatchError(f"cannot watch for changes: {report['error']}")
             found.update(report)
-        timeout = 0 if found and not buffered else None
+            reported = True
+        timeout = 0 if reported and not buffered else None
 
 
 def _stop(watcher: int) -> int:

@@ -32,7 +32,7 @@ ALLOWED = {
     "containerize": BASE | {"oci", "store", "layers", "python", "debian", "base", "bento", "models"},
     "publish": BASE | {"oci", "store", "formats", "registry", "engine"},
     "artifacts": BASE | {"oci", "store", "layers", "registry", "bento", "models", "containerize"},
-    "watch": BASE | {"bento"},
+    "watch": BASE | {"store", "bento"},
     "supplychain": BASE | {"oci", "store", "bento", "debian", "python", "__init__"},
 }
 # Shipped into images by the runtime layer: must not reach the builder.

@@ -2,6 +2,7 @@
 a child of the warm process, until Ctrl-C."""
 
 import gzip
+import io
 import json
 import os
 import queue
@@ -115,6 +116,44 @@ def test_a_build_runs_in_a_child_and_this_process_then_imports_the_package_modul
         monkeypatch.delitem(sys.modules, name)
 
 
+_CTRL_C_IN_FORK: list[bool] = []
+
+
+def _ctrl_c_if_asked() -> None:
+    if _CTRL_C_IN_FORK:
+        _CTRL_C_IN_FORK.clear()
+        os.kill(os.getpid(), signal.SIGINT)
+
+
+def _slow_child_if_asked() -> None:
+    if _CTRL_C_IN_FORK:  # the child's copy: the parent's Ctrl-C is passed on before the child runs
+        time.sleep(0.5)
+
+
+os.register_at_fork(after_in_parent=_ctrl_c_if_asked, after_in_child=_slow_child_if_asked)  # inert unless asked
+
+
+def test_a_ctrl_c_that_lands_inside_fork_is_not_lost_nor_escapes_into_the_child(monkeypatch, tmp_path):
+    """Raised inside fork's own handlers, a KeyboardInterrupt is printed and dropped: the watch
+    would go on after Ctrl-C. Held until the fork is done, it ends the build's wait; passed on to
+    the child before the child has run anything, it ends the child there, never in its copy of
+    the caller's stack (where it would carry on as the watch)."""
+    children = []
+    fork = os.fork
+    monkeypatch.setattr(os, "fork", lambda: children.append(fork()) or children[-1])
+    watching = os.getpid()
+    _CTRL_C_IN_FORK.append(True)
+    with pytest.raises(KeyboardInterrupt):
+        watch._run_forked(lambda: os._exit(0))  # not this test process's own exit handlers
+    if os.getpid() != watching:  # the child, here: what must never be
+        (tmp_path / "escaped").write_text("the build's Ctrl-C reached the caller's stack")
+        os._exit(0)
+    _CTRL_C_IN_FORK.clear()
+    with pytest.raises(ChildProcessError):
+        os.waitpid(children[0], os.WNOHANG)  # the build was waited for
+    assert not (tmp_path / "escaped").exists()
+
+
 def test_watch_rebuilds_on_an_edit_only_survives_a_broken_build_and_stops_on_ctrl_c(home, echo):
     watching = Watching(str(echo))
     try:
@@ -162,6 +201,115 @@ def test_watch_rebuilds_on_an_edit_only_survives_a_broken_build_and_stops_on_ctr
         watching.kill()
 
 
+def service_text(prelude: str) -> str:
+    """The echo service, with `prelude` run when it is imported."""
+    return prelude + "\n" + (ECHO / "service.py").read_text()
+
+
+def alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_what_a_build_leaves_running_neither_holds_the_watch_nor_outlives_its_exit_handlers(home, echo):
+    """A multiprocessing daemon ends with the build, as at an interpreter's exit; a bare fork
+    lives on, holding what the build had open, and the watch goes on regardless."""
+    (echo / "service.py").write_text(service_text(
+        "import multiprocessing, os, pathlib, time\n"
+        "if multiprocessing.parent_process() is None and not os.environ.get('LINGERING'):\n"
+        "    os.environ['LINGERING'] = '1'\n"
+        "    daemon = multiprocessing.get_context('fork').Process(target=time.sleep, args=(60,), daemon=True)\n"
+        "    daemon.start()\n"
+        "    forked = os.fork()\n"
+        "    if forked == 0:\n"
+        "        time.sleep(60)\n"
+        "        os._exit(0)\n"
+        "    pathlib.Path(__file__).with_name('notes.txt').write_text(f'{daemon.pid} {forked}')\n"))
+    watching = Watching(str(echo))
+    forked = None
+    try:
+        assert watching.stdout_line(timeout=60).startswith("Built bento echo:")
+        assert watching.stderr_until("Watching ", timeout=30).startswith("Watching ")
+        daemon, forked = map(int, (echo / "notes.txt").read_text().split())
+        assert not alive(daemon) and alive(forked)
+        (echo / "service.py").write_text((ECHO / "service.py").read_text())
+        assert watching.stdout_line(timeout=60).startswith("Built bento echo:")
+    finally:
+        watching.kill()
+        if forked:
+            os.kill(forked, signal.SIGKILL)
+
+
+@pytest.mark.parametrize("ignores_ctrl_c", [False, True])
+def test_ctrl_c_to_the_watch_alone_ends_a_running_build(home, echo, ignores_ctrl_c):
+    """As a process manager or an IDE's stop button sends it: to the watch's pid only. The build
+    gets it too; one that ignores it is killed at the next Ctrl-C."""
+    prelude = "import signal, time\n" + ("signal.signal(signal.SIGINT, signal.SIG_IGN)\n" if ignores_ctrl_c else "")
+    (echo / "service.py").write_text(service_text(prelude + "time.sleep(60)\n"))
+    watching = Watching(str(echo))
+    try:
+        deadline = time.monotonic() + 30
+        while len(watching.children()) < 2 and time.monotonic() < deadline:  # the watcher and the build
+            time.sleep(0.05)
+        time.sleep(0.5)
+        processes = watching.children()
+        assert len(processes) == 2
+        started = time.monotonic()
+        watching.process.send_signal(signal.SIGINT)
+        if ignores_ctrl_c:
+            time.sleep(1)
+            assert watching.process.poll() is None and all(alive(pid) for pid in processes)
+            watching.process.send_signal(signal.SIGINT)
+        assert watching.process.wait(timeout=30) == 0
+        assert time.monotonic() - started < 10
+        time.sleep(0.5)
+        assert not any(alive(pid) for pid in processes)
+        assert not (home / "bentos").exists() or bento_count(home) == 0
+    finally:
+        watching.kill()
+
+
+def test_a_bad_bentoignore_fails_a_build_not_the_watch_and_a_change_to_it_always_counts(home, echo):
+    (echo / ".bentoignore").write_text("notes.txt\n!\n")
+    watching = Watching(str(echo))
+    try:
+        assert watching.stderr_until("error: ") == f"error: {echo.resolve()}/.bentoignore: Invalid git pattern: '!'"
+        assert watching.stderr_until("Build failed").startswith("Build failed (exit code ")
+        (echo / ".bentoignore").write_text(".bentoignore\nnotes.txt\n")  # ignores itself, as .dockerignore often does
+        assert watching.stdout_line().startswith("Built bento echo:")
+        (echo / ".bentoignore").write_text(".bentoignore\n")
+        assert watching.stdout_line().startswith("Built bento echo:")
+    finally:
+        watching.kill()
+
+
+def test_a_build_that_ends_without_finishing_is_a_failure(home, echo):
+    watching = Watching(str(echo), "--output", "json")
+    try:
+        record = json.loads(watching.stdout_line())  # one line per build: a JSON Lines stream
+        assert record["tag"].startswith("echo:")
+        watching.stderr_until("Watching ")
+        (echo / "service.py").write_text("import os\nos._exit(0)\n")
+        assert watching.stderr_until("error: ").startswith("error: the build ended before it finished")
+        assert watching.stderr_until("Build failed").startswith("Build failed (exit code 1)")
+    finally:
+        watching.kill()
+
+
+def test_a_service_directory_that_goes_away_ends_the_watch(home, tmp_path, echo):
+    watching = Watching(str(echo))
+    try:
+        watching.stderr_until("Watching ")
+        echo.rename(tmp_path / "moved")
+        assert watching.process.wait(timeout=30) == 1
+        assert watching.stderr_until("error: ") == (f"error: cannot watch for changes: {echo.resolve()} is gone "
+                                                    "(removed or moved): start the watch again where it is")
+    finally:
+        watching.kill()
+
+
 def test_sigterm_ends_the_watch_and_its_watcher(home, echo):
     watching = Watching(str(echo))
     try:
@@ -189,30 +337,45 @@ def test_a_watcher_that_dies_ends_the_watch_with_one_line(home, echo):
         watching.kill()
 
 
-def top_layer_files(layout: Path) -> dict[str, bytes]:
-    index = json.loads((layout / "index.json").read_text())
-    blob = lambda digest: layout / "blobs" / "sha256" / digest.removeprefix("sha256:")  # noqa: E731
-    manifest = json.loads(blob(index["manifests"][0]["digest"]).read_bytes())
-    with tarfile.open(fileobj=gzip.open(blob(manifest["layers"][-1]["digest"]))) as tar:
+def top_layer_files(output: Path) -> dict[str, bytes]:
+    """The files of an image's last layer, from an OCI layout or an OCI archive."""
+    if output.is_file():
+        with tarfile.open(output) as archive:
+            read = lambda name: archive.extractfile(name).read()  # noqa: E731
+            return _top_layer(read)
+    return _top_layer(lambda name: (output / name).read_bytes())
+
+
+def _top_layer(read) -> dict[str, bytes]:
+    index = json.loads(read("index.json"))
+    blob = lambda digest: read("blobs/sha256/" + digest.removeprefix("sha256:"))  # noqa: E731
+    manifest = json.loads(blob(index["manifests"][0]["digest"]))
+    with tarfile.open(fileobj=gzip.GzipFile(fileobj=io.BytesIO(blob(manifest["layers"][-1]["digest"])))) as tar:
         return {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}
 
 
 @pytest.mark.slow
-def test_watch_containerize_writes_each_edit_into_the_image(home, echo, python_base):
-    layout = echo / "out"  # in the service directory, and ignored there: allowed
-    watching = Watching(str(echo), "--containerize", "--base", python_base, "--format", "oci-layout",
-                        "--image-output", str(layout), "--sbom-format", "none", "--no-provenance")
+@pytest.mark.parametrize(("fmt", "name"), [("oci-layout", "out"), ("oci-archive", "image.tar")])
+def test_watch_containerize_writes_each_edit_into_the_image_once(home, echo, python_base, fmt, name):
+    (echo / ".bentoignore").write_text("out/\n*.tar\n")
+    output = echo / name  # in the service directory, and ignored there: allowed
+    watching = Watching(str(echo), "--containerize", "--base", python_base, "--format", fmt,
+                        "--image-output", str(output), "--sbom-format", "none", "--no-provenance")
     try:
-        assert watching.stdout_line() == str(layout)
+        assert watching.stdout_line() == str(output)
         watching.stderr_until("Watching ")
-        assert b"edited" not in top_layer_files(layout)["app/src/service.py"]
+        assert b"edited" not in top_layer_files(output)["app/src/service.py"]
 
         with (echo / "service.py").open("a") as f:
             f.write("# edited\n")
-        assert watching.stdout_line() == str(layout)
+        assert watching.stdout_line() == str(output)
         assert watching.stderr_until("Done in ").startswith("Done in ")
         assert "1 layers built" in watching.stderr[-1], watching.stderr[-1]
-        assert top_layer_files(layout)["app/src/service.py"].endswith(b"# edited\n")
+        assert top_layer_files(output)["app/src/service.py"].endswith(b"# edited\n")
+        # writing the output (its temporary siblings included) is not a change that starts a build
+        with pytest.raises(queue.Empty):
+            watching.stdout_line(timeout=1.5)
+        assert not [line for line in watching.stderr if line.startswith("Changed: ") and line != "Changed: service.py"]
         assert watching.interrupt() == 0
     finally:
         watching.kill()
@@ -224,9 +387,14 @@ def test_watch_containerize_writes_each_edit_into_the_image(home, echo, python_b
     (["--containerize", "--image-output", "{echo}/image.tar"], "is in {echo}, where the next build would collect it"),
     (["--containerize", "--push", "127.0.0.1:1/x:1", "--metadata-file", "{echo}/meta.json"],
      "--metadata-file {echo}/meta.json is in"),
+    (["--containerize", "--image-output", "{echo}/../echo/image.tar"], "where the next build would collect it"),
+    (["--containerize", "--image-output", "{link}/image.tar"], "where the next build would collect it"),
 ])
 def test_watch_refuses_what_would_loop_or_clash(home, echo, extra, fragment):
-    result = run_process("build", str(echo), "--watch", *[arg.format(echo=echo) for arg in extra], timeout=30)
+    link = echo.parent / "link"
+    link.symlink_to(echo)
+    args = [arg.format(echo=echo, link=link) for arg in extra]
+    result = run_process("build", str(echo), "--watch", *args, timeout=30)
     assert result.returncode == 2
     assert_one_line_error(result, fragment.format(echo=echo))
     assert not (home / "bentos").exists()

@@ -30,8 +30,14 @@ def ignore_spec(root: Path) -> pathspec.PathSpec:
     lines = list(BUILTIN_IGNORES)
     ignore_file = root / IGNORE_FILE
     if ignore_file.is_file():
-        lines += ignore_file.read_text().splitlines()
-    return pathspec.GitIgnoreSpec.from_lines(lines)
+        try:
+            lines += ignore_file.read_text(encoding="utf-8").splitlines()
+        except UnicodeDecodeError as exc:
+            raise SpecError(f"{ignore_file} is not UTF-8 text (byte {exc.start})") from None
+    try:
+        return pathspec.GitIgnoreSpec.from_lines(lines)
+    except ValueError as exc:  # pathspec's pattern errors
+        raise SpecError(f"{ignore_file}: {exc}") from None
 
 
 def collect_files(root: Path) -> list[SourceFile]:

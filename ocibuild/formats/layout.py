@@ -27,7 +27,7 @@ from ocibuild.oci.index import Artifact, Index, Manifest, for_platform, walk
 from ocibuild.oci.layer import FileBlob, FileLayer
 from ocibuild.oci.platform import Platform
 from ocibuild.oci.reference import Reference
-from ocibuild.store.atomic import temp_dir, umask
+from ocibuild.store.atomic import sibling_prefix, temp_dir, umask
 from ocibuild.store.blobs import BlobStore
 from ocibuild.store.tarread import open_tar
 
@@ -273,7 +273,7 @@ def write_layout(root: Manifest, name: Reference, dest: Path, referrers: tuple[M
     """Write a layout directory next to `dest`, then swap it in; modes as the umask gives. `dest`
     is taken as given (not resolved): a symlink there is refused, never followed."""
     dest = dest.absolute()
-    with temp_dir(dest.parent, prefix=f".{dest.name}.ocibuild-tmp-") as staged:
+    with temp_dir(dest.parent, prefix=sibling_prefix(dest)) as staged:
         for digest, source in contents(root, referrers):
             target = staged / digest.blob_name
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -309,7 +309,7 @@ def _swap_in(staged: Path, dest: Path) -> None:
         names = set(os.listdir(dest))
         if names and not (names <= LAYOUT_ENTRIES and "oci-layout" in names and not (dest / "oci-layout").is_symlink()):
             raise ImageError(f"{dest} exists and is not an OCI layout: refusing to replace it")
-        with temp_dir(dest.parent, prefix=f".{dest.name}.ocibuild-old-") as old:
+        with temp_dir(dest.parent, prefix=sibling_prefix(dest, "old")) as old:
             os.rename(dest, old / "layout")
             os.rename(staged, dest)
     else:

@@ -21,6 +21,17 @@ from typing import BinaryIO
 PREFIX = ".ocibuild-tmp-"
 
 
+def sibling_prefix(dest: Path, role: str = "tmp") -> str:
+    """The name prefix of what is made beside `dest` while it is written (`role` "tmp") or
+    replaced ("old"): hidden, and saying whose it is."""
+    return f".{dest.name}.ocibuild-{role}-"
+
+
+def is_temporary(name: str) -> bool:
+    """Whether a file name is one of ours, made while writing something (see `sibling_prefix`)."""
+    return name.startswith(".") and (".ocibuild-tmp-" in name or ".ocibuild-old-" in name)
+
+
 def umask() -> int:
     """The process umask, read without changing it (outputs get the modes the user expects)."""
     try:

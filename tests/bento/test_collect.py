@@ -1,6 +1,9 @@
 import os
 
+import pytest
+
 from ocibuild.bento.collect import collect_files
+from ocibuild.errors import SpecError
 
 
 def make(root, files):
@@ -31,6 +34,17 @@ def test_comments_and_blank_lines(tmp_path):
     make(tmp_path, ["service.py", "#literal", "x.tmp"])
     (tmp_path / ".bentoignore").write_text("# a comment\n\n*.tmp\n\\#literal\n")
     assert names(tmp_path) == [".bentoignore", "service.py"]
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    (b"*.log\n!\n", r"\.bentoignore: Invalid git pattern: '!'"),
+    (b"*.log\n\xff\n", r"\.bentoignore is not UTF-8 text \(byte 6\)"),
+])
+def test_a_bad_bentoignore_is_an_error_naming_it(tmp_path, content, message):
+    make(tmp_path, ["service.py"])
+    (tmp_path / ".bentoignore").write_bytes(content)
+    with pytest.raises(SpecError, match=message):
+        collect_files(tmp_path)
 
 
 def test_symlink_inside_kept_outside_skipped(tmp_path, caplog):
