@@ -310,6 +310,24 @@ def test_a_service_directory_that_goes_away_ends_the_watch(home, tmp_path, echo)
         watching.kill()
 
 
+def test_a_service_directory_replaced_by_another_is_watched_again(home, tmp_path, echo):
+    replacement = copy_service(echo, tmp_path / "replacement")
+    watching = Watching(str(echo))
+    try:
+        watching.stderr_until("Watching ")
+        echo.rename(tmp_path / "old")
+        replacement.rename(echo)  # as a checkout tool or `rm -rf && cp -r` leaves it
+        assert watching.stderr_until("Changed: ") == "Changed: files the watcher could not name"
+        assert watching.stdout_line().startswith("Built bento echo:")
+        watching.stderr_until("Watching ")
+        with (echo / "service.py").open("a") as f:
+            f.write("# edited in the new directory\n")
+        assert watching.stderr_until("Changed: ") == "Changed: service.py"
+        assert watching.stdout_line().startswith("Built bento echo:")
+    finally:
+        watching.kill()
+
+
 def test_sigterm_ends_the_watch_and_its_watcher(home, echo):
     watching = Watching(str(echo))
     try:
