@@ -1,6 +1,8 @@
 """`ocibuild build --watch`: a build now and after every change the bento would collect, each in
 a child of the warm process, until Ctrl-C."""
 
+from __future__ import annotations
+
 import gzip
 import io
 import json
@@ -67,6 +69,19 @@ class Watching:
         if self.process.poll() is None:
             self.process.kill()
             self.process.wait()
+
+    def __enter__(self) -> Watching:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.kill()
+
+
+def alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
+    except FileNotFoundError:
+        return False
 
 
 @pytest.fixture
@@ -155,8 +170,7 @@ def test_a_ctrl_c_that_lands_inside_fork_is_not_lost_nor_escapes_into_the_child(
 
 
 def test_watch_rebuilds_on_an_edit_only_survives_a_broken_build_and_stops_on_ctrl_c(home, echo):
-    watching = Watching(str(echo))
-    try:
+    with Watching(str(echo)) as watching:
         first = watching.stdout_line()
         assert first.startswith("Built bento echo:")
         watching.stderr_until("Watching ")
@@ -196,21 +210,12 @@ def test_watch_rebuilds_on_an_edit_only_survives_a_broken_build_and_stops_on_ctr
         assert watching.interrupt() == 0
         assert any(line.startswith("Stopped watching") for line in watching.rest_of_stderr())
         time.sleep(0.5)
-        assert not any(Path(f"/proc/{pid}").exists() for pid in watcher), "the file watcher outlived the watch"
-    finally:
-        watching.kill()
+        assert not any(alive(pid) for pid in watcher), "the file watcher outlived the watch"
 
 
 def service_text(prelude: str) -> str:
     """The echo service, with `prelude` run when it is imported."""
     return prelude + "\n" + (ECHO / "service.py").read_text()
-
-
-def alive(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 def test_what_a_build_leaves_running_neither_holds_the_watch_nor_outlives_its_exit_handlers(home, echo):
@@ -248,8 +253,7 @@ def test_ctrl_c_to_the_watch_alone_ends_a_running_build(home, echo, ignores_ctrl
     gets it too; one that ignores it is killed at the next Ctrl-C."""
     prelude = "import signal, time\n" + ("signal.signal(signal.SIGINT, signal.SIG_IGN)\n" if ignores_ctrl_c else "")
     (echo / "service.py").write_text(service_text(prelude + "time.sleep(60)\n"))
-    watching = Watching(str(echo))
-    try:
+    with Watching(str(echo)) as watching:
         deadline = time.monotonic() + 30
         while len(watching.children()) < 2 and time.monotonic() < deadline:  # the watcher and the build
             time.sleep(0.05)
@@ -267,53 +271,41 @@ def test_ctrl_c_to_the_watch_alone_ends_a_running_build(home, echo, ignores_ctrl
         time.sleep(0.5)
         assert not any(alive(pid) for pid in processes)
         assert not (home / "bentos").exists() or bento_count(home) == 0
-    finally:
-        watching.kill()
 
 
 def test_a_bad_bentoignore_fails_a_build_not_the_watch_and_a_change_to_it_always_counts(home, echo):
     (echo / ".bentoignore").write_text("notes.txt\n!\n")
-    watching = Watching(str(echo))
-    try:
+    with Watching(str(echo)) as watching:
         assert watching.stderr_until("error: ") == f"error: {echo.resolve()}/.bentoignore: Invalid git pattern: '!'"
         assert watching.stderr_until("Build failed").startswith("Build failed (exit code ")
         (echo / ".bentoignore").write_text(".bentoignore\nnotes.txt\n")  # ignores itself, as .dockerignore often does
         assert watching.stdout_line().startswith("Built bento echo:")
         (echo / ".bentoignore").write_text(".bentoignore\n")
         assert watching.stdout_line().startswith("Built bento echo:")
-    finally:
-        watching.kill()
 
 
 def test_a_build_that_ends_without_finishing_is_a_failure(home, echo):
-    watching = Watching(str(echo), "--output", "json")
-    try:
+    with Watching(str(echo), "--output", "json") as watching:
         record = json.loads(watching.stdout_line())  # one line per build: a JSON Lines stream
         assert record["tag"].startswith("echo:")
         watching.stderr_until("Watching ")
         (echo / "service.py").write_text("import os\nos._exit(0)\n")
         assert watching.stderr_until("error: ").startswith("error: the build ended before it finished")
         assert watching.stderr_until("Build failed").startswith("Build failed (exit code 1)")
-    finally:
-        watching.kill()
 
 
 def test_a_service_directory_that_goes_away_ends_the_watch(home, tmp_path, echo):
-    watching = Watching(str(echo))
-    try:
+    with Watching(str(echo)) as watching:
         watching.stderr_until("Watching ")
         echo.rename(tmp_path / "moved")
         assert watching.process.wait(timeout=30) == 1
         assert watching.stderr_until("error: ") == (f"error: cannot watch for changes: {echo.resolve()} is gone "
                                                     "(removed or moved): start the watch again where it is")
-    finally:
-        watching.kill()
 
 
 def test_a_service_directory_replaced_by_another_is_watched_again(home, tmp_path, echo):
     replacement = copy_service(echo, tmp_path / "replacement")
-    watching = Watching(str(echo))
-    try:
+    with Watching(str(echo)) as watching:
         watching.stderr_until("Watching ")
         echo.rename(tmp_path / "old")
         replacement.rename(echo)  # as a checkout tool or `rm -rf && cp -r` leaves it
@@ -324,35 +316,27 @@ def test_a_service_directory_replaced_by_another_is_watched_again(home, tmp_path
             f.write("# edited in the new directory\n")
         assert watching.stderr_until("Changed: ") == "Changed: service.py"
         assert watching.stdout_line().startswith("Built bento echo:")
-    finally:
-        watching.kill()
 
 
 def test_sigterm_ends_the_watch_and_its_watcher(home, echo):
-    watching = Watching(str(echo))
-    try:
+    with Watching(str(echo)) as watching:
         watching.stderr_until("Watching ")
         watcher = watching.children()
         watching.process.terminate()
         assert watching.process.wait(timeout=30) == 0
         assert "Stopped watching" in watching.stderr_until("Stopped watching")
         time.sleep(0.5)
-        assert not any(Path(f"/proc/{pid}").exists() for pid in watcher)
-    finally:
-        watching.kill()
+        assert not any(alive(pid) for pid in watcher)
 
 
 def test_a_watcher_that_dies_ends_the_watch_with_one_line(home, echo):
-    watching = Watching(str(echo))
-    try:
+    with Watching(str(echo)) as watching:
         watching.stderr_until("Watching ")
         [watcher] = watching.children()
         os.kill(watcher, signal.SIGKILL)
         assert watching.process.wait(timeout=30) == 1
         assert watching.stderr_until("error: ") == "error: the file watcher stopped (exit code -9)"
         assert watching.rest_of_stderr() == []
-    finally:
-        watching.kill()
 
 
 def top_layer_files(output: Path) -> dict[str, bytes]:
@@ -377,9 +361,8 @@ def _top_layer(read) -> dict[str, bytes]:
 def test_watch_containerize_writes_each_edit_into_the_image_once(home, echo, python_base, fmt, name):
     (echo / ".bentoignore").write_text("out/\n*.tar\n")
     output = echo / name  # in the service directory, and ignored there: allowed
-    watching = Watching(str(echo), "--containerize", "--base", python_base, "--format", fmt,
-                        "--image-output", str(output), "--sbom-format", "none", "--no-provenance")
-    try:
+    with Watching(str(echo), "--containerize", "--base", python_base, "--format", fmt,
+                        "--image-output", str(output), "--sbom-format", "none", "--no-provenance") as watching:
         assert watching.stdout_line() == str(output)
         watching.stderr_until("Watching ")
         assert b"edited" not in top_layer_files(output)["app/src/service.py"]
@@ -395,8 +378,6 @@ def test_watch_containerize_writes_each_edit_into_the_image_once(home, echo, pyt
             watching.stdout_line(timeout=1.5)
         assert not [line for line in watching.stderr if line.startswith("Changed: ") and line != "Changed: service.py"]
         assert watching.interrupt() == 0
-    finally:
-        watching.kill()
 
 
 @pytest.mark.parametrize(("extra", "fragment"), [
