@@ -118,9 +118,9 @@ def _run_forked(build: Callable[[], int], *inherited: int) -> tuple[int, list[st
             code = _child(build, write_end, (read_end, *inherited))
         finally:
             os._exit(code)
-    _set_group(pid)
-    os.close(write_end)
     try:
+        _set_group(pid)
+        os.close(write_end)
         _release()  # a Ctrl-C held during the fork is raised here, where the build is stopped
         status = os.waitpid(pid, 0)[1]
     except (KeyboardInterrupt, _Terminated):
@@ -184,7 +184,8 @@ def _read_report(fd: int) -> list[str]:
 def _fork() -> int:
     """`os.fork()`, with Ctrl-C and SIGTERM held until `_release()`. Raised inside fork's own
     handlers in this process (the logging module releases its lock there), a KeyboardInterrupt is
-    printed and lost: the watch would go on after Ctrl-C."""
+    printed and lost: the watch would go on after Ctrl-C. (Held for this thread: the watch has no
+    other, which a signal could reach instead.)"""
     sys.stdout.flush()
     sys.stderr.flush()
     signal.pthread_sigmask(signal.SIG_BLOCK, _STOPS)
