@@ -151,12 +151,12 @@ def _child(build: Callable[[], int], report: int, inherited: tuple[int, ...]) ->
     except BaseException:  # noqa: BLE001
         traceback.print_exc()
     signal.pthread_sigmask(signal.SIG_BLOCK, _STOPS)  # what is left runs to its end (or SIGKILL)
+    _flush()  # the build's result is out before its process ends
     try:
         atexit._run_exitfuncs()  # what the interpreter's exit does; os._exit (below) skips it
-        for stream in (sys.stdout, sys.stderr):
-            stream.flush()
     except BaseException:  # noqa: BLE001 - nothing may reach the caller's stack
         pass
+    _flush()
     # At the very end: the parent reads it once this process is gone. Never blocking: whatever
     # does not fit the pipe is left out (a name cut short only fails to import).
     try:
@@ -165,6 +165,14 @@ def _child(build: Callable[[], int], report: int, inherited: tuple[int, ...]) ->
     except OSError:
         pass
     return code
+
+
+def _flush() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # closed, or a reader gone
+            pass
 
 
 def _read_report(fd: int) -> list[str]:
