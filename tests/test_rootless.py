@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ECHO, ROOT, need
+from tests.test_watch import Watching
 
 USER, WANTED_UID = "ocibuild-rootless", 4321
 DEBIAN_PYTHON = Path("/usr/bin/python3")
@@ -73,14 +74,22 @@ def rootless(tmp_path_factory):
         shutil.rmtree(top, ignore_errors=True)
 
 
-def _as_user(user: pwd.struct_passwd, work: Path, *command: str) -> subprocess.CompletedProcess:
+def _user_env(work: Path) -> dict[str, str]:
     # the machine's settings (CA bundle, proxies, indexes) stay; nothing may point into root's files or this checkout
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("XDG_", "UV_", "PYTHON", "VIRTUAL_ENV", "OCIBUILD_"))}
     env.update(PATH="/usr/bin:/bin", HOME=str(work), OCIBUILD_HOME=str(work / "ocibuild"),
                OCIBUILD_DEBIAN_CACHE=str(work / "debian-cache"))
-    return subprocess.run(["setpriv", f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}", "--clear-groups",
-                           *command], capture_output=True, text=True, env=env, cwd=work, timeout=900)
+    return env
+
+
+def _setpriv(user: pwd.struct_passwd) -> list[str]:
+    return ["setpriv", f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}", "--clear-groups"]
+
+
+def _as_user(user: pwd.struct_passwd, work: Path, *command: str) -> subprocess.CompletedProcess:
+    return subprocess.run([*_setpriv(user), *command], capture_output=True, text=True, env=_user_env(work), cwd=work,
+                          timeout=900)
 
 
 def _layers(archive: Path):
@@ -125,6 +134,29 @@ def test_build_and_containerize_as_an_unprivileged_user(rootless):
     assert base["var/tmp"].mode == base["tmp"].mode == 0o1777
     if shutil.which("dpkg-deb"):  # judged by dpkg itself: every special mode and owner the packages give
         assert _special_members(work) <= {(n, m.mode, m.uid, m.gid) for n, m in base.items()}
+
+
+def _manifest_digests(archive: Path) -> list[str]:
+    with tarfile.open(archive) as outer:
+        return [m["digest"] for m in json.load(outer.extractfile("index.json"))["manifests"]]
+
+
+@pytest.mark.slow
+def test_watch_as_an_unprivileged_user(rootless):
+    """Watching files, forking builds and giving each its process group need no privilege."""
+    user, work, venv = rootless
+    output = work / "watched.tar"
+    command = (*_setpriv(user), str(venv / "bin/ocibuild"))
+    with Watching(str(work / "echo"), "--containerize", "--image-output", str(output), command=command,
+                  env=_user_env(work), cwd=work) as watching:
+        assert watching.stdout_line(timeout=600) == str(output), watching.rest_of_stderr()
+        first = _manifest_digests(output)
+        with (work / "echo" / "service.py").open("a") as f:  # root appends; the file stays the user's
+            f.write("# edited\n")
+        assert watching.stdout_line(timeout=120) == str(output)
+        assert _manifest_digests(output) != first
+        assert watching.interrupt() == 0
+    assert output.stat().st_uid == user.pw_uid
 
 
 def _special_members(work: Path) -> set[tuple[str, int, int, int]]:

@@ -27,9 +27,10 @@ from tests.test_cli import assert_one_line_error
 class Watching:
     """A running `ocibuild build --watch`, whose stdout and stderr lines can be waited for."""
 
-    def __init__(self, *args: str):
-        self.process = subprocess.Popen([sys.executable, "-m", "ocibuild", "build", *args, "--watch"],
-                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    def __init__(self, *args: str, command: tuple[str, ...] = (sys.executable, "-m", "ocibuild"), **popen):
+        """`command`: how ocibuild is run; `popen`: more for Popen (env, cwd)."""
+        self.process = subprocess.Popen([*command, "build", *args, "--watch"], stdout=subprocess.PIPE,
+                                        stderr=subprocess.PIPE, text=True, **popen)
         self.out: queue.Queue[str] = queue.Queue()
         self.err: queue.Queue[str] = queue.Queue()
         self.stderr: list[str] = []
