@@ -7,10 +7,10 @@ one-shot command costs is starting the interpreter and importing ocibuild. A wat
   build imported, so the next child finds them imported. The child loads the user's `service.py`
   afresh (this process never imports it, so no build sees an earlier build's modules), and
   whatever a build does, `os._exit` in user code included, ends only it.
-- Each build is a process group of its own, so this process decides how it ends: Ctrl-C (or
-  SIGTERM) here is passed on to the whole build once, as a terminal would send it; a build still
-  running after `GRACE` seconds, or at the next Ctrl-C, is killed. The watch never ends with a
-  build still running.
+- Each build is a process group of its own, so this process decides how it ends: Ctrl-C here
+  is passed on to the whole build once, as a terminal would send it (SIGTERM or SIGHUP here: a
+  SIGTERM); a build still running after `GRACE` seconds, or at the next Ctrl-C, is killed. On
+  Linux a build also ends if this process dies. The watch never ends with a build running.
 - The file watcher (watchfiles: inotify on Linux, FSEvents on macOS) runs in a process of its
   own, forked before anything else, and reports over a pipe. So the process that forks builds
   never has a second thread: forking a process with threads can leave the child a lock that
@@ -46,7 +46,8 @@ from ocibuild.store.atomic import is_temporary
 PACKAGE = __name__.partition(".")[0]
 STEP_MS = 10  # events closer together than this are one change (an editor's save: a write, a rename)
 GRACE = 10.0  # seconds an interrupted build has to end before it is killed
-_STOPS = {signal.SIGINT, signal.SIGTERM}
+_STOPS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+_ENDS = (signal.SIGTERM, signal.SIGHUP)  # a supervisor's or a closed terminal's: the watch ends as on Ctrl-C
 
 
 def collected_changes(root: Path, paths: Iterable[str], skip: Iterable[Path] = ()) -> list[str]:
@@ -76,7 +77,7 @@ def watch(root: Path, build: Callable[[], int], say: Callable[[str], None], skip
         raise WatchError("--watch needs a system that can fork a process (Linux, macOS)")
     root = root.resolve()
     watcher, changes = _start_watcher(root, list(skip))
-    previous = signal.signal(signal.SIGTERM, _terminate)
+    previous = {signum: signal.signal(signum, _terminate) for signum in _ENDS}
     try:
         while True:
             code, modules = _run_forked(build, changes)
@@ -87,18 +88,21 @@ def watch(root: Path, build: Callable[[], int], say: Callable[[str], None], skip
             say(f"Watching {root} for changes (Ctrl-C to stop)" if code == 0 else
                 f"Build failed (exit code {code}); watching {root} for changes (Ctrl-C to stop)")
             changed = _next_changes(changes, watcher)
+            if _nobody_reads():
+                raise WatchError("nobody reads the results any more (standard output is a closed pipe)")
             say("Changed: " + (", ".join(changed[:5]) + (f" and {len(changed) - 5} more" if len(changed) > 5 else "")
                                if changed else "files the watcher could not name"))
     except (KeyboardInterrupt, _Terminated):
         say(f"Stopped watching {root}")
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
         os.close(changes)
         _stop(watcher)
 
 
 class _Terminated(Exception):
-    """SIGTERM: a supervisor ends the watch, as Ctrl-C would."""
+    """SIGTERM or SIGHUP: the watch ends, as on Ctrl-C."""
 
 
 def _terminate(signum, frame):
@@ -123,8 +127,8 @@ def _run_forked(build: Callable[[], int], *inherited: int) -> tuple[int, list[st
         os.close(write_end)
         _release()  # a Ctrl-C held during the fork is raised here, where the build is stopped
         status = os.waitpid(pid, 0)[1]
-    except (KeyboardInterrupt, _Terminated):
-        _stop_build(pid)
+    except (KeyboardInterrupt, _Terminated) as exc:
+        _stop_build(pid, signal.SIGINT if isinstance(exc, KeyboardInterrupt) else signal.SIGTERM)
         os.close(read_end)
         raise
     return os.waitstatus_to_exitcode(status), _read_report(read_end)
@@ -134,10 +138,14 @@ def _child(build: Callable[[], int], report: int, inherited: tuple[int, ...]) ->
     """Run the build as a process of its own would: its exit code; its atexit handlers run (the
     ones that end what it started, multiprocessing's daemons among them)."""
     os.setpgid(0, 0)
+    _end_with_parent()
     for fd in inherited:
         os.close(fd)
     _no_input()
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    for signum in _ENDS:
+        signal.signal(signum, signal.SIG_DFL)
+    # outside the terminal's foreground group, a write to it would stop the build (`stty tostop`)
+    signal.signal(signal.SIGTTOU, signal.SIG_IGN)
     code = 70  # EX_SOFTWARE: a bug, shown as the interpreter would show it
     try:
         _release()  # a Ctrl-C sent while the child was made is raised here
@@ -217,6 +225,19 @@ def _set_group(pid: int) -> None:
         pass
 
 
+def _end_with_parent() -> None:
+    """On Linux, SIGTERM when the watch dies (killed, or its terminal closed): a build in a
+    process group of its own would otherwise run on, orphaned."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    parent = os.getppid()
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # it died before that
+        os._exit(1)
+
+
 def _no_input() -> None:
     """Standard input from /dev/null: a build never reads it, and a process outside the terminal's
     foreground group that tried would be stopped (SIGTTIN), and the watch with it."""
@@ -225,10 +246,11 @@ def _no_input() -> None:
     os.close(devnull)
 
 
-def _stop_build(pid: int) -> None:
-    """End a build the watch was interrupted during: SIGINT to its process group, as a terminal's
-    Ctrl-C; SIGKILL after `GRACE` seconds or at the next interruption."""
-    _signal_group(pid, signal.SIGINT)
+def _stop_build(pid: int, signum: int) -> None:
+    """End a build the watch was interrupted during: `signum` to its process group, as the
+    terminal or the supervisor sent it here; SIGKILL after `GRACE` seconds or at the next
+    interruption."""
+    _signal_group(pid, signum)
     deadline = time.monotonic() + GRACE
     try:
         while time.monotonic() < deadline:
@@ -293,8 +315,8 @@ def _start_watcher(root: Path, skip: list[Path]) -> tuple[int, int]:
 
 def _report_changes(root: Path, skip: list[Path], out: int, watchfiles) -> None:
     """Watch `root` until this process's parent is gone. The watcher is started again after an
-    event it cannot read (a file name that is not UTF-8) and when `root` is replaced (removed and
-    made again): something changed, and a build finds out what."""
+    event it cannot read (a file name that is not UTF-8: skipped), and when `root` is replaced
+    (removed and made again: a change, which a build finds out)."""
     parent = os.getppid()
     failures = 0
     while True:
@@ -311,11 +333,10 @@ def _report_changes(root: Path, skip: list[Path], out: int, watchfiles) -> None:
                 changed = collected_changes(root, (path for _, path in batch), skip)
                 if changed:
                     os.write(out, json.dumps(changed).encode() + b"\n")
-        except RuntimeError:  # watchfiles' own error: an event it could not read
-            failures += 1
+        except RuntimeError:  # watchfiles' own error: an event it could not read (a name not UTF-8)
+            failures += 1  # skipped, not a change: reading such a file is an event too, and a build reads it
             if failures > 3:  # not one event but the watcher itself
                 raise
-            os.write(out, b"[]\n")
 
 
 def _identity(root: Path) -> tuple[int, int]:
@@ -348,6 +369,19 @@ def _next_changes(changes: int, watcher: int) -> list[str]:
             found.update(report)
             reported = True
         timeout = 0 if reported and not buffered else None
+
+
+def _nobody_reads() -> bool:
+    """Whether standard output is a pipe whose reader has gone (poll says POLLERR): every build
+    would be stored, then fail to say so."""
+    if not hasattr(select, "poll"):
+        return False
+    poller = select.poll()
+    try:
+        poller.register(sys.stdout.fileno(), 0)
+    except (ValueError, OSError):  # closed, or no file descriptor
+        return False
+    return any(events & select.POLLERR for _, events in poller.poll(0))
 
 
 def _stop(watcher: int) -> int:

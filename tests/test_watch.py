@@ -252,30 +252,82 @@ def test_what_a_build_leaves_running_neither_holds_the_watch_nor_outlives_its_ex
             os.kill(forked, signal.SIGKILL)
 
 
-@pytest.mark.parametrize("ignores_ctrl_c", [False, True])
-def test_ctrl_c_to_the_watch_alone_ends_a_running_build(home, echo, ignores_ctrl_c):
-    """As a process manager or an IDE's stop button sends it: to the watch's pid only. The build
-    gets it too; one that ignores it is killed at the next Ctrl-C."""
-    prelude = "import signal, time\n" + ("signal.signal(signal.SIGINT, signal.SIG_IGN)\n" if ignores_ctrl_c else "")
-    (echo / "service.py").write_text(service_text(prelude + "time.sleep(60)\n"))
+LONG_BUILD = ("import pathlib, subprocess, time\n"  # a build with a process of its own, held for a minute
+              "helper = subprocess.Popen(['sleep', '60'])\n"
+              "pathlib.Path(__file__).with_name('notes.txt').write_text(str(helper.pid))\n")
+
+
+def started_build(watching: Watching, echo: Path) -> tuple[int, int]:
+    """The pids of the running build and of the helper it started, once both exist."""
+    deadline = time.monotonic() + 30
+    while not (echo / "notes.txt").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    [build] = watching.children() - {min(watching.children())}  # the watcher is the first child
+    return build, int((echo / "notes.txt").read_text())
+
+
+@pytest.mark.parametrize(("signum", "ignored"), [(signal.SIGINT, False), (signal.SIGINT, True),
+                                                 (signal.SIGHUP, False), (signal.SIGKILL, False)])
+def test_stopping_the_watch_alone_ends_the_running_build_and_what_it_started(home, echo, signum, ignored):
+    """Sent to the watch's pid only, as a process manager, an IDE's stop button or a closed
+    terminal sends it: the build's whole process group gets it too. A build that ignores Ctrl-C
+    is killed at the next one; a watch killed outright takes its build with it (not what the
+    build started: a one-shot build killed outright leaves that too)."""
+    prelude = "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\n" if ignored else ""
+    (echo / "service.py").write_text(service_text(prelude + LONG_BUILD + "time.sleep(60)\n"))
     with Watching(str(echo)) as watching:
-        deadline = time.monotonic() + 30
-        while len(watching.children()) < 2 and time.monotonic() < deadline:  # the watcher and the build
-            time.sleep(0.05)
-        time.sleep(0.5)
-        processes = watching.children()
-        assert len(processes) == 2
+        build, helper = started_build(watching, echo)
+        build = {build} if signum == signal.SIGKILL else {build, helper}
+        assert all(alive(pid) for pid in build)
         started = time.monotonic()
-        watching.process.send_signal(signal.SIGINT)
-        if ignores_ctrl_c:
+        watching.process.send_signal(signum)
+        if ignored:
             time.sleep(1)
-            assert watching.process.poll() is None and all(alive(pid) for pid in processes)
-            watching.process.send_signal(signal.SIGINT)
-        assert watching.process.wait(timeout=30) == 0
+            assert watching.process.poll() is None and all(alive(pid) for pid in build)
+            watching.process.send_signal(signum)
+        assert watching.process.wait(timeout=30) == (-9 if signum == signal.SIGKILL else 0)
+        deadline = time.monotonic() + 5
+        while any(alive(pid) for pid in build) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not any(alive(pid) for pid in build)
         assert time.monotonic() - started < 10
-        time.sleep(0.5)
-        assert not any(alive(pid) for pid in processes)
         assert not (home / "bentos").exists() or bento_count(home) == 0
+        if alive(helper):
+            os.kill(helper, signal.SIGKILL)
+
+
+def test_a_file_name_that_is_not_utf8_is_skipped_not_a_loop(home, echo):
+    with Watching(str(echo)) as watching:
+        watching.stdout_line()
+        watching.stderr_until("Watching ")
+        with open(bytes(echo) + b"/\xff.txt", "w") as f:  # watchfiles cannot name it
+            f.write("x")
+        with pytest.raises(queue.Empty):
+            watching.stdout_line(timeout=3)
+        assert watching.process.poll() is None
+        with (echo / "service.py").open("a") as f:
+            f.write("# edited\n")
+        assert watching.stdout_line().startswith("Built bento echo:")
+
+
+def test_a_closed_standard_output_ends_the_watch(home, echo, tmp_path):
+    errors = tmp_path / "stderr"
+    process = subprocess.Popen([sys.executable, "-m", "ocibuild", "build", str(echo), "--watch"],
+                               stdout=subprocess.PIPE, stderr=errors.open("w"), text=True)
+    try:
+        assert process.stdout.readline().startswith("Built bento echo:")
+        process.stdout.close()  # the reader goes, as in `ocibuild build --watch | head -1`
+        time.sleep(0.5)
+        with (echo / "service.py").open("a") as f:
+            f.write("# edited\n")
+        assert process.wait(timeout=30) == 1
+        assert errors.read_text().splitlines()[-1] == ("error: nobody reads the results any more "
+                                                       "(standard output is a closed pipe)")
+        assert bento_count(home) == 1
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
 
 
 def test_a_bad_bentoignore_fails_a_build_not_the_watch_and_a_change_to_it_always_counts(home, echo):
