@@ -7,7 +7,6 @@ import functools
 import gc
 import json
 import sys
-import traceback
 from pathlib import Path
 
 import click
@@ -228,6 +227,8 @@ def run_reporting(work, verbose: bool) -> int:
         return 0
     except (Exception, KeyboardInterrupt) as exc:
         if not expected(exc) or verbose:
+            import traceback  # only a watch's build gets here: not at every command's start
+
             traceback.print_exc()
             return 130 if isinstance(exc, KeyboardInterrupt) else 1
         return report_failure(exc)

@@ -202,8 +202,7 @@ def _fork() -> int:
     handlers in this process (the logging module releases its lock there), a KeyboardInterrupt is
     printed and lost: the watch would go on after Ctrl-C. (Held for this thread: the watch has no
     other, which a signal could reach instead.)"""
-    sys.stdout.flush()
-    sys.stderr.flush()
+    _flush()  # or the child would write this process's buffered lines again
     signal.pthread_sigmask(signal.SIG_BLOCK, _STOPS)
     try:
         return os.fork()

@@ -18,18 +18,25 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
-PREFIX = ".ocibuild-tmp-"
+ROLES = ("tmp", "old")  # made while something is written; what it replaced, until it is gone
+
+
+def _mark(role: str) -> str:
+    return f".ocibuild-{role}-"
+
+
+PREFIX = _mark("tmp")
 
 
 def sibling_prefix(dest: Path, role: str = "tmp") -> str:
     """The name prefix of what is made beside `dest` while it is written (`role` "tmp") or
     replaced ("old"): hidden, and saying whose it is."""
-    return f".{dest.name}.ocibuild-{role}-"
+    return f".{dest.name}{_mark(role)}"
 
 
 def is_temporary(name: str) -> bool:
     """Whether a file name is one of ours, made while writing something (see `sibling_prefix`)."""
-    return name.startswith(".") and (".ocibuild-tmp-" in name or ".ocibuild-old-" in name)
+    return name.startswith(".") and any(_mark(role) in name for role in ROLES)
 
 
 def umask() -> int:
