@@ -275,9 +275,10 @@ def _signal_group(pid: int, signum: int) -> None:
 
 
 def _import(modules: Iterable[str]) -> None:
-    """Import what a build imported (this package's modules only: never the user's code)."""
+    """Import what a build imported: this package's modules only, never the user's code (which
+    runs in the build, and could write other names into its report)."""
     for name in modules:
-        if name not in sys.modules:
+        if (name == PACKAGE or name.startswith(PACKAGE + ".")) and name not in sys.modules:
             try:
                 importlib.import_module(name)
             except Exception:  # noqa: BLE001 - a module a build made up; the next build imports what it needs

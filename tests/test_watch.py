@@ -126,7 +126,7 @@ def test_a_build_runs_in_a_child_and_this_process_then_imports_the_package_modul
     code, modules = watch._run_forked(build)
     assert code == 3 and sorted(modules) == ["probe", "probe.used"]
     assert "probe.used" not in sys.modules  # the build ran elsewhere
-    watch._import(modules + ["probe.made_up"])
+    watch._import(modules + ["probe.made_up", "theirs"])  # a name from the user's code is never imported here
     assert "probe.used" in sys.modules and "theirs" not in sys.modules
     for name in ("probe", "probe.used"):
         monkeypatch.delitem(sys.modules, name)
